@@ -1,0 +1,335 @@
+"""Clusters: compute nodes and the network between them.
+
+A :class:`Cluster` has ``n_nodes`` nodes, each with a speed factor (work runs ``speed`` times
+faster than on the reference node), a number of cores and memory. Optional per-task-type speedups
+model accelerator nodes. The network is a private link per node pair (no contention, as in the
+HEFT literature): moving ``b`` bytes from node ``i`` to node ``j != i`` takes
+``latency[i, j] + b / bandwidth[i, j]`` seconds; moving within a node is free. External input
+files are read from shared storage at ``storage_latency + b / storage_bandwidth`` seconds,
+whatever the node.
+
+Presets: ``hom16 .. hom128`` (identical nodes) and ``het16 .. het128`` (four node types of
+different speeds, cores and memory, interleaved); see :func:`make_cluster`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+__all__ = [
+    "GIB",
+    "NODE_TYPES",
+    "PRESETS",
+    "Cluster",
+    "ClusterError",
+    "make_cluster",
+]
+
+GIB = 1024.0**3
+DEFAULT_BANDWIDTH = 1.25e9  # [bytes/s] 10 Gb/s Ethernet
+DEFAULT_LATENCY = 1e-4  # [s]
+
+#: Node types of the heterogeneous presets: name -> (speed, cores, memory [bytes]).
+NODE_TYPES: dict[str, tuple[float, int, float]] = {
+    "fast": (2.0, 4, 64 * GIB),
+    "standard": (1.0, 8, 64 * GIB),
+    "slow": (0.5, 8, 32 * GIB),
+    "bigmem": (1.0, 16, 512 * GIB),
+}
+#: The homogeneous node: (speed, cores, memory).
+HOMOGENEOUS_NODE: tuple[float, int, float] = (1.0, 8, 64 * GIB)
+
+PRESETS: tuple[str, ...] = tuple(f"{kind}{n}" for kind in ("hom", "het") for n in (16, 32, 64, 128))
+
+
+class ClusterError(ValueError):
+    """Raised when a cluster description is invalid."""
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    a.setflags(write=False)
+    return a
+
+
+class Cluster:
+    """Compute nodes plus a contention-free network.
+
+    Args:
+        speed: Speed factor per node (reference node = 1.0).
+        cores: Cores per node.
+        memory: Memory per node [bytes] (default: unlimited).
+        bandwidth: Link bandwidth [bytes/s], a scalar or an ``(n, n)`` matrix.
+        latency: Link latency [s], a scalar or an ``(n, n)`` matrix.
+        node_type: Type name per node (for display and features).
+        type_speedup: Optional ``{task_type: per-node factor}``; a task of that type runs
+            ``speed * factor`` times faster than the reference on each node.
+        storage_bandwidth: Bandwidth from shared storage for external inputs [bytes/s]
+            (default: ``bandwidth`` if it is a scalar, else its mean).
+        storage_latency: Latency of a read from shared storage [s] (default: like ``latency``).
+        name: Cluster name.
+    """
+
+    __slots__ = (
+        "bandwidth",
+        "bandwidth_matrix",
+        "cores",
+        "latency",
+        "latency_matrix",
+        "memory",
+        "name",
+        "node_type",
+        "speed",
+        "storage_bandwidth",
+        "storage_latency",
+        "type_speedup",
+    )
+
+    def __init__(
+        self,
+        speed: ArrayLike,
+        cores: ArrayLike,
+        memory: ArrayLike | None = None,
+        *,
+        bandwidth: ArrayLike = DEFAULT_BANDWIDTH,
+        latency: ArrayLike = DEFAULT_LATENCY,
+        node_type: Sequence[str] | None = None,
+        type_speedup: Mapping[str, ArrayLike] | None = None,
+        storage_bandwidth: float | None = None,
+        storage_latency: float | None = None,
+        name: str = "cluster",
+    ) -> None:
+        self.name = name
+        sp = np.asarray(speed, dtype=np.float64).reshape(-1)
+        n = sp.size
+        if n == 0:
+            raise ClusterError(f"cluster {name!r} has no nodes")
+        self.speed = _readonly(self._check(sp, "speed", positive=True))
+        co = np.asarray(cores, dtype=np.float64).reshape(-1)
+        if co.size == 1:
+            co = np.full(n, co[0])
+        if co.size != n:
+            raise ClusterError(f"cluster {name!r}: {co.size} core counts for {n} nodes")
+        bad = np.flatnonzero((co < 1) | (co != np.round(co)))
+        if bad.size:
+            i = int(bad[0])
+            raise ClusterError(
+                f"cluster {name!r} node {i}: field 'cores' must be a positive integer, "
+                f"got {co[i]!r}"
+            )
+        self.cores = _readonly(co.astype(np.int64))
+        if memory is None:
+            mem = np.full(n, np.inf)
+        else:
+            mem = np.asarray(memory, dtype=np.float64).reshape(-1)
+            if mem.size == 1:
+                mem = np.full(n, mem[0])
+            if mem.size != n:
+                raise ClusterError(f"cluster {name!r}: {mem.size} memory sizes for {n} nodes")
+            bad = np.flatnonzero(np.isnan(mem) | (mem <= 0))
+            if bad.size:
+                i = int(bad[0])
+                raise ClusterError(
+                    f"cluster {name!r} node {i}: field 'memory' must be > 0, got {mem[i]!r}"
+                )
+        self.memory = _readonly(mem)
+        if node_type is None:
+            self.node_type: tuple[str, ...] = ("node",) * n
+        else:
+            if len(node_type) != n:
+                raise ClusterError(f"cluster {name!r}: {len(node_type)} node types for {n} nodes")
+            self.node_type = tuple(str(t) for t in node_type)
+        self.type_speedup: dict[str, np.ndarray] = {}
+        for ttype, fac in (type_speedup or {}).items():
+            f = np.asarray(fac, dtype=np.float64).reshape(-1)
+            if f.size == 1:
+                f = np.full(n, f[0])
+            if f.size != n:
+                raise ClusterError(
+                    f"cluster {name!r}: type_speedup[{ttype!r}] has {f.size} values for {n} nodes"
+                )
+            self.type_speedup[str(ttype)] = _readonly(
+                self._check(f, f"type_speedup[{ttype!r}]", positive=True)
+            )
+
+        bw = np.asarray(bandwidth, dtype=np.float64)
+        lat = np.asarray(latency, dtype=np.float64)
+        self._check(bw.reshape(-1), "bandwidth", positive=True)
+        self._check(lat.reshape(-1), "latency", positive=False)
+        for label, arr in (("bandwidth", bw), ("latency", lat)):
+            if arr.ndim not in (0, 2) or (arr.ndim == 2 and arr.shape != (n, n)):
+                raise ClusterError(
+                    f"cluster {name!r}: {label} must be a scalar or a {n}x{n} matrix, "
+                    f"got shape {arr.shape}"
+                )
+        # Scalars are kept as floats: the common case takes a fast path everywhere.
+        self.bandwidth: float | None = float(bw) if bw.ndim == 0 else None
+        self.latency: float | None = float(lat) if lat.ndim == 0 else None
+        self.bandwidth_matrix = _readonly(np.broadcast_to(bw, (n, n)).copy())
+        self.latency_matrix = _readonly(np.broadcast_to(lat, (n, n)).copy())
+        if self.bandwidth is None or self.latency is None:
+            # One general path: keep both as matrices.
+            self.bandwidth = None
+            self.latency = None
+        sbw = storage_bandwidth if storage_bandwidth is not None else float(np.mean(bw))
+        slat = storage_latency if storage_latency is not None else float(np.mean(lat))
+        self.storage_bandwidth = float(self._check(np.asarray([sbw]), "storage_bandwidth", True)[0])
+        self.storage_latency = float(self._check(np.asarray([slat]), "storage_latency", False)[0])
+
+    def _check(self, arr: np.ndarray, field: str, positive: bool) -> np.ndarray:
+        bad = ~np.isfinite(arr) | ((arr <= 0) if positive else (arr < 0))
+        if np.any(bad):
+            i = int(np.flatnonzero(bad)[0])
+            cond = "> 0" if positive else ">= 0"
+            raise ClusterError(
+                f"cluster {self.name!r}: field {field!r} must be finite and {cond}, "
+                f"got {arr[i]!r} (entry {i})"
+            )
+        return arr
+
+    # ------------------------------------------------------------------ queries
+    @property
+    def n_nodes(self) -> int:
+        """Number of nodes."""
+        return int(self.speed.size)
+
+    @property
+    def total_cores(self) -> int:
+        """Cores over all nodes."""
+        return int(self.cores.sum())
+
+    @property
+    def scalar_network(self) -> bool:
+        """True when every link has the same bandwidth and latency."""
+        return self.bandwidth is not None
+
+    def transfer_time(self, nbytes: float, src: int, dst: int) -> float:
+        """Seconds to move ``nbytes`` from node ``src`` to node ``dst`` (0 when equal)."""
+        if src == dst:
+            return 0.0
+        if self.bandwidth is not None:
+            return self.latency + nbytes / self.bandwidth  # type: ignore[operator]
+        return float(self.latency_matrix[src, dst] + nbytes / self.bandwidth_matrix[src, dst])
+
+    def stage_in_time(self, nbytes: float) -> float:
+        """Seconds to read ``nbytes`` of external input from shared storage (0 if none)."""
+        if nbytes <= 0:
+            return 0.0
+        return self.storage_latency + nbytes / self.storage_bandwidth
+
+    def mean_transfer_time(self, nbytes: ArrayLike) -> NDArray[np.float64]:
+        """Mean transfer time of ``nbytes`` over ordered pairs of distinct nodes [s].
+
+        On a single-node cluster there is no transfer, so the result is 0.
+        """
+        b = np.asarray(nbytes, dtype=np.float64)
+        n = self.n_nodes
+        if n == 1:
+            return np.zeros_like(b)
+        if self.bandwidth is not None:
+            return self.latency + b / self.bandwidth  # type: ignore[operator,no-any-return]
+        off = ~np.eye(n, dtype=bool)
+        lat = float(self.latency_matrix[off].mean())
+        inv_bw = float((1.0 / self.bandwidth_matrix[off]).mean())
+        return lat + b * inv_bw  # type: ignore[no-any-return]
+
+    def speed_for(self, task_type: str) -> NDArray[np.float64]:
+        """Effective speed of every node for a task of type ``task_type``."""
+        fac = self.type_speedup.get(task_type)
+        return self.speed if fac is None else self.speed * fac
+
+    def subset(self, nodes: Sequence[int], name: str | None = None) -> Cluster:
+        """The cluster restricted to ``nodes`` (in that order)."""
+        idx = np.asarray(nodes, dtype=np.int64)
+        return Cluster(
+            self.speed[idx],
+            self.cores[idx],
+            self.memory[idx],
+            bandwidth=self.bandwidth
+            if self.bandwidth is not None
+            else self.bandwidth_matrix[np.ix_(idx, idx)],
+            latency=self.latency
+            if self.latency is not None
+            else self.latency_matrix[np.ix_(idx, idx)],
+            node_type=[self.node_type[i] for i in idx],
+            type_speedup={k: v[idx] for k, v in self.type_speedup.items()},
+            storage_bandwidth=self.storage_bandwidth,
+            storage_latency=self.storage_latency,
+            name=name or f"{self.name}[{len(idx)}]",
+        )
+
+    def __repr__(self) -> str:
+        return f"Cluster({self.name!r}, nodes={self.n_nodes}, cores={self.total_cores})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {s: getattr(self, s) for s in self.__slots__}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for k, v in state.items():
+            object.__setattr__(self, k, v)
+
+
+def make_cluster(
+    kind: str = "heterogeneous",
+    n_nodes: int = 16,
+    *,
+    bandwidth: float = DEFAULT_BANDWIDTH,
+    latency: float = DEFAULT_LATENCY,
+    node_types: Mapping[str, Sequence[float]] | None = None,
+    name: str | None = None,
+) -> Cluster:
+    """Build a preset-style cluster.
+
+    Args:
+        kind: ``"homogeneous"`` (every node: speed 1.0, 8 cores, 64 GiB) or
+            ``"heterogeneous"`` (node types interleaved: see :data:`NODE_TYPES`).
+        n_nodes: Number of nodes.
+        bandwidth: Link bandwidth [bytes/s].
+        latency: Link latency [s].
+        node_types: For ``"heterogeneous"``: ``{name: (speed, cores, memory_bytes)}``, replacing
+            :data:`NODE_TYPES`; node ``i`` gets type ``i % len(node_types)``.
+        name: Cluster name (default: ``"hom16"``-style).
+
+    Raises:
+        ClusterError: on an unknown kind or a non-positive node count.
+    """
+    if n_nodes < 1:
+        raise ClusterError(f"n_nodes must be >= 1, got {n_nodes}")
+    if kind in ("homogeneous", "hom"):
+        s, c, m = HOMOGENEOUS_NODE
+        return Cluster(
+            np.full(n_nodes, s),
+            np.full(n_nodes, c),
+            np.full(n_nodes, m),
+            bandwidth=bandwidth,
+            latency=latency,
+            node_type=["standard"] * n_nodes,
+            name=name or f"hom{n_nodes}",
+        )
+    if kind in ("heterogeneous", "het"):
+        types = dict(node_types or NODE_TYPES)
+        if not types:
+            raise ClusterError("node_types is empty")
+        names = list(types)
+        chosen = [names[i % len(names)] for i in range(n_nodes)]
+        spec = np.asarray([types[t] for t in chosen], dtype=np.float64)
+        return Cluster(
+            spec[:, 0],
+            spec[:, 1],
+            spec[:, 2],
+            bandwidth=bandwidth,
+            latency=latency,
+            node_type=chosen,
+            name=name or f"het{n_nodes}",
+        )
+    raise ClusterError(f"unknown cluster kind {kind!r}; expected 'homogeneous' or 'heterogeneous'")
+
+
+def preset(name: str, **kwargs: Any) -> Cluster:
+    """A preset by name: ``hom16``, ``hom32``, ``hom64``, ``hom128``, ``het16``, ... ``het128``."""
+    if name not in PRESETS:
+        raise ClusterError(f"unknown cluster preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return make_cluster(name[:3], int(name[3:]), **kwargs)

@@ -1,0 +1,280 @@
+"""A scheduling problem: one workflow on one cluster, with its cost model.
+
+:class:`Problem` turns a :class:`~wass_env.sim.workflow.Workflow` and a
+:class:`~wass_env.sim.cluster.Cluster` into the numbers every scheduler and the simulator share:
+
+* ``exec_time[t, n]``: seconds task ``t`` runs on node ``n`` (``work / effective speed``, or an
+  explicit cost matrix, as in the classic HEFT examples);
+* ``fits[t, n]``: whether node ``n`` has enough cores and memory for task ``t``;
+* communication: an edge's bytes cost ``latency + bytes / bandwidth`` between distinct nodes and
+  nothing within a node; external inputs cost a node-independent stage-in time.
+
+It also derives the quantities several parts need (upward/downward ranks, the critical path, the
+lower bound), computed once and cached.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from wass_env.sim.cluster import Cluster
+from wass_env.sim.workflow import Workflow, WorkflowError
+
+__all__ = ["Problem"]
+
+FloatArray = NDArray[np.float64]
+
+
+class Problem:
+    """One workflow on one cluster.
+
+    Args:
+        workflow: The workflow.
+        cluster: The cluster.
+        cost_matrix: Optional explicit ``(n_tasks, n_nodes)`` runtime matrix [s]; replaces
+            ``work / speed``.
+
+    Raises:
+        WorkflowError: if a task fits on no node (too many cores or too much memory), or the cost
+            matrix has the wrong shape or a negative or non-finite entry.
+    """
+
+    def __init__(
+        self,
+        workflow: Workflow,
+        cluster: Cluster,
+        cost_matrix: ArrayLike | None = None,
+    ) -> None:
+        self.workflow = workflow
+        self.cluster = cluster
+        wf, cl = workflow, cluster
+        where = f" in {wf.source}" if wf.source else ""
+        if cost_matrix is None:
+            if cl.type_speedup:
+                speed = np.stack([cl.speed_for(t) for t in wf.task_type])
+            else:
+                speed = np.broadcast_to(cl.speed, (wf.n_tasks, cl.n_nodes))
+            exec_time = wf.work[:, None] / speed
+            self.explicit_costs = False
+        else:
+            exec_time = np.array(cost_matrix, dtype=np.float64)
+            if exec_time.shape != (wf.n_tasks, cl.n_nodes):
+                raise WorkflowError(
+                    f"cost matrix for {wf.name!r} must have shape "
+                    f"({wf.n_tasks}, {cl.n_nodes}), got {exec_time.shape}"
+                )
+            bad = np.argwhere(~np.isfinite(exec_time) | (exec_time < 0))
+            if bad.size:
+                t, n = (int(x) for x in bad[0])
+                raise WorkflowError(
+                    f"cost matrix for {wf.name!r}: entry (task {wf.ids[t]!r}, node {n}) must be "
+                    f"finite and >= 0, got {exec_time[t, n]!r}"
+                )
+            self.explicit_costs = True
+        exec_time = np.ascontiguousarray(exec_time)
+        exec_time.setflags(write=False)
+        self.exec_time: FloatArray = exec_time
+        fits = (wf.cores[:, None] <= cl.cores[None, :]) & (wf.memory[:, None] <= cl.memory[None, :])
+        nowhere = np.flatnonzero(~fits.any(axis=1))
+        if nowhere.size:
+            t = int(nowhere[0])
+            raise WorkflowError(
+                f"task {wf.ids[t]!r}{where} fits on no node of cluster {cl.name!r}: it needs "
+                f"{int(wf.cores[t])} cores and {wf.memory[t]:.4g} bytes of memory; the largest "
+                f"node has {int(cl.cores.max())} cores and {cl.memory.max():.4g} bytes"
+            )
+        fits.setflags(write=False)
+        self.fits: NDArray[np.bool_] = fits
+        self.stage_in: FloatArray = np.array(
+            [cl.stage_in_time(b) for b in wf.input_bytes.tolist()], dtype=np.float64
+        )
+        # Mean cost of each edge over pairs of distinct nodes [s] (HEFT's c-bar).
+        self.mean_comm: FloatArray = np.asarray(cl.mean_transfer_time(wf.edge_bytes))
+        self._cache: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ sizes
+    @property
+    def n_tasks(self) -> int:
+        """Number of tasks."""
+        return self.workflow.n_tasks
+
+    @property
+    def n_nodes(self) -> int:
+        """Number of nodes."""
+        return self.cluster.n_nodes
+
+    def comm_time(self, edge: int, src_node: int, dst_node: int) -> float:
+        """Seconds for edge ``edge``'s bytes to go from ``src_node`` to ``dst_node``."""
+        return self.cluster.transfer_time(float(self.workflow.edge_bytes[edge]), src_node, dst_node)
+
+    def arrival_times(
+        self, edges: slice, parent_nodes: NDArray[np.int64], parent_finish: FloatArray
+    ) -> FloatArray:
+        """Arrival time at every node of each input edge: shape ``(n_edges, n_nodes)`` [s].
+
+        Args:
+            edges: Slice of the workflow's edge arrays (a task's parent edges).
+            parent_nodes: Node of each edge's parent.
+            parent_finish: Finish time of each edge's parent [s].
+        """
+        cl = self.cluster
+        nbytes = self.workflow.edge_bytes[edges]
+        if cl.bandwidth is not None:
+            remote = parent_finish + (cl.latency + nbytes / cl.bandwidth)
+            out = np.repeat(remote[:, None], cl.n_nodes, axis=1)
+        else:
+            out = parent_finish[:, None] + (
+                cl.latency_matrix[parent_nodes]
+                + nbytes[:, None] / cl.bandwidth_matrix[parent_nodes]
+            )
+        out[np.arange(parent_nodes.size), parent_nodes] = parent_finish
+        return out
+
+    # ------------------------------------------------------------------ derived, cached
+    @property
+    def mean_exec(self) -> FloatArray:
+        """Mean runtime of each task over the nodes it fits on [s] (HEFT's w-bar)."""
+        if "mean_exec" not in self._cache:
+            et = np.where(self.fits, self.exec_time, 0.0)
+            self._cache["mean_exec"] = et.sum(axis=1) / self.fits.sum(axis=1)
+        return self._cache["mean_exec"]  # type: ignore[no-any-return]
+
+    @property
+    def min_exec(self) -> FloatArray:
+        """Fastest runtime of each task over the nodes it fits on [s]."""
+        if "min_exec" not in self._cache:
+            self._cache["min_exec"] = np.where(self.fits, self.exec_time, np.inf).min(axis=1)
+        return self._cache["min_exec"]  # type: ignore[no-any-return]
+
+    def upward_rank(self) -> FloatArray:
+        """HEFT's upward rank: ``w-bar(t) + max over children (c-bar(t, c) + rank(c))`` [s]."""
+        if "rank_u" not in self._cache:
+            self._cache["rank_u"] = self._longest_path_to_exit(self.mean_exec, self.mean_comm)
+        return self._cache["rank_u"]  # type: ignore[no-any-return]
+
+    def downward_rank(self) -> FloatArray:
+        """Downward rank: longest ``w-bar + c-bar`` path from an entry task, excluding ``t`` [s]."""
+        if "rank_d" not in self._cache:
+            wf = self.workflow
+            w = self.mean_exec.tolist()
+            c = self.mean_comm.tolist()
+            src = wf.edge_src.tolist()
+            ptr = wf.parent_ptr.tolist()
+            rank = [0.0] * wf.n_tasks
+            for v in wf.topo_order.tolist():
+                best = 0.0
+                for e in range(ptr[v], ptr[v + 1]):
+                    p = src[e]
+                    val = rank[p] + w[p] + c[e]
+                    if val > best:
+                        best = val
+                rank[v] = best
+            self._cache["rank_d"] = np.asarray(rank)
+        return self._cache["rank_d"]  # type: ignore[no-any-return]
+
+    def _longest_path_to_exit(self, w: FloatArray, c: FloatArray | None) -> FloatArray:
+        wf = self.workflow
+        wl = w.tolist()
+        cl = c.tolist() if c is not None else None
+        dst = wf.edge_dst.tolist()
+        cptr = wf.child_ptr.tolist()
+        cedges = wf.child_edges.tolist()
+        rank = [0.0] * wf.n_tasks
+        for v in reversed(wf.topo_order.tolist()):
+            best = 0.0
+            for k in range(cptr[v], cptr[v + 1]):
+                e = cedges[k]
+                val = rank[dst[e]] + (cl[e] if cl is not None else 0.0)
+                if val > best:
+                    best = val
+            rank[v] = wl[v] + best
+        return np.asarray(rank)
+
+    def critical_path(self) -> float:
+        """Longest path with every task on its fastest node and no communication [s].
+
+        Stage-in of external inputs is node-independent, so it is included.
+        """
+        if "cp" not in self._cache:
+            wf = self.workflow
+            w = self.min_exec.tolist()
+            s = self.stage_in.tolist()
+            src = wf.edge_src.tolist()
+            ptr = wf.parent_ptr.tolist()
+            finish = [0.0] * wf.n_tasks
+            for v in wf.topo_order.tolist():
+                start = s[v]
+                for e in range(ptr[v], ptr[v + 1]):
+                    f = finish[src[e]]
+                    if f > start:
+                        start = f
+                finish[v] = start + w[v]
+            self._cache["cp"] = max(finish)
+        return self._cache["cp"]  # type: ignore[no-any-return]
+
+    def work_bound(self) -> float:
+        """Total work over total capacity [s].
+
+        With speed-derived costs (no explicit matrix, no type speedups) this is the fluid bound
+        ``sum(work * cores) / sum(speed * cores)``; otherwise the weaker but always valid
+        ``sum(min_exec * cores) / sum(cores)``.
+        """
+        if "wb" not in self._cache:
+            wf, cl = self.workflow, self.cluster
+            if not self.explicit_costs and not cl.type_speedup:
+                val = float((wf.work * wf.cores).sum() / (cl.speed * cl.cores).sum())
+            else:
+                val = float((self.min_exec * wf.cores).sum() / cl.cores.sum())
+            self._cache["wb"] = val
+        return self._cache["wb"]  # type: ignore[no-any-return]
+
+    def lower_bound(self) -> float:
+        """``max(critical_path(), work_bound())``: no schedule can finish sooner [s]."""
+        return max(self.critical_path(), self.work_bound())
+
+    def ccr(self) -> float:
+        """Communication-to-computation ratio: mean edge cost / mean task runtime.
+
+        Both means are over distinct-node pairs and over the nodes a task fits on; 0 when the
+        workflow has no edges.
+        """
+        if self.workflow.n_edges == 0:
+            return 0.0
+        return float(self.mean_comm.mean() / max(self.mean_exec.mean(), 1e-300))
+
+    def __repr__(self) -> str:
+        return f"Problem({self.workflow!r}, {self.cluster!r})"
+
+
+def with_ccr(workflow: Workflow, cluster: Cluster, ccr: float) -> Workflow:
+    """Rescale edge bytes so that the workflow has ``ccr`` on ``cluster``.
+
+    The communication-to-computation ratio is the mean edge transfer time (over pairs of distinct
+    nodes, latency included) divided by the mean task runtime (see :meth:`Problem.ccr`). Edges with
+    0 bytes get an equal share when every edge has 0 bytes.
+
+    Raises:
+        WorkflowError: if ``ccr`` is negative, or the target cannot be reached because latency
+            alone already exceeds it.
+    """
+    if not np.isfinite(ccr) or ccr < 0:
+        raise WorkflowError(f"ccr must be finite and >= 0, got {ccr!r}")
+    if workflow.n_edges == 0 or cluster.n_nodes == 1:
+        return workflow
+    problem = Problem(workflow, cluster)
+    target = ccr * float(problem.mean_exec.mean())  # mean edge cost wanted [s]
+    lat = float(cluster.mean_transfer_time(0.0))
+    per_byte = float(cluster.mean_transfer_time(1.0)) - lat  # [s/byte]
+    if target < lat - 1e-15:
+        raise WorkflowError(
+            f"ccr {ccr} is unreachable on {cluster.name!r}: latency alone gives "
+            f"{lat / float(problem.mean_exec.mean()):.3g}"
+        )
+    want_bytes = (target - lat) / per_byte  # mean bytes per edge
+    b = workflow.edge_bytes
+    mean_b = float(b.mean())
+    new = b * (want_bytes / mean_b) if mean_b > 0 else np.full(b.size, want_bytes)
+    return workflow.replace(edge_bytes=new)
