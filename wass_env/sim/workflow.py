@@ -275,7 +275,7 @@ class Workflow:
             lo, hi = self.parent_ptr[u], self.parent_ptr[u + 1]
             u = next(int(p) for p in self.edge_src[lo:hi] if int(p) in nodes)
         cyc = path[seen[u] :][::-1]
-        return [self.ids[i] for i in cyc + [cyc[0]]]
+        return [self.ids[i] for i in [*cyc, cyc[0]]]
 
     @classmethod
     def from_arrays(
