@@ -7,7 +7,8 @@ A :class:`Scheduler` can be used two ways:
   environment is asking about (the environment decides which ready task comes next).
 
 List schedulers only implement :meth:`Scheduler.select_node`; the base class turns it into both
-uses. Schedulers that also choose the task order (Min-Min, Max-Min, CPOP, ...) override
+uses. Schedulers with their own static task ranking (HEFT, CPOP, PEFT) override
+:meth:`Scheduler.priority`; those that choose the next task dynamically (Min-Min, Max-Min) override
 :meth:`Scheduler.plan`.
 """
 
@@ -81,6 +82,14 @@ class Scheduler(abc.ABC):
         self._ensure(core.problem)
         return self.select_node(core.builder, core.current_task)
 
+    def priority(self, problem: Problem) -> NDArray[np.float64]:
+        """Priority of every task in :meth:`plan`: among ready tasks, the highest goes first.
+
+        The default follows :attr:`task_order`; list schedulers with their own ranking (CPOP,
+        PEFT, ...) override this instead of :meth:`plan`.
+        """
+        return task_priority(problem, self.task_order)
+
     def plan(self, problem: Problem, *, insertion: bool = True) -> Plan:
         """Whole-workflow use: place every task, highest-priority ready task first.
 
@@ -90,7 +99,7 @@ class Scheduler(abc.ABC):
         """
         self._ensure(problem)
         builder = PlanBuilder(problem, insertion=insertion)
-        queue = ReadyQueue(builder, task_priority(problem, self.task_order))
+        queue = ReadyQueue(builder, self.priority(problem))
         while not builder.done:
             task = queue.pop()
             builder.assign(task, self.select_node(builder, task))

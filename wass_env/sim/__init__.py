@@ -18,6 +18,7 @@ from wass_env.sim.cluster import (
     PRESETS,
     Cluster,
     ClusterError,
+    cluster_from_spec,
     make_cluster,
     preset,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "Task",
     "Workflow",
     "WorkflowError",
+    "cluster_from_spec",
     "execute",
     "lower_bound",
     "make_cluster",

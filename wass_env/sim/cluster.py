@@ -26,7 +26,9 @@ __all__ = [
     "PRESETS",
     "Cluster",
     "ClusterError",
+    "cluster_from_spec",
     "make_cluster",
+    "preset",
 ]
 
 GIB = 1024.0**3
@@ -220,20 +222,32 @@ class Cluster:
             return 0.0
         return self.storage_latency + nbytes / self.storage_bandwidth
 
+    def mean_link(self) -> tuple[float, float]:
+        """``(latency [s], 1 / bandwidth [s/byte])`` averaged over ordered pairs of distinct nodes.
+
+        On a single-node cluster there is no link: ``(0, 0)``.
+        """
+        n = self.n_nodes
+        if n == 1:
+            return 0.0, 0.0
+        if self.bandwidth is not None:
+            return float(self.latency), 1.0 / self.bandwidth  # type: ignore[arg-type]
+        off = ~np.eye(n, dtype=bool)
+        return float(self.latency_matrix[off].mean()), float(
+            (1.0 / self.bandwidth_matrix[off]).mean()
+        )
+
     def mean_transfer_time(self, nbytes: ArrayLike) -> NDArray[np.float64]:
         """Mean transfer time of ``nbytes`` over ordered pairs of distinct nodes [s].
 
         On a single-node cluster there is no transfer, so the result is 0.
         """
         b = np.asarray(nbytes, dtype=np.float64)
-        n = self.n_nodes
-        if n == 1:
+        if self.n_nodes == 1:
             return np.zeros_like(b)
         if self.bandwidth is not None:
             return self.latency + b / self.bandwidth  # type: ignore[operator,no-any-return]
-        off = ~np.eye(n, dtype=bool)
-        lat = float(self.latency_matrix[off].mean())
-        inv_bw = float((1.0 / self.bandwidth_matrix[off]).mean())
+        lat, inv_bw = self.mean_link()
         return lat + b * inv_bw  # type: ignore[no-any-return]
 
     def speed_for(self, task_type: str) -> NDArray[np.float64]:
@@ -333,3 +347,69 @@ def preset(name: str, **kwargs: Any) -> Cluster:
     if name not in PRESETS:
         raise ClusterError(f"unknown cluster preset {name!r}; choose one of {', '.join(PRESETS)}")
     return make_cluster(name[:3], int(name[3:]), **kwargs)
+
+
+def cluster_from_spec(spec: Cluster | str | Mapping[str, Any]) -> Cluster:
+    """Build a cluster from a plain description (what a config file holds).
+
+    Args:
+        spec: A :class:`Cluster` (returned as is); a preset name (``"het16"``); or a mapping with
+            either ``preset`` or ``kind`` + ``n_nodes`` plus optional ``bandwidth``, ``latency``,
+            ``node_types`` (``{name: [speed, cores, memory_gib]}``) and ``name``; or explicit
+            ``speed``/``cores``/``memory_gib`` lists.
+
+    Raises:
+        ClusterError: naming the offending field and value.
+    """
+    if isinstance(spec, Cluster):
+        return spec
+    if isinstance(spec, str):
+        return preset(spec)
+    if not isinstance(spec, Mapping):
+        raise ClusterError(f"a cluster spec must be a preset name or a mapping, got {spec!r}")
+    d = dict(spec)
+    net = {k: float(d.pop(k)) for k in ("bandwidth", "latency") if d.get(k) is not None}
+    name = d.pop("name", None)
+    if "preset" in d:
+        p = d.pop("preset")
+        if d:
+            raise ClusterError(f"cluster spec: unexpected fields {sorted(d)} next to 'preset'")
+        c = preset(str(p), **net)
+        if name:
+            c.name = str(name)
+        return c
+    if "speed" in d:
+        mem = d.pop("memory_gib", None)
+        allowed = {"speed", "cores", "node_type", "storage_bandwidth", "storage_latency"}
+        extra = set(d) - allowed
+        if extra:
+            raise ClusterError(f"cluster spec: unknown fields {sorted(extra)}")
+        return Cluster(
+            d.pop("speed"),
+            d.pop("cores", 1),
+            None if mem is None else np.asarray(mem, dtype=np.float64) * GIB,
+            name=str(name or "cluster"),
+            **net,
+            **d,
+        )
+    kind = d.pop("kind", "heterogeneous")
+    n_nodes = d.pop("n_nodes", 16)
+    types = d.pop("node_types", None)
+    if d:
+        raise ClusterError(
+            f"cluster spec: unknown fields {sorted(d)}; expected preset, kind, n_nodes, "
+            "bandwidth, latency, node_types, name"
+        )
+    if types is not None:
+        try:
+            types = {
+                str(k): (float(v[0]), int(v[1]), float(v[2]) * GIB) for k, v in dict(types).items()
+            }
+        except (TypeError, ValueError, IndexError, KeyError):
+            raise ClusterError(
+                f"cluster spec: node_types must map names to [speed, cores, memory_gib], "
+                f"got {types!r}"
+            ) from None
+    if not isinstance(n_nodes, int) or isinstance(n_nodes, bool):
+        raise ClusterError(f"cluster spec: n_nodes must be an integer, got {n_nodes!r}")
+    return make_cluster(str(kind), n_nodes, node_types=types, name=name, **net)

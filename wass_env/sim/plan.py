@@ -233,6 +233,17 @@ class PlanBuilder:
         self.ready: set[int] = {i for i, m in enumerate(self._missing) if m == 0}
         self.newly_ready: list[int] = sorted(self.ready)  # tasks the last placement made ready
         self._cores = wf.cores.tolist()
+        self._n_nodes = n_n
+        self._psrc = wf.edge_src
+        st = problem.static_lists()
+        self._pptr = st["parent_ptr"]
+        self._stage = st["stage_in"]
+        self._children = st["children"]
+        self._partial_fit = st["partial_fit"]
+        self._zero_len = st["zero_len"]
+        self._delay = problem.edge_delay()
+        self._no_fit = ~problem.fits
+        self._zero_len = (problem.exec_time == 0).any(axis=1).tolist()
         self._cmax = int(wf.cores.max())
         self._profiles = [_NodeProfile(int(c)) for c in cl.cores.tolist()]
         # _tail[n, c]: earliest time after which c cores of node n stay free for good.
@@ -252,12 +263,20 @@ class PlanBuilder:
         """True once every task is placed."""
         return self.n_placed == self.problem.n_tasks
 
+    def free_from(self, cores: int) -> FloatArray:
+        """Per node, the time after which ``cores`` cores stay free for good [s].
+
+        ``inf`` on nodes with fewer cores. Under the queue policy a task placed now also waits
+        for the node's latest start; :meth:`start_times` accounts for both.
+        """
+        return self._tail[:, cores]
+
     def release_time(self, task: int) -> float:
         """When all parents of ``task`` finish (0 for entry tasks) [s]."""
-        sl = self.problem.workflow.parent_edge_slice(task)
-        if sl.start == sl.stop:
+        lo, hi = self._pptr[task], self._pptr[task + 1]
+        if lo == hi:
             return 0.0
-        return float(self.finish[self.problem.workflow.edge_src[sl]].max())
+        return float(self.finish[self._psrc[lo:hi]].max())
 
     def data_ready(self, task: int) -> FloatArray:
         """When all inputs of ``task`` would be on each node: shape ``(n_nodes,)`` [s].
@@ -267,19 +286,35 @@ class PlanBuilder:
         """
         if task == self._query_task and self._query_drt is not None:
             return self._query_drt
-        p = self.problem
-        wf = p.workflow
-        sl = wf.parent_edge_slice(task)
-        stage = float(p.stage_in[task])
-        if sl.start == sl.stop:
-            return np.full(p.n_nodes, stage)
-        parents = wf.edge_src[sl]
-        pnode = self.node[parents]
-        if (pnode < 0).any():
-            missing = wf.ids[int(parents[np.argmax(pnode < 0)])]
+        if self._missing[task] > 0:
+            wf = self.problem.workflow
+            missing = next(wf.ids[p] for p in wf.parents(task).tolist() if self.node[p] < 0)
             raise PlanError(f"task {wf.ids[task]!r} is not ready: parent {missing!r} is unplaced")
-        arr = p.arrival_times(sl, pnode, self.finish[parents])
-        drt = arr.max(axis=0)
+        stage = self._stage[task]
+        lo, hi = self._pptr[task], self._pptr[task + 1]
+        if lo == hi:
+            return np.full(self._n_nodes, stage)
+        parents = self._psrc[lo:hi]
+        pf = self.finish[parents]
+        pn = self.node[parents]
+        if self._delay is None:  # per-pair network: the general (parents x nodes) form
+            drt = self.problem.arrival_times(slice(lo, hi), pn, pf).max(axis=0)
+        else:
+            # Same latency and bandwidth everywhere: every node but one sees the latest remote
+            # arrival; only the node holding that parent sees something earlier.
+            remote = pf + self._delay[lo:hi]
+            if hi - lo == 1:
+                drt = np.full(self._n_nodes, float(remote[0]))
+                drt[int(pn[0])] = float(pf[0])
+            else:
+                i = int(remote.argmax())
+                drt = np.full(self._n_nodes, float(remote[i]))
+                k = int(pn[i])
+                on = pn == k
+                best = float(pf[on].max())
+                if not on.all():
+                    best = max(best, float(remote[~on].max()))
+                drt[k] = best
         if stage > 0:
             np.maximum(drt, stage, out=drt)
         return drt
@@ -292,20 +327,23 @@ class PlanBuilder:
         c = self._cores[task]
         d = self.problem.exec_time[task]
         tail = self._tail[:, c]
-        if not d.all():
+        if self._zero_len[task]:
             tail = np.where(d > 0, tail, 0.0)  # a zero-length task takes no cores
         est = np.maximum(ready, tail)
         if self.insertion:
             # A gap before the tail can only help where the inputs arrive before the tail and the
             # node has a window with a free core at least as long as the task.
             # (The window is a difference of times, so allow for its rounding.)
-            long_enough = self._window * (1 + 1e-9) + 1e-12 >= d
-            cand = np.flatnonzero((ready < tail) & long_enough & self.problem.fits[task])
-            for n in cand.tolist():
-                est[n] = self._profiles[n].earliest_fit(float(ready[n]), float(d[n]), c)
+            early = ready < tail
+            if early.any():
+                long_enough = self._window * (1 + 1e-9) + 1e-12 >= d
+                cand = np.flatnonzero(early & long_enough & self.problem.fits[task])
+                for n in cand.tolist():
+                    est[n] = self._profiles[n].earliest_fit(float(ready[n]), float(d[n]), c)
         else:
             np.maximum(est, self._last_start, out=est)
-        est[~self.problem.fits[task]] = np.inf
+        if self._partial_fit[task]:
+            est[self._no_fit[task]] = np.inf
         return est
 
     def earliest_start(self, task: int) -> FloatArray:
@@ -359,10 +397,8 @@ class PlanBuilder:
         elif s > self._last_start[node]:
             self._last_start[node] = s
         self.ready.discard(task)
-        wf = p.workflow
-        lo, hi = wf.child_ptr[task], wf.child_ptr[task + 1]
         newly: list[int] = []
-        for ch in wf.edge_dst[wf.child_edges[lo:hi]].tolist():
+        for ch in self._children[task]:
             self._missing[ch] -= 1
             if self._missing[ch] == 0:
                 newly.append(ch)

@@ -134,6 +134,33 @@ class Problem:
         return out
 
     # ------------------------------------------------------------------ derived, cached
+    def edge_delay(self) -> FloatArray | None:
+        """Transfer time of every edge between distinct nodes [s], or None when it depends on
+        the node pair (matrix network)."""
+        if "edge_delay" not in self._cache:
+            cl = self.cluster
+            self._cache["edge_delay"] = (
+                cl.latency + self.workflow.edge_bytes / cl.bandwidth
+                if cl.bandwidth is not None
+                else None
+            )
+        return self._cache["edge_delay"]  # type: ignore[no-any-return]
+
+    def static_lists(self) -> dict[str, list[Any]]:
+        """Per-task data as Python lists, for the planner's scalar hot paths (cached)."""
+        if "lists" not in self._cache:
+            wf = self.workflow
+            cptr = wf.child_ptr.tolist()
+            dst = wf.edge_dst[wf.child_edges].tolist()
+            self._cache["lists"] = {
+                "parent_ptr": wf.parent_ptr.tolist(),
+                "children": [dst[cptr[i] : cptr[i + 1]] for i in range(wf.n_tasks)],
+                "stage_in": self.stage_in.tolist(),
+                "partial_fit": (~self.fits).any(axis=1).tolist(),
+                "zero_len": (self.exec_time == 0).any(axis=1).tolist(),
+            }
+        return self._cache["lists"]  # type: ignore[no-any-return]
+
     @property
     def mean_exec(self) -> FloatArray:
         """Mean runtime of each task over the nodes it fits on [s] (HEFT's w-bar)."""
@@ -266,8 +293,7 @@ def with_ccr(workflow: Workflow, cluster: Cluster, ccr: float) -> Workflow:
         return workflow
     problem = Problem(workflow, cluster)
     target = ccr * float(problem.mean_exec.mean())  # mean edge cost wanted [s]
-    lat = float(cluster.mean_transfer_time(0.0))
-    per_byte = float(cluster.mean_transfer_time(1.0)) - lat  # [s/byte]
+    lat, per_byte = cluster.mean_link()  # [s], [s/byte]
     if target < lat - 1e-15:
         raise WorkflowError(
             f"ccr {ccr} is unreachable on {cluster.name!r}: latency alone gives "

@@ -1,0 +1,36 @@
+# One entry point per job. Every target sets up the virtual environment first (idempotent).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run test test-all lint bench clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# The CPU build of torch, pinned: an unpinned torch pulls several GB of CUDA packages.
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: setup  ## the main job: a short training run + evaluation on the defaults
+	$(PY) scripts/train.py
+
+test: setup  ## the default test suite (slow tests excluded)
+	$(PY) -m pytest -n 2 -q
+
+test-all: setup  ## every test, slow ones included
+	$(PY) -m pytest -n 2 -q -m ""
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+bench: setup
+	$(PY) scripts/bench_env.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,75 @@
+"""Typed Hydra configs (structured configs registered in Hydra's ``ConfigStore``).
+
+The YAML files under ``conf/`` extend these schemas: ``conf/train.yaml`` starts from
+``train_schema``, and the groups ``cluster/``, ``workload/``, ``agent/`` and ``teacher/`` fill
+the untyped (``Any``) slots with plain specs that the environment and
+:func:`hydra.utils.instantiate` understand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+__all__ = ["EnvConfig", "EvalConfig", "LoopConfig", "TrainConfig", "register_configs"]
+
+
+@dataclass
+class EnvConfig:
+    """``WassSchedEnv`` arguments besides workload and cluster (see its docstring)."""
+
+    insertion: bool = True
+    task_order: str = "rank"
+    noise: float = 0.0
+    max_nodes: int | None = None
+    illegal_action: str = "fallback"
+    reward_weights: dict[str, float] = field(
+        default_factory=lambda: {"makespan": 1.0, "progress": 0.0, "illegal": 1.0}
+    )
+
+
+@dataclass
+class LoopConfig:
+    """The training loop."""
+
+    total_timesteps: int = 20_000
+    n_envs: int = 2
+    subproc: bool = False  # SubprocVecEnv instead of DummyVecEnv
+    torch_threads: int = 1  # 1 is fastest for these small networks on a few cores
+    progress_bar: bool = True
+    eval_freq: int = 0  # MaskableEvalCallback every N env steps (0: off)
+    eval_episodes: int = 5
+
+
+@dataclass
+class EvalConfig:
+    """Evaluation on unseen seeds after training."""
+
+    episodes: int = 10
+    seed_offset: int = 1_000_000  # eval seeds: seed + seed_offset + i, never used in training
+    noise: float = 0.0
+    baselines: list[str] = field(default_factory=lambda: ["random", "slurm"])
+    reference: str = "slurm"  # makespan ratios are reported against this scheduler
+
+
+@dataclass
+class TrainConfig:
+    """``scripts/train.py``."""
+
+    seed: int = 0
+    cluster: Any = MISSING
+    workload: Any = MISSING
+    agent: Any = MISSING
+    teacher: Any = None
+    env: EnvConfig = field(default_factory=EnvConfig)
+    train: LoopConfig = field(default_factory=LoopConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+def register_configs() -> None:
+    """Register the schemas (idempotent)."""
+    cs = ConfigStore.instance()
+    cs.store(name="train_schema", node=TrainConfig)

@@ -1,0 +1,200 @@
+"""Scoring schedulers honestly: same instances, same noise, same simulator, several seeds.
+
+Every scheduler plans each problem with :meth:`~agents.base.Scheduler.plan`; the plan is then
+executed by :func:`wass_env.sim.execute` with runtime noise drawn from a generator seeded by the
+episode seed, so on one episode all schedulers face the same actual runtimes. Results are rows of
+plain dicts (one per scheduler x episode), summarised as mean and 95% confidence interval.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from agents.base import Scheduler
+from wass_env.sim.execute import execute
+from wass_env.sim.metrics import schedule_metrics
+from wass_env.sim.problem import Problem
+
+__all__ = [
+    "ci95",
+    "episode_problems",
+    "evaluate",
+    "markdown_table",
+    "run_episode",
+    "summarize",
+]
+
+
+def episode_problems(env_kwargs: Mapping[str, Any], seeds: Iterable[int]) -> list[Problem]:
+    """The problems ``WassSchedEnv(**env_kwargs).reset(seed=s)`` draws for each seed."""
+    from wass_env.envs.wass_sched import WassSchedEnv
+
+    kwargs = {k: v for k, v in env_kwargs.items() if k != "render_mode"}
+    env = WassSchedEnv(**kwargs)
+    out = []
+    for s in seeds:
+        env.reset(seed=int(s))
+        assert env.problem is not None
+        out.append(env.problem)
+    return out
+
+
+def run_episode(
+    scheduler: Scheduler,
+    problem: Problem,
+    *,
+    seed: int,
+    noise: float = 0.0,
+    insertion: bool = True,
+) -> dict[str, Any]:
+    """Plan ``problem`` with ``scheduler``, execute the plan, return one result row.
+
+    Args:
+        scheduler: The scheduler (re-seeded with ``seed``).
+        problem: The instance.
+        seed: Episode seed: seeds the scheduler and the runtime noise.
+        noise: Sigma of the mean-one lognormal runtime noise.
+        insertion: Insertion policy of the plan builder.
+    """
+    scheduler.reset(seed)
+    t0 = time.perf_counter()
+    plan = scheduler.plan(problem, insertion=insertion)
+    plan_time = time.perf_counter() - t0
+    realized = execute(plan, noise=noise, rng=np.random.default_rng(seed)) if noise > 0 else plan
+    row: dict[str, Any] = {
+        "scheduler": scheduler.name,
+        "workflow": problem.workflow.name,
+        "family": problem.workflow.family,
+        "cluster": problem.cluster.name,
+        "n_tasks": problem.n_tasks,
+        "n_nodes": problem.n_nodes,
+        "seed": seed,
+        "planned_makespan": plan.makespan,
+        "plan_seconds": plan_time,
+    }
+    row.update(schedule_metrics(realized).as_dict())
+    return row
+
+
+def evaluate(
+    schedulers: Mapping[str, Scheduler],
+    problems: Sequence[Problem],
+    seeds: Sequence[int],
+    *,
+    noise: float = 0.0,
+    insertion: bool = True,
+    progress: bool = False,
+) -> list[dict[str, Any]]:
+    """Every scheduler on every (problem, seed) pair; one row each.
+
+    Args:
+        schedulers: ``{name: scheduler}`` (the name overrides ``scheduler.name`` in the rows).
+        problems: The instances; ``problems[i]`` is run with ``seeds[i]``.
+        seeds: Episode seeds, one per problem.
+        noise: Runtime noise sigma.
+        insertion: Insertion policy.
+        progress: Show a progress bar.
+    """
+    if len(problems) != len(seeds):
+        raise ValueError(f"{len(problems)} problems but {len(seeds)} seeds")
+    jobs = [
+        (p, s, n, sch)
+        for p, s in zip(problems, seeds, strict=True)
+        for n, sch in schedulers.items()
+    ]
+    if progress:
+        from tqdm.auto import tqdm
+
+        jobs = list(tqdm(jobs, desc="evaluate", unit="episode", leave=False))  # type: ignore[assignment]
+    rows = []
+    for problem, seed, name, sch in jobs:
+        row = run_episode(sch, problem, seed=int(seed), noise=noise, insertion=insertion)
+        row["scheduler"] = name
+        rows.append(row)
+    return rows
+
+
+def ci95(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and half-width of the 95% Student-t confidence interval (0 for one value)."""
+    x = np.asarray(values, dtype=np.float64)
+    mean = float(x.mean())
+    if x.size < 2:
+        return mean, 0.0
+    half = float(stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
+    return mean, half
+
+
+def summarize(
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    by: Sequence[str] = ("scheduler",),
+    metrics: Sequence[str] = (
+        "makespan",
+        "ratio_to_lower_bound",
+        "mean_wait",
+        "utilization",
+        "cross_node_bytes",
+    ),
+    reference: str | None = None,
+) -> list[dict[str, Any]]:
+    """Mean and 95% CI of ``metrics`` per group, plus the ratio of makespans to ``reference``.
+
+    The ratio to the reference scheduler is computed per episode (same workflow, cluster and
+    seed) and then averaged, so it is a paired comparison.
+    """
+    groups: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(tuple(r[k] for k in by), []).append(r)
+    ref_ms: dict[tuple[Any, ...], float] = {}
+    if reference is not None:
+        for r in rows:
+            if r["scheduler"] == reference:
+                ref_ms[(r["workflow"], r["cluster"], r["seed"])] = float(r["makespan"])
+    out = []
+    for key, rs in groups.items():
+        entry: dict[str, Any] = dict(zip(by, key, strict=True))
+        entry["episodes"] = len(rs)
+        for m in metrics:
+            entry[m], entry[f"{m}_ci95"] = ci95([float(r[m]) for r in rs])
+        if reference is not None:
+            ratios = [
+                float(r["makespan"]) / ref_ms[k]
+                for r in rs
+                if (k := (r["workflow"], r["cluster"], r["seed"])) in ref_ms
+            ]
+            if ratios:
+                entry[f"ratio_to_{reference}"], entry[f"ratio_to_{reference}_ci95"] = ci95(ratios)
+        out.append(entry)
+    return out
+
+
+def _fmt(x: float) -> str:
+    if x == 0 or 1e-3 <= abs(x) < 1e6:
+        return f"{x:.4g}" if abs(x) < 1e4 else f"{x:.0f}"
+    return f"{x:.3e}"
+
+
+def markdown_table(summary: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    """A Markdown table; a column ``m`` with a ``m_ci95`` entry prints as ``mean ± ci``."""
+    head = "| " + " | ".join(columns) + " |"
+    sep = "|" + "|".join("---" for _ in columns) + "|"
+    lines = [head, sep]
+    for e in summary:
+        cells = []
+        for c in columns:
+            v = e.get(c, "")
+            if isinstance(v, (float, np.floating)):
+                cell = _fmt(float(v))
+                if f"{c}_ci95" in e:
+                    cell += f" ± {_fmt(float(e[f'{c}_ci95']))}"
+            else:
+                cell = str(v)
+            cells.append(cell)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

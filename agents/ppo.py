@@ -1,0 +1,255 @@
+"""MaskablePPO (sb3-contrib) as a scheduler: training, saving, loading, acting.
+
+:class:`MaskablePPOAgent` is one more :class:`~agents.base.Scheduler`: ``act`` queries the policy
+with the action mask, ``plan`` rolls the policy out over a given problem in a private
+``WassSchedEnv``. Training goes through SB3's own machinery (vectorised envs, ``Monitor``, the
+logger, callbacks); :class:`SchedMetricsCallback` adds the scheduling metrics of finished
+episodes to TensorBoard under ``sched/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+from numpy.typing import NDArray
+from sb3_contrib import MaskablePPO
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
+
+from agents.base import Scheduler, env_core
+from wass_env.envs.wass_sched import WassSchedEnv
+from wass_env.sim.plan import Plan, PlanBuilder
+from wass_env.sim.problem import Problem
+
+__all__ = [
+    "SCHED_METRICS",
+    "MaskablePPOAgent",
+    "SchedMetricsCallback",
+    "make_env_fn",
+    "make_vec",
+]
+
+#: Episode-end ``info`` keys logged under ``sched/``.
+SCHED_METRICS: tuple[str, ...] = (
+    "makespan",
+    "ratio_to_lower_bound",
+    "slr",
+    "mean_wait",
+    "utilization",
+    "locality_hit_rate",
+    "cross_node_bytes",
+)
+ENV_KWARGS_FILE = "env_kwargs.json"
+
+
+def make_env_fn(env_kwargs: Mapping[str, Any]) -> Callable[[], gym.Env[Any, Any]]:
+    """A picklable factory of ``WassSchedEnv(**env_kwargs)`` (for ``SubprocVecEnv``)."""
+    return _EnvFactory(dict(env_kwargs))
+
+
+class _EnvFactory:
+    def __init__(self, env_kwargs: dict[str, Any]) -> None:
+        self.env_kwargs = env_kwargs
+
+    def __call__(self) -> gym.Env[Any, Any]:
+        import wass_env  # noqa: F401  (registers the env in a fresh subprocess)
+
+        return gym.make("WassSched-v0", **self.env_kwargs)
+
+
+def make_vec(
+    env_kwargs: Mapping[str, Any], n_envs: int, seed: int, *, subproc: bool = False
+) -> VecEnv:
+    """``n_envs`` monitored copies of the env, seeded ``seed, seed + 1, ...``."""
+    return make_vec_env(
+        make_env_fn(env_kwargs),
+        n_envs=n_envs,
+        seed=seed,
+        vec_env_cls=SubprocVecEnv if subproc else DummyVecEnv,
+    )
+
+
+class SchedMetricsCallback(BaseCallback):
+    """Logs the scheduling metrics of every finished training episode (``sched/...``).
+
+    Values are averaged over the episodes that ended since the last dump, like SB3's
+    ``rollout/ep_rew_mean``.
+    """
+
+    def _on_step(self) -> bool:
+        for done, info in zip(self.locals["dones"], self.locals["infos"], strict=True):
+            if not done or "makespan" not in info:
+                continue
+            for key in SCHED_METRICS:
+                self.logger.record_mean(f"sched/{key}", float(info[key]))
+            rewards = info.get("rewards", {})
+            for key, value in rewards.items():
+                self.logger.record_mean(f"reward/{key}_last", float(value))
+        return True
+
+
+class MaskablePPOAgent(Scheduler):
+    """A MaskablePPO policy behind the scheduler interface.
+
+    Args:
+        model: A trained model (or None until :meth:`learn`).
+        env_kwargs: The ``WassSchedEnv`` arguments the policy was trained with (``max_nodes``,
+            ``insertion`` and ``task_order`` must match when it is used).
+        policy: SB3 policy name.
+        net_arch: Hidden layer sizes of the policy and value networks.
+        seed: Seed of the model.
+        device: Torch device (``"cpu"`` is fastest for these small MLPs).
+        **ppo_kwargs: Other ``MaskablePPO`` arguments (learning_rate, n_steps, batch_size, ...).
+    """
+
+    name: ClassVar[str] = "maskable_ppo"
+    trainable: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        model: MaskablePPO | None = None,
+        *,
+        env_kwargs: Mapping[str, Any] | None = None,
+        policy: str = "MultiInputPolicy",
+        net_arch: Sequence[int] = (128, 128),
+        seed: int | None = None,
+        device: str = "cpu",
+        deterministic: bool = True,
+        **ppo_kwargs: Any,
+    ) -> None:
+        super().__init__(seed)
+        self.model = model
+        self.env_kwargs = dict(env_kwargs or {})
+        self.policy = policy
+        self.net_arch = list(net_arch)
+        self.seed = seed
+        self.device = device
+        self.deterministic = deterministic
+        self.ppo_kwargs = ppo_kwargs
+        self._env: WassSchedEnv | None = None
+
+    # ------------------------------------------------------------------ training
+    def learn(
+        self,
+        venv: VecEnv,
+        total_timesteps: int,
+        *,
+        callback: Any = None,
+        tensorboard_log: str | None = None,
+        progress_bar: bool = False,
+    ) -> MaskablePPO:
+        """Train on ``venv`` (creating the model on first use) and return the model."""
+        if self.model is None:
+            self.model = MaskablePPO(
+                self.policy,
+                venv,
+                policy_kwargs={"net_arch": self.net_arch},
+                tensorboard_log=tensorboard_log,
+                seed=self.seed,
+                device=self.device,
+                verbose=0,
+                **self.ppo_kwargs,
+            )
+        else:
+            self.model.set_env(venv)
+        self.model.learn(
+            total_timesteps=total_timesteps,
+            callback=callback,
+            tb_log_name="maskable_ppo",
+            progress_bar=progress_bar,
+        )
+        return self.model
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Save the model (``.zip``) and its env arguments atomically; return the zip path."""
+        if self.model is None:
+            raise RuntimeError("nothing to save: the agent has no model yet")
+        path = Path(path)
+        if path.suffix != ".zip":
+            path = path.with_suffix(".zip")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(suffix=".zip", dir=path.parent)
+        os.close(fd)
+        try:
+            self.model.save(tmp)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        meta = path.with_name(path.stem + "." + ENV_KWARGS_FILE)
+        tmp_meta = meta.with_suffix(".tmp")
+        tmp_meta.write_text(json.dumps(self.env_kwargs, indent=2, default=str))
+        os.replace(tmp_meta, meta)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, device: str = "cpu") -> MaskablePPOAgent:
+        """Load an agent saved by :meth:`save`.
+
+        Raises:
+            FileNotFoundError: naming the missing checkpoint.
+        """
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"no MaskablePPO checkpoint at {path}")
+        meta = path.with_name(path.stem + "." + ENV_KWARGS_FILE)
+        env_kwargs = json.loads(meta.read_text()) if meta.exists() else {}
+        model = MaskablePPO.load(path, device=device)
+        return cls(model, env_kwargs=env_kwargs, device=device)
+
+    # ------------------------------------------------------------------ acting
+    def predict(self, obs: Any, mask: NDArray[np.bool_]) -> int:
+        """The policy's action for ``obs`` under ``mask`` (always masked)."""
+        if self.model is None:
+            raise RuntimeError("the agent has no model: train it or load a checkpoint")
+        action, _ = self.model.predict(
+            obs, action_masks=np.asarray(mask, dtype=bool), deterministic=self.deterministic
+        )
+        return int(action)
+
+    def act(self, obs: Any, mask: NDArray[np.bool_], env: Any) -> int:
+        """Step-wise use: the policy's (masked) action."""
+        return self.predict(obs, mask)
+
+    def select_node(self, builder: PlanBuilder, task: int) -> int:
+        """Not available: the policy needs the environment's observation; use :meth:`plan`."""
+        raise NotImplementedError(
+            "MaskablePPOAgent decides from observations; use plan() or act() inside the env"
+        )
+
+    def plan(self, problem: Problem, *, insertion: bool = True) -> Plan:
+        """Roll the policy out over ``problem`` and return its plan.
+
+        The environment presents tasks in its own order (``task_order`` of the training env).
+        """
+        if self.model is None:
+            raise RuntimeError("the agent has no model: train it or load a checkpoint")
+        max_nodes = int(self.model.action_space.n)  # type: ignore[attr-defined]
+        if problem.n_nodes > max_nodes:
+            raise ValueError(
+                f"the policy was trained for at most {max_nodes} nodes; cluster "
+                f"{problem.cluster.name!r} has {problem.n_nodes}"
+            )
+        if self._env is None or self._env.insertion != insertion:
+            keep = ("task_order", "reward_weights", "illegal_action")
+            self._env = WassSchedEnv(
+                workload=problem.workflow,
+                cluster=problem.cluster,
+                max_nodes=max_nodes,
+                insertion=insertion,
+                **{k: self.env_kwargs[k] for k in keep if k in self.env_kwargs},
+            )
+        env = self._env
+        obs, _ = env.reset(seed=0, options={"problem": problem})
+        done = False
+        while not done:
+            obs, _, done, _, _info = env.step(self.predict(obs, env.action_masks()))
+        return env_core(env).last_plan  # type: ignore[no-any-return]

@@ -1,0 +1,176 @@
+"""The training pipeline behind ``scripts/train.py``: seed, envs, model, learn, save, evaluate.
+
+:func:`run_training` takes a composed config (``conf/train.yaml``) and an output directory, so
+tests can call it through Hydra's ``compose`` without the command line.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from agents.base import Scheduler
+from agents.evaluation import episode_problems, evaluate, markdown_table, summarize
+
+__all__ = ["env_kwargs_from_config", "make_baselines", "run_training", "write_rows_csv"]
+
+
+def env_kwargs_from_config(cfg: DictConfig) -> dict[str, Any]:
+    """Plain ``WassSchedEnv`` keyword arguments from a train/evaluate config."""
+    env = OmegaConf.to_container(cfg.env, resolve=True)
+    assert isinstance(env, dict)
+    return {
+        "workload": _plain(cfg.workload),
+        "cluster": _plain(cfg.cluster),
+        **env,
+    }
+
+
+def _plain(x: Any) -> Any:
+    if OmegaConf.is_config(x):
+        return OmegaConf.to_container(x, resolve=True)
+    return x
+
+
+def make_baselines(names: Sequence[str], seed: int) -> dict[str, Scheduler]:
+    """Baseline schedulers by registry name."""
+    from agents.registry import make_scheduler
+
+    return {n: make_scheduler(n, seed=seed) for n in names}
+
+
+def write_rows_csv(rows: Sequence[Mapping[str, Any]], path: Path) -> None:
+    """Write result rows as CSV atomically (temp file, then rename)."""
+    if not rows:
+        return
+    keys: list[str] = []
+    for r in rows:
+        keys.extend(k for k in r if k not in keys)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with tmp.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, path)
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def run_training(cfg: DictConfig, out_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """Train the configured agent (if trainable), then evaluate it against baselines.
+
+    Args:
+        cfg: A composed ``train`` config.
+        out_dir: Where TensorBoard logs, the checkpoint and the result tables go.
+
+    Returns:
+        ``{"summary": [...], "rows": [...], "checkpoint": path or None, "out_dir": path}``.
+    """
+    import torch
+    from hydra.utils import instantiate
+    from stable_baselines3.common.utils import set_random_seed
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    seed = int(cfg.seed)
+    set_random_seed(seed)
+    torch.set_num_threads(int(cfg.train.torch_threads))
+    env_kwargs = env_kwargs_from_config(cfg)
+
+    agent: Scheduler = instantiate(cfg.agent, _convert_="all")
+    checkpoint: Path | None = None
+    train_seconds = 0.0
+    if getattr(agent, "trainable", False):
+        checkpoint, train_seconds = _train(agent, cfg, env_kwargs, out)
+
+    eval_seeds = [seed + int(cfg.eval.seed_offset) + i for i in range(int(cfg.eval.episodes))]
+    problems = episode_problems(env_kwargs, eval_seeds)
+    schedulers: dict[str, Scheduler] = {agent.name: agent}
+    for name, sch in make_baselines(list(cfg.eval.baselines), seed).items():
+        schedulers.setdefault(name, sch)
+    rows = evaluate(
+        schedulers,
+        problems,
+        eval_seeds,
+        noise=float(cfg.eval.noise),
+        insertion=bool(cfg.env.insertion),
+        progress=bool(cfg.train.progress_bar),
+    )
+    reference = str(cfg.eval.reference) if cfg.eval.reference in schedulers else None
+    summary = summarize(rows, reference=reference)
+    columns = ["scheduler", "episodes", "makespan", "ratio_to_lower_bound"]
+    if reference:
+        columns.append(f"ratio_to_{reference}")
+    columns += ["mean_wait", "utilization", "cross_node_bytes"]
+    table = markdown_table(summary, columns)
+    write_rows_csv(rows, out / "results.csv")
+    _write_text(out / "results.md", table + "\n")
+    print(
+        f"\nEvaluation on {len(problems)} unseen episodes "
+        f"(seeds {eval_seeds[0]}..{eval_seeds[-1]}); makespan in seconds, mean ± 95% CI:\n"
+    )
+    print(table)
+    if train_seconds:
+        print(f"\nTrained {cfg.train.total_timesteps} steps in {train_seconds:.0f} s.")
+    print(f"TensorBoard:  tensorboard --logdir {out / 'tb'}")
+    if checkpoint is not None:
+        print(f"Checkpoint:   {checkpoint}")
+    print(f"Results:      {out / 'results.csv'}, {out / 'results.md'}")
+    return {"summary": summary, "rows": rows, "checkpoint": checkpoint, "out_dir": out}
+
+
+def _train(
+    agent: Any, cfg: DictConfig, env_kwargs: dict[str, Any], out: Path
+) -> tuple[Path, float]:
+    from sb3_contrib.common.maskable.callbacks import MaskableEvalCallback
+    from stable_baselines3.common.callbacks import CallbackList
+
+    from agents.ppo import SchedMetricsCallback, make_vec
+
+    seed = int(cfg.seed)
+    if env_kwargs.get("max_nodes") is None:
+        # Fix the action space size now so the saved policy knows it.
+        from wass_env.sim.cluster import cluster_from_spec
+
+        specs = env_kwargs["cluster"]
+        specs = specs if isinstance(specs, list) else [specs]
+        env_kwargs["max_nodes"] = max(cluster_from_spec(c).n_nodes for c in specs)
+    agent.env_kwargs = env_kwargs
+    if getattr(agent, "seed", None) is None:
+        agent.seed = seed
+    venv = make_vec(env_kwargs, int(cfg.train.n_envs), seed, subproc=bool(cfg.train.subproc))
+    callbacks: list[Any] = [SchedMetricsCallback()]
+    if int(cfg.train.eval_freq) > 0:
+        eval_env = make_vec(env_kwargs, 1, seed + int(cfg.eval.seed_offset) // 2)
+        callbacks.append(
+            MaskableEvalCallback(
+                eval_env,
+                n_eval_episodes=int(cfg.train.eval_episodes),
+                eval_freq=max(int(cfg.train.eval_freq) // int(cfg.train.n_envs), 1),
+                deterministic=True,
+                verbose=0,
+            )
+        )
+    t0 = time.perf_counter()
+    try:
+        agent.learn(
+            venv,
+            int(cfg.train.total_timesteps),
+            callback=CallbackList(callbacks),
+            tensorboard_log=str(out / "tb"),
+            progress_bar=bool(cfg.train.progress_bar),
+        )
+    finally:
+        venv.close()
+    elapsed = time.perf_counter() - t0
+    return agent.save(out / "model.zip"), elapsed

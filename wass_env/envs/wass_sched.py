@@ -1,0 +1,413 @@
+"""``WassSched-v0``: place each ready task of a workflow on a node of a cluster."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, SupportsFloat
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from numpy.typing import NDArray
+
+from wass_env.sim.cluster import Cluster, cluster_from_spec
+from wass_env.sim.execute import execute
+from wass_env.sim.metrics import schedule_metrics
+from wass_env.sim.ordering import TASK_ORDERS, ReadyQueue, task_priority
+from wass_env.sim.plan import PlanBuilder
+from wass_env.sim.problem import Problem
+from wass_env.sim.workflow import Workflow
+
+__all__ = ["NODE_FEATURES", "REWARD_TERMS", "TASK_FEATURES", "WassSchedEnv"]
+
+#: Names of the columns of ``obs["task"]``.
+TASK_FEATURES: tuple[str, ...] = (
+    "mean_runtime",  # mean runtime over feasible nodes / scale
+    "cores",  # cores / largest node's cores
+    "memory",  # memory / largest node's memory (0 when memory is unlimited)
+    "n_parents",  # min(parents, 16) / 16
+    "n_children",  # min(children, 16) / 16
+    "upward_rank",  # upward rank / scale
+    "depth",  # level / deepest level
+    "input_comm",  # mean transfer time of its inputs / scale
+    "placed_fraction",  # tasks placed so far / tasks
+    "partial_makespan",  # latest finish placed so far / scale
+    "release",  # when its last parent finishes / scale
+)
+#: Names of the columns of ``obs["nodes"]`` (one row per node, padded to ``max_nodes``).
+NODE_FEATURES: tuple[str, ...] = (
+    # static for a given task
+    "valid",  # 1 for a real node, 0 for padding
+    "feasible",  # 1 if the task fits (the action mask)
+    "speed",  # effective speed for this task / fastest node
+    "cores",  # cores / largest node's cores
+    "runtime",  # runtime there / scale
+    # depend on the partial plan
+    "free_at",  # when the node has the task's cores free for good, after release / scale
+    "data_ready",  # when the task's inputs would be there, after release / scale
+    "start",  # earliest start there, after release / scale
+    "finish",  # earliest finish there, after release / scale
+    "finish_gap",  # earliest finish minus the best earliest finish / scale
+    "local_input",  # fraction of the task's input bytes already on the node
+    "load",  # core-seconds placed on the node / (cores x scale)
+)
+_N_STATIC = 5  # leading NODE_FEATURES columns that depend only on the task
+#: Named reward terms reported in ``info["rewards"]``.
+REWARD_TERMS: tuple[str, ...] = ("makespan", "progress", "illegal")
+_CLIP = 100.0  # features are clipped to [0, _CLIP] so the Box bounds hold
+
+
+class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
+    """Workflow scheduling on a simulated heterogeneous cluster.
+
+    ## Description
+    An episode schedules one workflow (a DAG of tasks exchanging files) on one cluster, both
+    drawn from the configured distributions with the environment's seeded RNG. Tasks become
+    *ready* once all their parents are placed; the environment presents ready tasks one at a
+    time (highest upward rank first by default) and the agent picks the node for each. The task
+    starts on that node at the earliest time its inputs have arrived and the node has its cores
+    free (see :mod:`wass_env.sim.plan`). When every task is placed, the plan is executed (with
+    optional runtime noise) and the realized makespan ends the episode.
+
+    ## Action Space
+    ``Discrete(max_nodes)``: the node for the current task. Nodes the task does not fit on, and
+    padding beyond the cluster's size, are masked: ``action_masks()`` returns the bool mask and
+    ``info["action_mask"]`` an int8 copy (``action_space.sample(mask=...)`` accepts it).
+
+    ## Observation Space
+    ``Dict`` of fixed-shape ``Box``es (float32, clipped to [0, 100]); times are divided by the
+    episode's lower bound on the makespan, so one scale fits tiny and huge workflows:
+
+    * ``"task"``: ``(len(TASK_FEATURES),)``: the task to place (see :data:`TASK_FEATURES`).
+    * ``"nodes"``: ``(max_nodes, len(NODE_FEATURES))``: per node, what placing the task there
+      would mean (see :data:`NODE_FEATURES`); padding rows are zero.
+
+    ## Rewards
+    A weighted sum of named terms, each reported in ``info["rewards"]``:
+
+    * ``"makespan"``: at the last step, ``-realized makespan / lower bound`` (<= -1); else 0.
+    * ``"progress"``: ``-(increase of the planned makespan) / lower bound`` at every step; over an
+      episode it sums to ``-planned makespan / lower bound`` (a dense alternative; weight 0 by
+      default).
+    * ``"illegal"``: -1 when the action was masked (see below), else 0.
+
+    ## Illegal actions
+    An action outside the mask (padding, or a node the task does not fit on) does not corrupt
+    the schedule: with ``illegal_action="fallback"`` (default) the task goes to the lowest-index
+    feasible node, ``info["illegal_action"]`` is True and the ``"illegal"`` term is -1; with
+    ``"raise"`` a ``ValueError`` is raised.
+
+    ## Episode End
+    Terminates when every task is placed (episode length = number of tasks). Never truncates.
+    The last ``info`` carries every metric: ``makespan`` (realized), ``planned_makespan``,
+    ``mean_wait``, ``utilization``, ``cross_node_bytes``, ``locality_hit_rate``, ``slr``,
+    ``lower_bound``, ``ratio_to_lower_bound``, plus ``n_tasks``, ``n_nodes``, ``workflow``,
+    ``family`` and ``cluster``.
+
+    ## Arguments
+    * ``workload``: a workload spec for :func:`wass_env.workloads.make_sampler` (a generator or
+      recipe name, a dict such as ``{"generator": "layered", "n_tasks": [20, 60]}``, files), a
+      ``Workflow`` or a list of them.
+    * ``cluster``: a preset name (``"het16"``), a dict for
+      :func:`~wass_env.sim.cluster.cluster_from_spec`, a ``Cluster``, or a list of those (one is
+      drawn per episode).
+    * ``max_nodes``: action space size (default: the largest cluster's node count).
+    * ``insertion``: HEFT-style insertion into idle gaps (default True) or per-node queues.
+    * ``task_order``: ``"rank"`` (upward rank, default) or ``"fifo"`` (file order).
+    * ``noise``: sigma of the mean-one lognormal runtime noise at execution (default 0).
+    * ``reward_weights``: weights of the reward terms (default
+      ``{"makespan": 1, "progress": 0, "illegal": 1}``).
+    * ``illegal_action``: ``"fallback"`` or ``"raise"``.
+    * ``render_mode``: ``"ansi"`` (text Gantt) or ``"rgb_array"`` (Gantt image).
+
+    ``reset(options=...)`` accepts ``{"workflow": Workflow, "cluster": spec}`` or
+    ``{"problem": Problem}`` to schedule a given instance instead of a sampled one.
+
+    ## Version History
+    * v0: initial version.
+    """
+
+    metadata: dict[str, Any] = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
+
+    def __init__(
+        self,
+        *,
+        workload: Any = "layered",
+        cluster: Any = "het16",
+        max_nodes: int | None = None,
+        insertion: bool = True,
+        task_order: str = "rank",
+        noise: float = 0.0,
+        reward_weights: Mapping[str, float] | None = None,
+        illegal_action: str = "fallback",
+        render_mode: str | None = None,
+    ) -> None:
+        from wass_env.workloads import make_sampler
+
+        self.workload = make_sampler(workload)
+        specs = list(cluster) if isinstance(cluster, (list, tuple)) else [cluster]
+        if not specs:
+            raise ValueError("cluster: expected at least one cluster spec, got an empty list")
+        self.clusters: list[Cluster] = [cluster_from_spec(c) for c in specs]
+        largest = max(c.n_nodes for c in self.clusters)
+        if max_nodes is None:
+            max_nodes = largest
+        if max_nodes < largest:
+            raise ValueError(
+                f"max_nodes={max_nodes} is smaller than the largest cluster ({largest} nodes)"
+            )
+        if task_order not in TASK_ORDERS:
+            raise ValueError(f"task_order must be one of {TASK_ORDERS}, got {task_order!r}")
+        if not (np.isfinite(noise) and noise >= 0):
+            raise ValueError(f"noise must be finite and >= 0, got {noise!r}")
+        if illegal_action not in ("fallback", "raise"):
+            raise ValueError(
+                f"illegal_action must be 'fallback' or 'raise', got {illegal_action!r}"
+            )
+        weights = {"makespan": 1.0, "progress": 0.0, "illegal": 1.0}
+        for k, v in dict(reward_weights or {}).items():
+            if k not in weights:
+                raise ValueError(f"reward_weights: unknown term {k!r}; terms are {REWARD_TERMS}")
+            weights[k] = float(v)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}"
+            )
+        self.max_nodes = int(max_nodes)
+        self.insertion = bool(insertion)
+        self.task_order = task_order
+        self.noise = float(noise)
+        self.reward_weights = weights
+        self.illegal_action = illegal_action
+        self.render_mode = render_mode
+
+        self.action_space = spaces.Discrete(self.max_nodes)
+        self.observation_space = spaces.Dict(
+            {
+                "task": spaces.Box(0.0, _CLIP, (len(TASK_FEATURES),), np.float32),
+                "nodes": spaces.Box(0.0, _CLIP, (self.max_nodes, len(NODE_FEATURES)), np.float32),
+            }
+        )
+        # Episode state (set by reset).
+        self.problem: Problem | None = None
+        self.builder: PlanBuilder | None = None
+        self.current_task: int = -1
+        self._queue: ReadyQueue | None = None
+        self._mask = np.zeros(self.max_nodes, dtype=bool)
+        self._last_info: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ gym API
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, NDArray[np.float32]], dict[str, Any]]:
+        """Start an episode on a freshly drawn (or given) workflow and cluster."""
+        super().reset(seed=seed)
+        options = options or {}
+        if "problem" in options:
+            problem = options["problem"]
+        else:
+            if "cluster" in options:
+                cluster = cluster_from_spec(options["cluster"])
+            else:
+                cluster = self.clusters[int(self.np_random.integers(len(self.clusters)))]
+            if "workflow" in options:
+                workflow = options["workflow"]
+                if not isinstance(workflow, Workflow):
+                    raise TypeError(f"options['workflow'] must be a Workflow, got {workflow!r}")
+            else:
+                workflow = self.workload.sample(self.np_random, cluster)
+            problem = Problem(workflow, cluster)
+        if problem.n_nodes > self.max_nodes:
+            raise ValueError(
+                f"cluster {problem.cluster.name!r} has {problem.n_nodes} nodes; this env was "
+                f"built with max_nodes={self.max_nodes}"
+            )
+        self._start_episode(problem)
+        obs = self._get_obs()
+        info = self._get_info()
+        return obs, info
+
+    def step(
+        self, action: Any
+    ) -> tuple[dict[str, NDArray[np.float32]], SupportsFloat, bool, bool, dict[str, Any]]:
+        """Place the current task on node ``action``."""
+        if self.builder is None or self.problem is None:
+            raise RuntimeError("call reset() before step()")
+        if self.current_task < 0:
+            raise RuntimeError("the episode is over; call reset()")
+        b = self.builder
+        node = int(action)
+        illegal = not (0 <= node < self.max_nodes and self._mask[node])
+        if illegal:
+            if self.illegal_action == "raise":
+                task_id = self.problem.workflow.ids[self.current_task]
+                raise ValueError(
+                    f"illegal action {node} for task {task_id!r}: feasible nodes are "
+                    f"{np.flatnonzero(self._mask).tolist()}"
+                )
+            node = int(np.argmax(self._mask))
+        before = b.max_finish
+        b.assign(self.current_task, node)
+        rewards = {
+            "makespan": 0.0,
+            "progress": -(b.max_finish - before) / self._scale,
+            "illegal": -1.0 if illegal else 0.0,
+        }
+        terminated = b.done
+        if terminated:
+            self.current_task = -1
+            metrics = self._finish_episode()
+            rewards["makespan"] = -metrics["makespan"] / self._scale
+        else:
+            self._queue.update()  # type: ignore[union-attr]
+            self.current_task = self._queue.pop()  # type: ignore[union-attr]
+            metrics = {}
+        reward = sum(self.reward_weights[k] * v for k, v in rewards.items())
+        obs = self._get_obs()
+        info = self._get_info()
+        info["rewards"] = rewards
+        info["illegal_action"] = illegal
+        info.update(metrics)
+        return obs, float(reward), terminated, False, info
+
+    def action_masks(self) -> NDArray[np.bool_]:
+        """Bool mask of the nodes the current task may go to (what MaskablePPO reads)."""
+        return self._mask.copy()
+
+    def render(self) -> str | NDArray[np.uint8] | None:
+        """A Gantt chart of the plan so far (``ansi``: text; ``rgb_array``: image)."""
+        if self.render_mode is None or self.builder is None or self.problem is None:
+            return None
+        from wass_env.render import gantt_rgb, gantt_text
+
+        b = self.builder
+        if self.render_mode == "ansi":
+            return gantt_text(self.problem, b.node, b.start, b.finish)
+        return gantt_rgb(self.problem, b.node, b.start, b.finish)
+
+    # ------------------------------------------------------------------ internals
+    def _start_episode(self, problem: Problem) -> None:
+        self.problem = problem
+        self.builder = PlanBuilder(problem, insertion=self.insertion)
+        self._queue = ReadyQueue(self.builder, task_priority(problem, self.task_order))
+        self.current_task = self._queue.pop()
+        self._scale = problem.lower_bound() or 1.0  # [s] time unit of observations and rewards
+        wf, cl = problem.workflow, problem.cluster
+        n = problem.n_nodes
+        # Static per-episode features, computed once.
+        self._valid = np.zeros(self.max_nodes, dtype=bool)
+        self._valid[:n] = True
+        inv = 1.0 / self._scale
+        max_cores = float(cl.cores.max())
+        mem = cl.memory[np.isfinite(cl.memory)]
+        max_mem = float(mem.max()) if mem.size else 0.0
+        eff_speed = wf.work[:, None] / np.maximum(problem.exec_time, 1e-300)
+        max_speed = float(np.max(np.where(problem.fits, eff_speed, 0.0), initial=0.0)) or 1.0
+        static = np.empty((wf.n_tasks, n, _N_STATIC), dtype=np.float32)
+        static[:, :, 0] = 1.0
+        static[:, :, 1] = problem.fits
+        static[:, :, 2] = eff_speed / max_speed
+        static[:, :, 3] = cl.cores / max_cores
+        static[:, :, 4] = np.minimum(problem.exec_time * inv, _CLIP)
+        self._node_static = static
+        input_comm = np.zeros(wf.n_tasks)
+        self._input_bytes = np.zeros(wf.n_tasks)
+        if wf.n_edges:
+            np.add.at(input_comm, wf.edge_dst, problem.mean_comm)
+            np.add.at(self._input_bytes, wf.edge_dst, wf.edge_bytes)
+        task_static = np.zeros((wf.n_tasks, len(TASK_FEATURES)))
+        task_static[:, 0] = problem.mean_exec * inv
+        task_static[:, 1] = wf.cores / max_cores
+        task_static[:, 2] = wf.memory / max_mem if max_mem > 0 else 0.0
+        task_static[:, 3] = np.minimum(wf.n_parents, 16) / 16.0
+        task_static[:, 4] = np.minimum(wf.n_children, 16) / 16.0
+        task_static[:, 5] = problem.upward_rank() * inv
+        task_static[:, 6] = wf.levels / max(int(wf.levels.max()), 1)
+        task_static[:, 7] = input_comm * inv
+        self._task_static = np.clip(task_static, 0.0, _CLIP)
+        self._load_scale = 1.0 / (cl.cores * self._scale)  # [1 / core-s]
+        masks = np.zeros((wf.n_tasks, self.max_nodes), dtype=bool)
+        masks[:, :n] = problem.fits
+        masks.setflags(write=False)
+        self._masks = masks
+        masks_i8 = masks.astype(np.int8)
+        masks_i8.setflags(write=False)
+        self._masks_i8 = masks_i8
+        self._valid.setflags(write=False)
+        self._update_mask()
+
+    def _update_mask(self) -> None:
+        t = self.current_task
+        self._mask = self._masks[t] if t >= 0 else self._valid
+
+    def _get_obs(self) -> dict[str, NDArray[np.float32]]:
+        self._update_mask()
+        node_obs = np.zeros((self.max_nodes, len(NODE_FEATURES)), dtype=np.float32)
+        t = self.current_task
+        if t < 0:
+            node_obs[:, 0] = self._valid
+            return {"task": np.zeros(len(TASK_FEATURES), dtype=np.float32), "nodes": node_obs}
+        p, b = self.problem, self.builder
+        assert p is not None and b is not None
+        wf = p.workflow
+        n = p.n_nodes
+        inv = 1.0 / self._scale
+        release = b.release_time(t)
+        est = b.earliest_start(t)
+        eft = est + p.exec_time[t]
+        task_obs = self._task_static[t].astype(np.float32)
+        task_obs[8:] = (b.n_placed / wf.n_tasks, b.max_finish * inv, release * inv)
+        dyn = np.empty((len(NODE_FEATURES) - _N_STATIC, n))
+        np.maximum(b.free_from(int(wf.cores[t])), release, out=dyn[0])
+        dyn[1] = b.data_ready(t)
+        dyn[2] = est
+        dyn[3] = eft
+        dyn[:4] -= release
+        dyn[4] = eft - eft.min()
+        dyn[:5] *= inv
+        if self._input_bytes[t] > 0:
+            sl = wf.parent_edge_slice(t)
+            local = np.bincount(b.node[wf.edge_src[sl]], weights=wf.edge_bytes[sl], minlength=n)
+            dyn[5] = local / self._input_bytes[t]
+        else:
+            dyn[5] = 0.0
+        np.multiply(b.node_busy, self._load_scale, out=dyn[6])
+        # Infeasible nodes have infinite start times: clip them to the Box bound.
+        np.clip(dyn, 0.0, _CLIP, out=dyn)
+        rows = node_obs[:n]
+        rows[:, :_N_STATIC] = self._node_static[t]
+        rows[:, _N_STATIC:] = dyn.T
+        np.clip(task_obs, 0.0, _CLIP, out=task_obs)
+        return {"task": task_obs, "nodes": node_obs}
+
+    def _get_info(self) -> dict[str, Any]:
+        p = self.problem
+        assert p is not None
+        t = self.current_task
+        info: dict[str, Any] = {
+            "action_mask": self._masks_i8[t] if t >= 0 else self._valid.astype(np.int8)
+        }
+        if t >= 0:
+            info["task"] = p.workflow.ids[t]
+        return info
+
+    def _finish_episode(self) -> dict[str, Any]:
+        b, p = self.builder, self.problem
+        assert b is not None and p is not None
+        plan = b.plan()
+        if self.noise > 0:
+            realized = execute(plan, noise=self.noise, rng=self.np_random)
+        else:
+            realized = plan  # noise-free execution reproduces the plan exactly
+        m = schedule_metrics(realized).as_dict()
+        m["planned_makespan"] = plan.makespan
+        m.update(
+            n_tasks=p.n_tasks,
+            n_nodes=p.n_nodes,
+            workflow=p.workflow.name,
+            family=p.workflow.family,
+            cluster=p.cluster.name,
+        )
+        self.last_plan = plan
+        self.last_schedule = realized
+        return m
