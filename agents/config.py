@@ -51,8 +51,8 @@ class EvalConfig:
     episodes: int = 10
     seed_offset: int = 1_000_000  # eval seeds: seed + seed_offset + i, never used in training
     noise: float = 0.0
-    baselines: list[str] = field(default_factory=lambda: ["random", "slurm"])
-    reference: str = "slurm"  # makespan ratios are reported against this scheduler
+    baselines: list[str] = field(default_factory=lambda: ["random", "slurm", "heft"])
+    reference: str = "heft"  # makespan ratios are reported against this scheduler
 
 
 @dataclass

@@ -25,6 +25,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
 from agents.base import Scheduler, env_core
+from agents.policies import NodeScoringPolicy
 from wass_env.envs.wass_sched import WassSchedEnv
 from wass_env.sim.plan import Plan, PlanBuilder
 from wass_env.sim.problem import Problem
@@ -48,6 +49,8 @@ SCHED_METRICS: tuple[str, ...] = (
     "cross_node_bytes",
 )
 ENV_KWARGS_FILE = "env_kwargs.json"
+#: Policy names accepted besides SB3's own (``"MultiInputPolicy"``).
+POLICIES: dict[str, Any] = {"node_scoring": NodeScoringPolicy}
 
 
 def make_env_fn(env_kwargs: Mapping[str, Any]) -> Callable[[], gym.Env[Any, Any]]:
@@ -103,8 +106,10 @@ class MaskablePPOAgent(Scheduler):
         model: A trained model (or None until :meth:`learn`).
         env_kwargs: The ``WassSchedEnv`` arguments the policy was trained with (``max_nodes``,
             ``insertion`` and ``task_order`` must match when it is used).
-        policy: SB3 policy name.
-        net_arch: Hidden layer sizes of the policy and value networks.
+        policy: SB3 policy name, or ``"node_scoring"`` for
+            :class:`~agents.policies.NodeScoringPolicy`.
+        net_arch: Hidden layer sizes of the policy and value networks (value network only for
+            ``node_scoring``).
         seed: Seed of the model.
         device: Torch device (``"cpu"`` is fastest for these small MLPs).
         **ppo_kwargs: Other ``MaskablePPO`` arguments (learning_rate, n_steps, batch_size, ...).
@@ -149,7 +154,7 @@ class MaskablePPOAgent(Scheduler):
         """Train on ``venv`` (creating the model on first use) and return the model."""
         if self.model is None:
             self.model = MaskablePPO(
-                self.policy,
+                POLICIES.get(self.policy, self.policy),
                 venv,
                 policy_kwargs={"net_arch": self.net_arch},
                 tensorboard_log=tensorboard_log,

@@ -1,0 +1,367 @@
+"""Run plans in SimGrid, the simulation core under WRENCH, to cross-check :func:`execute`.
+
+SimGrid's Python bindings are built for the system interpreter (Debian's ``python3-simgrid``
+for ``/usr/bin/python3``), so the simulation runs in a subprocess of that interpreter: this
+module turns plans into a JSON description, runs ``simgrid_runner.py`` on it and reads back
+when every task started and finished. Many plans share one subprocess call (each in its own
+network zone of one simulation), so a test suite pays the interpreter start-up once.
+
+The translation, in SimGrid's terms:
+
+* a node of speed ``s`` is a host of ``s * REFERENCE_SPEED`` flop/s with the node's cores; a
+  task of ``c`` cores and runtime ``d`` on it runs ``c`` parallel executions of
+  ``d * s * REFERENCE_SPEED`` flop each (one per core, SimGrid's model of a multi-threaded
+  execution); a zero-length task runs nothing and takes no cores;
+* a cross-node edge is a host-to-host transfer of its bytes, started when the parent finishes;
+  a same-node edge is free; a task's external input is a transfer from a storage host;
+* the network model is SimGrid's analytic CM02 model with TCP window and cross-traffic effects
+  off (``DEFAULT_CONFIG``), so a transfer of ``b`` bytes over one link of bandwidth ``B`` and
+  latency ``L`` takes exactly ``L + b / B`` seconds while it has the link to itself;
+* the platform (``topology="pairs"``) has one link per ordered node pair; by default the links
+  are fat pipes (``sharing="fatpipe"``: no bandwidth sharing at all, the contention-free model
+  of :mod:`wass_env.sim.cluster`). ``sharing="shared"`` makes concurrent transfers between the
+  same two nodes share their link, and ``topology="star"`` puts each node behind one full-duplex
+  link to a switch (NIC contention); both are models ``wass_env.sim`` does not have, offered to
+  measure how much they change a schedule.
+
+Bytes and flops are scaled by powers of two (exact in floating point): SimGrid takes integer
+byte counts, so bytes are multiplied by ``2**k`` (and bandwidths with them) before rounding,
+with ``k`` as large as keeps the largest count below ``2**52``, where SimGrid's doubles still
+hold every integer. The rounding error is then below ``2**-(k+1)`` bytes: for the largest
+transfer of a plan, a relative 1e-16.
+
+Example::
+
+    from wass_env.sim.reference import replay
+    run = replay([plan_a, plan_b])
+    run.schedules[0].makespan
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from wass_env.sim.plan import Plan, Schedule
+
+__all__ = [
+    "DEFAULT_CONFIG",
+    "REFERENCE_SPEED",
+    "SIMGRID_PYTHON_ENV",
+    "ReferenceRun",
+    "SimGridError",
+    "SimGridUnavailable",
+    "plan_case",
+    "replay",
+    "simgrid_available",
+    "simgrid_python",
+    "simgrid_version",
+]
+
+#: Flop/s of a speed-1.0 node; a power of two so that ``work * REF / (speed * REF)`` is exact.
+REFERENCE_SPEED = 2.0**30
+#: SimGrid options for the analytic ``latency + bytes / bandwidth`` network model. (The default
+#: LV08 model multiplies latency by 13.01 and bandwidth by 0.97, and bounds the rate by a TCP
+#: window over the round-trip time.)
+DEFAULT_CONFIG: tuple[str, ...] = (
+    "network/model:CM02",
+    "network/TCP-gamma:0",
+    "network/crosstraffic:0",
+)
+#: Environment variable naming the interpreter that has SimGrid's bindings.
+SIMGRID_PYTHON_ENV = "WASS_SIMGRID_PYTHON"
+_DEFAULT_PYTHON = "/usr/bin/python3"
+_RUNNER = Path(__file__).with_name("simgrid_runner.py")
+_INSTALL_HINT = (
+    "install it with scripts/install_simgrid.sh (Debian: apt-get install python3-simgrid)"
+)
+_MAX_BYTE_SHIFT = 40  # bytes are scaled by at most 2**40 before rounding to integers ...
+_BYTE_BITS = 52  # ... and so that the largest count stays below 2**52 (exact in a double)
+
+
+class SimGridUnavailable(RuntimeError):
+    """Raised when no interpreter with SimGrid's Python bindings is found."""
+
+
+class SimGridError(RuntimeError):
+    """Raised when the SimGrid subprocess fails."""
+
+
+def simgrid_python() -> str:
+    """The interpreter that runs SimGrid: ``$WASS_SIMGRID_PYTHON`` or ``/usr/bin/python3``."""
+    return os.environ.get(SIMGRID_PYTHON_ENV, _DEFAULT_PYTHON)
+
+
+@lru_cache(maxsize=4)
+def _probe(python: str) -> str | None:
+    try:
+        res = subprocess.run(
+            [python, "-I", "-c", "import simgrid; print(simgrid.simgrid_version)"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if res.returncode != 0:
+        return None
+    lines = res.stdout.strip().splitlines()
+    return lines[-1] if lines else "unknown"
+
+
+def simgrid_available(python: str | None = None) -> bool:
+    """True when ``python`` (default :func:`simgrid_python`) can ``import simgrid``."""
+    return _probe(python or simgrid_python()) is not None
+
+
+def simgrid_version(python: str | None = None) -> str:
+    """SimGrid's version string.
+
+    Raises:
+        SimGridUnavailable: if the interpreter cannot import ``simgrid``.
+    """
+    py = python or simgrid_python()
+    version = _probe(py)
+    if version is None:
+        raise SimGridUnavailable(f"{py} cannot import simgrid; {_INSTALL_HINT}")
+    return version
+
+
+@dataclass(frozen=True, eq=False)
+class ReferenceRun:
+    """What one SimGrid subprocess call returned.
+
+    Attributes:
+        schedules: The realized schedule of every plan, in input order.
+        import_s: Seconds to import ``simgrid`` in the subprocess (summed over calls).
+        build_s: Seconds to build the platforms and actors in the subprocess (summed).
+        run_s: Seconds SimGrid's engine ran, the simulation proper (summed).
+        wall_s: Seconds of the subprocess calls from here: JSON, interpreter start-up,
+            everything (summed over calls, also when they ran at once).
+        clock: Simulated time when the last case finished [s].
+    """
+
+    schedules: tuple[Schedule, ...]
+    import_s: float
+    build_s: float
+    run_s: float
+    wall_s: float
+    clock: float
+
+
+def _byte_shift(max_bytes: float) -> int:
+    """Power of two to scale bytes by before rounding them to integers."""
+    if max_bytes <= 0:
+        return _MAX_BYTE_SHIFT
+    return max(0, min(_MAX_BYTE_SHIFT, _BYTE_BITS - math.frexp(max_bytes)[1]))
+
+
+def plan_case(plan: Plan, runtimes: ArrayLike | None = None) -> dict[str, Any]:
+    """The runner's description of ``plan`` (platform and tasks, in SimGrid units).
+
+    Args:
+        plan: The plan to replay.
+        runtimes: Actual runtime per task [s], as for :func:`~wass_env.sim.execute`
+            (default: the problem's ``exec_time`` on the planned node).
+
+    Raises:
+        ValueError: if ``runtimes`` has the wrong length or a negative or non-finite entry.
+    """
+    p = plan.problem
+    wf, cl = p.workflow, p.cluster
+    n_t = wf.n_tasks
+    node = plan.node
+    speed = cl.speed[node]  # [speed factor] of each task's node
+    if runtimes is not None:
+        dur = np.asarray(runtimes, dtype=np.float64).reshape(-1)
+        if dur.size != n_t or not np.all(np.isfinite(dur)) or np.any(dur < 0):
+            raise ValueError(f"runtimes must be {n_t} finite values >= 0, got shape {dur.shape}")
+        flops = dur * speed * REFERENCE_SPEED
+    elif not p.explicit_costs and not cl.type_speedup:
+        flops = wf.work * REFERENCE_SPEED  # exact: runs work / speed seconds
+    else:
+        flops = p.exec_time[np.arange(n_t), node] * speed * REFERENCE_SPEED
+    max_bytes = max(
+        float(wf.edge_bytes.max(initial=0.0)),
+        float(wf.input_bytes.max(initial=0.0)),
+    )
+    scale = 2.0 ** _byte_shift(max_bytes)  # [SimGrid bytes per byte]
+    return {
+        "speed": (cl.speed * REFERENCE_SPEED).tolist(),
+        "cores": cl.cores.tolist(),
+        "bandwidth": (cl.bandwidth_matrix * scale).tolist(),
+        "latency": cl.latency_matrix.tolist(),
+        "storage_bandwidth": cl.storage_bandwidth * scale,
+        "storage_latency": cl.storage_latency,
+        "node": node.tolist(),
+        "flops": flops.tolist(),
+        "task_cores": wf.cores.tolist(),
+        "input_bytes": np.rint(wf.input_bytes * scale).astype(np.int64).tolist(),
+        "edge_src": wf.edge_src.tolist(),
+        "edge_dst": wf.edge_dst.tolist(),
+        "edge_bytes": np.rint(wf.edge_bytes * scale).astype(np.int64).tolist(),
+        "order": [plan.node_order(n).tolist() for n in range(cl.n_nodes)],
+    }
+
+
+def replay(
+    plans: Sequence[Plan],
+    *,
+    runtimes: Sequence[ArrayLike | None] | None = None,
+    topology: str = "pairs",
+    sharing: str = "fatpipe",
+    config: Sequence[str] = DEFAULT_CONFIG,
+    python: str | None = None,
+    timeout: float | None = None,
+    max_tasks_per_call: int = 4000,
+    workers: int = 1,
+) -> ReferenceRun:
+    """Execute ``plans`` in SimGrid (one subprocess call per ``max_tasks_per_call`` tasks).
+
+    Args:
+        plans: The plans; each replays on its own copy of its cluster.
+        runtimes: Optional actual runtimes per plan (``None`` entries: planned runtimes).
+        topology: ``"pairs"`` (a link per node pair) or ``"star"`` (a link per node to a switch).
+        sharing: ``"fatpipe"`` (no bandwidth sharing) or ``"shared"`` (fair sharing per link);
+            used by ``"pairs"``.
+        config: SimGrid ``--cfg`` options.
+        python: Interpreter with SimGrid (default :func:`simgrid_python`).
+        timeout: Seconds before a subprocess is killed (default: no limit).
+        max_tasks_per_call: Plans are batched into subprocess calls of about this many tasks
+            (a plan is never split). SimGrid runs every task as a thread, and its time per task
+            grows with the number of threads in one simulation, so huge batches are slower.
+        workers: Subprocess calls run at once (each is single-threaded in effect).
+
+    Returns:
+        The schedules SimGrid realized, with timings of the call.
+
+    Raises:
+        SimGridUnavailable: if the interpreter cannot import ``simgrid``.
+        SimGridError: if the simulation fails.
+        ValueError: on an unknown topology or sharing policy, a star topology for a cluster
+            with per-pair bandwidths or latencies, or mismatched ``runtimes``.
+    """
+    if topology not in ("pairs", "star"):
+        raise ValueError(f"topology must be 'pairs' or 'star', got {topology!r}")
+    if sharing not in ("fatpipe", "shared"):
+        raise ValueError(f"sharing must be 'fatpipe' or 'shared', got {sharing!r}")
+    if topology == "star":
+        for pl in plans:
+            if not pl.problem.cluster.scalar_network:
+                raise ValueError(
+                    f"topology 'star' needs one bandwidth and latency for the whole network; "
+                    f"cluster {pl.problem.cluster.name!r} has per-pair values"
+                )
+    if max_tasks_per_call < 1 or workers < 1:
+        raise ValueError(
+            f"max_tasks_per_call and workers must be >= 1, got {max_tasks_per_call}, {workers}"
+        )
+    if runtimes is not None and len(runtimes) != len(plans):
+        raise ValueError(f"runtimes has {len(runtimes)} entries for {len(plans)} plans")
+    py = python or simgrid_python()
+    if not simgrid_available(py):
+        raise SimGridUnavailable(f"{py} cannot import simgrid; {_INSTALL_HINT}")
+    rts = list(runtimes) if runtimes is not None else [None] * len(plans)
+    batches: list[list[int]] = [[]]
+    size = 0
+    for i, pl in enumerate(plans):
+        n_t = pl.problem.n_tasks
+        if batches[-1] and size + n_t > max_tasks_per_call:
+            batches.append([])
+            size = 0
+        batches[-1].append(i)
+        size += n_t
+
+    def one(batch: list[int]) -> ReferenceRun:
+        sub = [plans[i] for i in batch]
+        return _replay_batch(sub, [rts[i] for i in batch], topology, sharing, config, py, timeout)
+
+    if workers > 1 and len(batches) > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            parts = list(pool.map(one, batches))
+    else:
+        parts = [one(b) for b in batches]
+    schedules: list[Schedule] = []
+    totals = dict.fromkeys(("import_s", "build_s", "run_s", "wall_s", "clock"), 0.0)
+    for part in parts:
+        schedules.extend(part.schedules)
+        for key in ("import_s", "build_s", "run_s", "wall_s"):
+            totals[key] += getattr(part, key)
+        totals["clock"] = max(totals["clock"], part.clock)
+    return ReferenceRun(schedules=tuple(schedules), **totals)
+
+
+def _replay_batch(
+    plans: Sequence[Plan],
+    runtimes: Sequence[ArrayLike | None],
+    topology: str,
+    sharing: str,
+    config: Sequence[str],
+    py: str,
+    timeout: float | None,
+) -> ReferenceRun:
+    """One subprocess call simulating ``plans`` together."""
+    t0 = time.perf_counter()
+    spec = {
+        "config": list(config),
+        "topology": topology,
+        "sharing": sharing,
+        "cases": [plan_case(pl, rt) for pl, rt in zip(plans, runtimes, strict=True)],
+    }
+    with tempfile.TemporaryDirectory(prefix="wass-simgrid-") as tmp:
+        src, dst = Path(tmp, "plans.json"), Path(tmp, "times.json")
+        src.write_text(json.dumps(spec), encoding="utf-8")
+        try:
+            res = subprocess.run(
+                [py, "-I", str(_RUNNER), str(src), str(dst)],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise SimGridError(
+                f"SimGrid ran longer than {timeout} s on {len(plans)} plans"
+            ) from None
+        if res.returncode != 0 or not dst.exists():
+            tail = "\n".join(res.stderr.strip().splitlines()[-15:])
+            raise SimGridError(f"SimGrid runner failed (exit {res.returncode}):\n{tail}")
+        out = json.loads(dst.read_text(encoding="utf-8"))
+    schedules = []
+    for pl, case in zip(plans, out["cases"], strict=True):
+        wf = pl.problem.workflow
+        finish = np.asarray(case["finish"], dtype=np.float64)
+        release = np.zeros(wf.n_tasks)
+        if wf.n_edges:
+            np.maximum.at(release, wf.edge_dst, finish[wf.edge_src])
+        schedules.append(
+            Schedule(
+                problem=pl.problem,
+                node=pl.node.copy(),
+                start=np.asarray(case["start"], dtype=np.float64),
+                finish=finish,
+                release=release,
+            )
+        )
+    return ReferenceRun(
+        schedules=tuple(schedules),
+        import_s=float(out["import_s"]),
+        build_s=float(out["build_s"]),
+        run_s=float(out["run_s"]),
+        wall_s=time.perf_counter() - t0,
+        clock=float(out["clock"]),
+    )
