@@ -182,7 +182,7 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         self.render_mode = render_mode
 
         self.action_space = spaces.Discrete(self.max_nodes)
-        self.observation_space = spaces.Dict(
+        self.observation_space = spaces.Dict(  # type: ignore[assignment]
             {
                 "task": spaces.Box(0.0, _CLIP, (len(TASK_FEATURES),), np.float32),
                 "nodes": spaces.Box(0.0, _CLIP, (self.max_nodes, len(NODE_FEATURES)), np.float32),
@@ -356,7 +356,11 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         est = b.earliest_start(t)
         eft = est + p.exec_time[t]
         task_obs = self._task_static[t].astype(np.float32)
-        task_obs[8:] = (b.n_placed / wf.n_tasks, b.max_finish * inv, release * inv)
+        task_obs[8:] = (
+            b.n_placed / wf.n_tasks,
+            min(b.max_finish * inv, _CLIP),
+            min(release * inv, _CLIP),
+        )
         dyn = np.empty((len(NODE_FEATURES) - _N_STATIC, n))
         np.maximum(b.free_from(int(wf.cores[t])), release, out=dyn[0])
         dyn[1] = b.data_ready(t)
@@ -372,12 +376,12 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         else:
             dyn[5] = 0.0
         np.multiply(b.node_busy, self._load_scale, out=dyn[6])
-        # Infeasible nodes have infinite start times: clip them to the Box bound.
-        np.clip(dyn, 0.0, _CLIP, out=dyn)
+        # Every entry is >= 0 by construction (times are measured from the release, which no
+        # input arrival precedes); infeasible nodes have infinite times: cap at the Box bound.
+        np.minimum(dyn, _CLIP, out=dyn)
         rows = node_obs[:n]
         rows[:, :_N_STATIC] = self._node_static[t]
         rows[:, _N_STATIC:] = dyn.T
-        np.clip(task_obs, 0.0, _CLIP, out=task_obs)
         return {"task": task_obs, "nodes": node_obs}
 
     def _get_info(self) -> dict[str, Any]:
@@ -399,7 +403,7 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
             realized = execute(plan, noise=self.noise, rng=self.np_random)
         else:
             realized = plan  # noise-free execution reproduces the plan exactly
-        m = schedule_metrics(realized).as_dict()
+        m: dict[str, Any] = dict(schedule_metrics(realized).as_dict())
         m["planned_makespan"] = plan.makespan
         m.update(
             n_tasks=p.n_tasks,

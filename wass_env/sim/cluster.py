@@ -388,9 +388,12 @@ def cluster_from_spec(spec: Cluster | str | Mapping[str, Any]) -> Cluster:
             d.pop("speed"),
             d.pop("cores", 1),
             None if mem is None else np.asarray(mem, dtype=np.float64) * GIB,
+            bandwidth=net.get("bandwidth", DEFAULT_BANDWIDTH),
+            latency=net.get("latency", DEFAULT_LATENCY),
+            node_type=d.get("node_type"),
+            storage_bandwidth=d.get("storage_bandwidth"),
+            storage_latency=d.get("storage_latency"),
             name=str(name or "cluster"),
-            **net,
-            **d,
         )
     kind = d.pop("kind", "heterogeneous")
     n_nodes = d.pop("n_nodes", 16)

@@ -122,7 +122,7 @@ class Problem:
         """
         cl = self.cluster
         nbytes = self.workflow.edge_bytes[edges]
-        if cl.bandwidth is not None:
+        if cl.bandwidth is not None and cl.latency is not None:
             remote = parent_finish + (cl.latency + nbytes / cl.bandwidth)
             out = np.repeat(remote[:, None], cl.n_nodes, axis=1)
         else:
@@ -141,7 +141,7 @@ class Problem:
             cl = self.cluster
             self._cache["edge_delay"] = (
                 cl.latency + self.workflow.edge_bytes / cl.bandwidth
-                if cl.bandwidth is not None
+                if cl.bandwidth is not None and cl.latency is not None
                 else None
             )
         return self._cache["edge_delay"]  # type: ignore[no-any-return]

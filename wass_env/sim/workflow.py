@@ -400,14 +400,14 @@ class Workflow:
     def levels(self) -> IntArray:
         """Depth of every task: 0 for entry tasks, else 1 + max depth of its parents."""
         if self._levels is None:
-            lev = np.zeros(self.n_tasks, dtype=np.int64)
-            ptr = self.parent_ptr
-            src = self.edge_src
+            lev = [0] * self.n_tasks
+            ptr = self.parent_ptr.tolist()
+            src = self.edge_src.tolist()
             for v in self.topo_order.tolist():
                 lo, hi = ptr[v], ptr[v + 1]
                 if hi > lo:
-                    lev[v] = lev[src[lo:hi]].max() + 1
-            self._levels = _readonly(lev)
+                    lev[v] = max(lev[p] for p in src[lo:hi]) + 1
+            self._levels = _readonly(np.asarray(lev, dtype=np.int64))
         return self._levels
 
     @property
