@@ -4,6 +4,11 @@ Every scheduler plans each problem with :meth:`~agents.base.Scheduler.plan`; the
 executed by :func:`wass_env.sim.execute` with runtime noise drawn from a generator seeded by the
 episode seed, so on one episode all schedulers face the same actual runtimes. Results are rows of
 plain dicts (one per scheduler x episode), summarised as mean and 95% confidence interval.
+
+Ratios to a reference scheduler (HEFT, CP-SAT) are *paired*: each row is divided by the
+reference's makespan on the same episode (:func:`add_paired_ratios`), and the per-episode ratios
+are then averaged. The grid over workloads x clusters x seeds built on these functions is in
+:mod:`agents.experiment`.
 """
 
 from __future__ import annotations
@@ -19,14 +24,18 @@ from scipy import stats
 from agents.base import Scheduler
 from wass_env.sim.execute import execute
 from wass_env.sim.metrics import schedule_metrics
+from wass_env.sim.plan import Plan, Schedule
 from wass_env.sim.problem import Problem
 
 __all__ = [
+    "add_paired_ratios",
     "ci95",
     "episode_problems",
     "evaluate",
+    "format_mean_ci",
     "markdown_table",
     "run_episode",
+    "run_episode_schedule",
     "summarize",
 ]
 
@@ -62,6 +71,25 @@ def run_episode(
         noise: Sigma of the mean-one lognormal runtime noise.
         insertion: Insertion policy of the plan builder.
     """
+    row, _plan, _realized = run_episode_schedule(
+        scheduler, problem, seed=seed, noise=noise, insertion=insertion
+    )
+    return row
+
+
+def run_episode_schedule(
+    scheduler: Scheduler,
+    problem: Problem,
+    *,
+    seed: int,
+    noise: float = 0.0,
+    insertion: bool = True,
+) -> tuple[dict[str, Any], Plan, Schedule]:
+    """Like :func:`run_episode`, and also return the plan and the realized schedule.
+
+    Returns:
+        ``(row, plan, realized)``; without noise ``realized`` is ``plan`` itself.
+    """
     scheduler.reset(seed)
     t0 = time.perf_counter()
     plan = scheduler.plan(problem, insertion=insertion)
@@ -79,7 +107,7 @@ def run_episode(
         "plan_seconds": plan_time,
     }
     row.update(schedule_metrics(realized).as_dict())
-    return row
+    return row, plan, realized
 
 
 def evaluate(
@@ -130,6 +158,50 @@ def ci95(values: Sequence[float]) -> tuple[float, float]:
     return mean, half
 
 
+def add_paired_ratios(
+    rows: Sequence[dict[str, Any]],
+    reference: str,
+    *,
+    episode: Sequence[str] = ("workflow", "cluster", "seed"),
+    metric: str = "makespan",
+    column: str | None = None,
+) -> None:
+    """Add ``row[column] = row[metric] / reference's metric on the same episode`` to every row.
+
+    Rows of an episode without a ``reference`` row get NaN. The reference's own rows get exactly
+    1.0.
+
+    Args:
+        rows: Result rows (modified in place).
+        reference: Scheduler name of the reference rows.
+        episode: Columns that identify an episode (the reference has one row per episode).
+        metric: The column to divide.
+        column: Name of the new column (default ``f"ratio_to_{reference}"``).
+
+    Raises:
+        ValueError: if the reference has two rows for one episode (the key is ambiguous).
+    """
+    column = column or f"ratio_to_{reference}"
+    ref: dict[tuple[Any, ...], float] = {}
+    for r in rows:
+        if r["scheduler"] == reference:
+            key = tuple(r[k] for k in episode)
+            if key in ref:
+                raise ValueError(
+                    f"two {reference!r} rows for episode {dict(zip(episode, key, strict=True))}: "
+                    f"the columns {list(episode)} do not identify an episode"
+                )
+            ref[key] = float(r[metric])
+    for r in rows:
+        value = ref.get(tuple(r[k] for k in episode))
+        if value is None:
+            r[column] = math.nan
+        elif r["scheduler"] == reference:
+            r[column] = 1.0
+        else:
+            r[column] = float(r[metric]) / value if value > 0 else math.nan
+
+
 def summarize(
     rows: Sequence[Mapping[str, Any]],
     *,
@@ -178,6 +250,11 @@ def _fmt(x: float) -> str:
     if x == 0 or 1e-3 <= abs(x) < 1e6:
         return f"{x:.4g}" if abs(x) < 1e4 else f"{x:.0f}"
     return f"{x:.3e}"
+
+
+def format_mean_ci(mean: float, half: float) -> str:
+    """``"mean ± half"`` with four significant digits, as :func:`markdown_table` prints it."""
+    return f"{_fmt(mean)} ± {_fmt(half)}"
 
 
 def markdown_table(summary: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:

@@ -1,0 +1,342 @@
+"""The evaluation harness: confidence intervals, paired ratios, the grid, the Hydra app, errors."""
+
+from __future__ import annotations
+
+import csv
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from agents.evaluation import add_paired_ratios, ci95, episode_problems
+from agents.experiment import (
+    CPSATConfig,
+    EvaluationError,
+    Grid,
+    grid_from_config,
+    main,
+    register_configs,
+    run_evaluation,
+    run_grid,
+    summarize_grid,
+)
+from agents.heft import HEFTScheduler
+from wass_env.sim.cluster import cluster_from_spec
+from wass_env.sim.workflow import Workflow
+from wass_env.workloads import layered
+
+REPO = Path(__file__).resolve().parents[1]
+CONF = REPO / "conf"
+T_975_4 = 2.7764451051977987  # Student t quantile t(0.975, 4 degrees of freedom), from tables
+
+# Three single-core nodes of speeds 1, 2 and 0.5 on a 1 GB/s network without latency: with the
+# integer runtimes and multiples of 0.1 GB below, every duration is a multiple of 0.1 s, so the
+# CP-SAT model is exact and an OPTIMAL status is a true optimum.
+TINY_CLUSTER = {
+    "speed": [1.0, 2.0, 0.5],
+    "cores": [1, 1, 1],
+    "bandwidth": 1e9,
+    "latency": 0.0,
+    "name": "tiny3",
+}
+
+
+def _tiny_workflows(seed: int, count: int) -> list[Workflow]:
+    """``count`` random 7-task DAGs named ``tiny-0`` ...; durations exact in tenths of seconds."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(count):
+        wf = layered(7, rng, width=3, density=0.5)
+        out.append(
+            wf.replace(
+                work=rng.integers(1, 20, wf.n_tasks).astype(np.float64),  # [s]
+                edge_bytes=rng.integers(0, 40, wf.n_edges) * 1e8,  # [bytes]: k x 0.1 s
+                name=f"tiny-{i}",
+            )
+        )
+    return out
+
+
+def _compose(*overrides: str) -> DictConfig:
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("evaluate", overrides=list(overrides))
+
+
+# ---------------------------------------------------------------------------------------------
+# statistics
+
+
+def test_ci95_by_hand() -> None:
+    # mean 3; sample sd sqrt(2.5); half-width t(0.975, 4) * sqrt(2.5) / sqrt(5) = 1.96324...
+    mean, half = ci95([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert mean == 3.0
+    assert half == pytest.approx(T_975_4 * math.sqrt(2.5) / math.sqrt(5.0), rel=1e-12)
+    assert half == pytest.approx(1.963243, abs=1e-6)
+    assert ci95([7.5]) == (7.5, 0.0)
+
+
+def test_paired_ratios_divide_within_an_episode() -> None:
+    rows = [
+        {"scheduler": "heft", "workload": "a", "cluster": "c", "seed": 0, "makespan": 10.0},
+        {"scheduler": "slurm", "workload": "a", "cluster": "c", "seed": 0, "makespan": 15.0},
+        {"scheduler": "heft", "workload": "a", "cluster": "c", "seed": 1, "makespan": 20.0},
+        {"scheduler": "slurm", "workload": "a", "cluster": "c", "seed": 1, "makespan": 22.0},
+        {"scheduler": "slurm", "workload": "b", "cluster": "c", "seed": 0, "makespan": 9.0},
+    ]
+    add_paired_ratios(rows, "heft", episode=("workload", "cluster", "seed"))
+    assert [r["ratio_to_heft"] for r in rows[:4]] == [1.0, 1.5, 1.0, 1.1]
+    assert math.isnan(rows[4]["ratio_to_heft"])  # no HEFT row for workload b
+    # The mean of paired ratios (1.5, 1.1) is not the ratio of means (18.5 / 15).
+    summary = summarize_grid(rows, ["heft", "slurm"])
+    slurm_a = next(e for e in summary if e["workload"] == "a" and e["scheduler"] == "slurm")
+    assert slurm_a["ratio_to_heft"] == pytest.approx(1.3)
+    assert slurm_a["makespan"] == pytest.approx(18.5)
+    rows.append(dict(rows[0]))
+    with pytest.raises(ValueError, match="do not identify an episode"):
+        add_paired_ratios(rows, "heft", episode=("workload", "cluster", "seed"))
+
+
+# ---------------------------------------------------------------------------------------------
+# the grid
+
+
+def _tiny_grid(**changes: object) -> Grid:
+    # Two workloads whose workflows have the same names ("tiny-0", ...) but different sizes:
+    # pairing must go by workload label, not by workflow name.
+    kwargs: dict[str, object] = {
+        "workloads": {"a": _tiny_workflows(1, 3), "b": _tiny_workflows(2, 3)},
+        "clusters": {"tiny3": TINY_CLUSTER},
+        "seeds": [5, 6, 7],
+        "schedulers": ["random", "slurm", "data_locality", "heft", "min_min", "cpsat"],
+        "cpsat": CPSATConfig(time_limit=10.0),
+    }
+    kwargs.update(changes)
+    return Grid(**kwargs)  # type: ignore[arg-type]
+
+
+def test_grid_rows_pairing_and_cpsat_optimum() -> None:
+    grid = _tiny_grid()
+    result = run_grid(grid)
+    rows = result.rows
+    # 2 workloads x 1 cluster x 3 seeds x 6 schedulers (every instance is small enough for CP-SAT)
+    assert len(rows) == 2 * 1 * 3 * 6
+    assert {(r["workload"], r["seed"], r["scheduler"]) for r in rows} == {
+        (w, s, n) for w in ("a", "b") for s in grid.seeds for n in grid.schedulers
+    }
+    # HEFT's makespan, planned independently on the instance each episode draws.
+    for wl in ("a", "b"):
+        problems = episode_problems(
+            {"workload": grid.workloads[wl], "cluster": TINY_CLUSTER}, grid.seeds
+        )
+        for seed, problem in zip(grid.seeds, problems, strict=True):
+            heft = HEFTScheduler().plan(problem).makespan
+            for r in rows:
+                if r["workload"] == wl and r["seed"] == seed:
+                    assert r["workflow"] == problem.workflow.name
+                    assert r["ratio_to_heft"] == r["makespan"] / heft
+    assert all(r["ratio_to_heft"] == 1.0 for r in rows if r["scheduler"] == "heft")
+    # CP-SAT is proven optimal on these exact instances, and without noise nobody beats it.
+    assert all(r["cpsat_status"] == "OPTIMAL" and r["cpsat_optimal"] for r in rows)
+    assert all(r["ratio_to_cpsat"] == 1.0 for r in rows if r["scheduler"] == "cpsat")
+    assert all(r["ratio_to_cpsat"] >= 1.0 - 1e-12 for r in rows)
+    assert all(r["makespan"] >= r["cpsat_lower_bound"] - 1e-9 for r in rows)
+    assert all(r["makespan"] >= r["lower_bound"] - 1e-9 for r in rows)
+    # CP-SAT strictly beats HEFT on some of them (the instances are not trivial).
+    assert any(r["ratio_to_heft"] < 1.0 for r in rows if r["scheduler"] == "cpsat")
+
+    summary = summarize_grid(rows, result.names)
+    assert len(summary) == 2 * 6
+    for e in summary:
+        ms = [
+            r["makespan"]
+            for r in rows
+            if (r["workload"], r["scheduler"]) == (e["workload"], e["scheduler"])
+        ]
+        assert e["makespan"] == pytest.approx(np.mean(ms), rel=1e-12)
+        assert e["makespan_ci95"] == pytest.approx(ci95(ms)[1], rel=1e-12)
+    cp = next(e for e in summary if e["workload"] == "a" and e["scheduler"] == "cpsat")
+    assert (cp["cpsat_optimal"], cp["cpsat_proven_optimal"]) == (3, 3)
+
+
+def test_cpsat_only_on_small_clusters_and_same_seed_same_rows() -> None:
+    grid = _tiny_grid(
+        workloads={"a": _tiny_workflows(1, 2)},
+        clusters={"tiny3": TINY_CLUSTER, "het16": "het16"},
+        seeds=[0, 1],
+        schedulers=["slurm", "heft", "cpsat"],
+    )
+    rows = run_grid(grid).rows
+    # 1 workload x 2 clusters x 2 seeds x 3 schedulers, less CP-SAT on the 16-node cluster
+    assert len(rows) == 1 * 2 * 2 * 3 - 2
+    assert not [r for r in rows if r["cluster"] == "het16" and r["scheduler"] == "cpsat"]
+    assert all(math.isnan(r["ratio_to_cpsat"]) for r in rows if r["cluster"] == "het16")
+    assert all(r["cpsat_status"] == "" for r in rows if r["cluster"] == "het16")
+    assert repr(run_grid(grid).rows) == repr(rows)  # same seeds, same rows (NaN included)
+
+
+def test_noise_is_seeded_by_the_episode() -> None:
+    # With runtime noise the realized makespan differs from the planned one, and two runs of the
+    # grid give the same realized makespans (the noise generator is seeded by the episode seed).
+    grid = _tiny_grid(seeds=[3], schedulers=["heft", "cpsat"], noise=0.3)
+    rows = run_grid(grid).rows
+    again = run_grid(grid).rows
+    assert [r["makespan"] for r in rows] == [r["makespan"] for r in again]
+    assert any(r["makespan"] != r["planned_makespan"] for r in rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# bad input
+
+
+def test_bad_input_names_the_field_and_value() -> None:
+    with pytest.raises(EvaluationError, match=r"schedulers\[1\]='hefty': unknown scheduler"):
+        run_grid(_tiny_grid(schedulers=["slurm", "hefty"]))
+    with pytest.raises(EvaluationError, match=r"reference='heft': not among the schedulers"):
+        run_grid(_tiny_grid(schedulers=["slurm"]))
+    with pytest.raises(EvaluationError, match=r"checkpoints.ppo='nowhere/model.zip': no such"):
+        run_grid(_tiny_grid(checkpoints={"ppo": "nowhere/model.zip"}))
+    with pytest.raises(EvaluationError, match=r"clusters.big='het9': unknown cluster preset"):
+        run_grid(_tiny_grid(clusters={"big": "het9"}))
+    with pytest.raises(EvaluationError, match=r"workloads.w.n_tasks: .*-3"):
+        run_grid(_tiny_grid(workloads={"w": {"generator": "chain", "n_tasks": -3}}))
+    # 4 cores per task on single-core nodes
+    with pytest.raises(EvaluationError, match=r"workloads.w: does not fit cluster 'tiny3'"):
+        run_grid(_tiny_grid(workloads={"w": {"generator": "chain", "n_tasks": 3, "cores": 4}}))
+
+
+def test_missing_checkpoint_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nowhere" / "model.zip"
+    cfg = _compose("experiment=smoke", f"checkpoint={missing}")
+    assert main(cfg, tmp_path / "out") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(f"error: checkpoint='{missing}': no such file")
+    assert not (tmp_path / "out").exists()  # nothing written
+
+
+def test_script_exits_2_without_traceback(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "evaluate.py"),
+            "experiment=smoke",
+            "schedulers=[heft,fastest]",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("error: schedulers[1]='fastest': unknown scheduler; valid names: ")
+    assert "heft" in lines[0] and "cpsat" in lines[0]
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# configs and the Hydra app
+
+
+def test_experiments_compose_to_the_paper_setups() -> None:
+    cfg = _compose()  # experiment=default
+    grid = grid_from_config(cfg)
+    assert list(grid.workloads) == [
+        "chain",
+        "fan_in",
+        "fan_out",
+        "cybershake",
+        "genomics49",
+        "montage",
+    ]
+    assert grid.workloads["genomics49"] == {"generator": "genomics49"}
+    assert len(grid.seeds) >= 5 and "cpsat" in grid.schedulers
+    assert [cluster_from_spec(c).n_nodes for c in grid.clusters.values()] == [16, 8]
+
+    scale = grid_from_config(_compose("experiment=paper_scale"))
+    sizes = {cluster_from_spec(c).n_nodes for c in scale.clusters.values()}
+    assert sizes == {16, 32, 64, 128}
+    kinds = {
+        cluster_from_spec(c).speed.min() == cluster_from_spec(c).speed.max()
+        for c in scale.clusters.values()
+    }
+    assert kinds == {True, False}  # homogeneous and heterogeneous
+
+    sweep = grid_from_config(_compose("experiment=ccr_sweep"))
+    assert [w["ccr"] for w in sweep.workloads.values()] == [0.1, 1.0, 10.0]
+    synthetic = grid_from_config(_compose("experiment=paper_synthetic"))
+    assert [w["generator"] for w in synthetic.workloads.values()] == ["chain", "fan_in", "fan_out"]
+    real = grid_from_config(_compose("experiment=paper_realworld"))
+    assert real.workloads["montage"]["recipe"] == "montage"
+    assert real.workloads["cybershake"]["generator"] == "cybershake"
+    genomics = grid_from_config(_compose("experiment=paper_genomics49"))
+    assert genomics.cpsat.max_tasks == 49
+    assert cluster_from_spec(genomics.clusters["het2"]).n_nodes == 2
+
+
+def test_app_writes_csv_markdown_and_plots(tmp_path: Path) -> None:
+    cfg = _compose("experiment=smoke")
+    out = run_evaluation(cfg, tmp_path / "a")
+    with (tmp_path / "a" / "episodes.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    # 2 workloads x 1 cluster x 2 seeds x 4 schedulers
+    assert len(rows) == 2 * 1 * 2 * 4 == len(out["rows"])
+    assert {r["scheduler"] for r in rows} == {"slurm", "data_locality", "heft", "cpsat"}
+    assert all(float(r["ratio_to_heft"]) == 1.0 for r in rows if r["scheduler"] == "heft")
+    md = (tmp_path / "a" / "results.md").read_text()
+    assert "## chain x het8 (6 tasks, 8 nodes, CCR 1)" in md
+    assert "| heft | 2 |" in md and "| 1.000 ± 0.000 |" in md
+    assert "CP-SAT: 2 OPTIMAL" in md
+    png = b"\x89PNG\r\n\x1a\n"
+    for name in ["makespan.png", "ratio_to_heft.png"] + [
+        f"gantt/{s}.png" for s in ("slurm", "data_locality", "heft", "cpsat")
+    ]:
+        assert (tmp_path / "a" / name).read_bytes()[:8] == png, name
+    assert not list((tmp_path / "a").glob("**/*.tmp"))
+    # Same config, same seeds: the same episodes, byte for byte.
+    run_evaluation(cfg, tmp_path / "b")
+    assert (tmp_path / "a" / "episodes.csv").read_bytes() == (
+        tmp_path / "b" / "episodes.csv"
+    ).read_bytes()
+
+
+def test_checkpoint_joins_the_grid_with_its_own_env_settings(tmp_path: Path) -> None:
+    from agents.ppo import MaskablePPOAgent, make_vec
+
+    # A barely trained policy: the test is about the plumbing, not about its quality.
+    env_kwargs = {"workload": _tiny_workflows(1, 3), "cluster": TINY_CLUSTER, "insertion": False}
+    agent = MaskablePPOAgent(
+        env_kwargs=env_kwargs, net_arch=(8,), seed=0, n_steps=16, batch_size=16
+    )
+    venv = make_vec(env_kwargs, 1, 0)
+    agent.learn(venv, 16)
+    venv.close()
+    agent.env_kwargs = {"insertion": False, "task_order": "rank"}  # what the sidecar records
+    path = agent.save(tmp_path / "model.zip")
+
+    grid = _tiny_grid(seeds=[5, 6], schedulers=["heft", "cpsat"], checkpoints={"ppo": str(path)})
+    rows = run_grid(grid).rows
+    ppo = [r for r in rows if r["scheduler"] == "ppo"]
+    assert len(rows) == 2 * 2 * 3 and len(ppo) == 2 * 2
+    # The policy plans with the insertion policy it was trained with; the baselines with theirs.
+    assert all(r["insertion"] is False for r in ppo)
+    assert all(r["insertion"] is True for r in rows if r["scheduler"] != "ppo")
+    assert all(r["ratio_to_cpsat"] >= 1.0 - 1e-12 for r in ppo)
+    loaded = MaskablePPOAgent.load(path)
+    problems = episode_problems({"workload": grid.workloads["a"], "cluster": TINY_CLUSTER}, [5, 6])
+    for problem, r in zip(problems, [r for r in ppo if r["workload"] == "a"], strict=True):
+        assert r["makespan"] == loaded.plan(problem, insertion=False).makespan
+
+    # A policy with 3 actions cannot schedule a 16-node cluster: refused before anything runs.
+    with pytest.raises(EvaluationError, match=r"checkpoints.ppo=.*at most 3 nodes; clusters.h"):
+        run_grid(_tiny_grid(clusters={"h": "het16"}, checkpoints={"ppo": str(path)}))
