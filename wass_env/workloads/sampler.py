@@ -1,0 +1,441 @@
+"""Workload samplers: draw one workflow per episode from a plain, configuration-friendly spec.
+
+A spec is what a Hydra YAML group gives (dicts, lists, strings, numbers), or workflows:
+
+* ``{"generator": "layered", "n_tasks": [20, 60], "width": [2, 8], "density": 0.3}``: a new
+  generated workflow per episode (see :data:`~wass_env.workloads.generators.GENERATORS`). A
+  scalar parameter given as a pair ``[lo, hi]`` is drawn per episode: integers inclusive for
+  the integer parameters (``n_tasks``, ``width``, ``stages``, ``jump``), uniform for the others
+  (``density``, ``ccr``). The size ranges ``work``, ``data``, ``cores`` and ``memory`` are
+  handed to the generator as they are (the generator draws from them per task or per edge).
+  Missing ``n_tasks`` defaults to ``[20, 100]``.
+* ``{"recipe": "montage", "n_tasks": 100, "pool": 8}``: a pool of ``pool`` WfCommons recipe
+  instances (default 8; ``n_tasks`` defaults to ``max(100, the recipe's minimum)`` and may be
+  a range). On first use the pool's seeds (and sizes) are drawn from the episode generator, or
+  from ``"seed"`` when the spec has one (then every copy of the sampler, e.g. in each
+  subprocess environment, has the same pool); each instance is generated the first time it is
+  picked and kept in memory (recipes take tens to hundreds of milliseconds).
+* ``{"files": ["../shared/data/dax/*.xml", ...]}``: WfFormat or DAX files, or glob patterns
+  (relative to the current directory, ``**`` allowed), loaded once when the sampler is built;
+  one is picked uniformly per episode.
+* ``{"mix": [spec, spec, ...], "weights": [...]}``: one sub-spec drawn per episode with the
+  given weights (default: equal).
+* A list of specs: a mix with equal weights. A :class:`~wass_env.sim.workflow.Workflow` or a
+  list of them: picked uniformly.
+* A string: a generator name (default sizes), a recipe name (default size and pool) or a file
+  path or glob pattern.
+
+Any dict spec may also have ``"ccr": x`` (a number or a range): when :meth:`sample` is given a
+cluster, the drawn workflow's edge bytes are rescaled with :func:`wass_env.sim.problem.with_ccr`
+so that its CCR on that cluster is exactly ``x``. A generator spec also passes ``ccr`` to the
+generator (which sets it on the reference network when no cluster is given).
+
+Samplers hold plain data only, so they pickle (environments run in subprocesses).
+"""
+
+from __future__ import annotations
+
+import glob
+import inspect
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from wass_env.sim.cluster import Cluster
+from wass_env.sim.problem import with_ccr
+from wass_env.sim.workflow import Workflow, WorkflowError
+from wass_env.workloads.errors import WorkloadError
+from wass_env.workloads.generators import GENERATORS
+from wass_env.workloads.loader import load_workflow
+from wass_env.workloads.recipes import RECIPES, recipe_min_tasks, recipe_workflow
+
+__all__ = ["WorkloadSampler", "make_sampler"]
+
+#: Generator parameters drawn as integers when given as ``[lo, hi]``.
+INT_PARAMS = frozenset({"n_tasks", "width", "stages", "jump"})
+#: Generator parameters that are ranges in their own right (passed through, never drawn here).
+RANGE_PARAMS = frozenset({"work", "data", "cores", "memory"})
+#: Default ``n_tasks`` for generators that take one.
+DEFAULT_N_TASKS = (20, 100)
+#: Default recipe pool size.
+DEFAULT_POOL = 8
+_RECIPE_DEFAULT_TASKS = 100
+_GLOB_CHARS = frozenset("*?[")
+
+
+# ---------------------------------------------------------------------------------------------
+# spec helpers
+
+
+def _plain(spec: Any) -> Any:
+    """Mappings and sequences (e.g. OmegaConf containers) as plain dicts and lists."""
+    if isinstance(spec, Workflow | str | bytes):
+        return spec
+    if isinstance(spec, Mapping):
+        return {str(k): _plain(v) for k, v in spec.items()}
+    if isinstance(spec, Sequence):
+        return [_plain(v) for v in spec]
+    return spec
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float, np.number)) and not isinstance(x, bool)
+
+
+class _Param:
+    """A parameter value: fixed, or a range ``[lo, hi]`` drawn per episode."""
+
+    __slots__ = ("hi", "integer", "lo", "value")
+
+    def __init__(self, value: Any, field: str, integer: bool) -> None:
+        self.value: Any = value
+        self.integer = integer
+        self.lo: float | int | None = None
+        self.hi: float | int | None = None
+        if isinstance(value, (list, tuple)):
+            if len(value) != 2 or not all(_is_number(v) for v in value):
+                raise WorkloadError(
+                    f"expected a number or a range [lo, hi] of two numbers, got {value!r}",
+                    field=field,
+                )
+            lo, hi = value
+            if integer and (float(lo) != int(lo) or float(hi) != int(hi)):
+                raise WorkloadError(
+                    f"an integer range needs whole numbers, got {value!r}", field=field
+                )
+            if lo > hi:
+                raise WorkloadError(f"range needs lo <= hi, got {value!r}", field=field)
+            self.lo, self.hi = (int(lo), int(hi)) if integer else (float(lo), float(hi))
+
+    @property
+    def is_range(self) -> bool:
+        return self.lo is not None
+
+    def end(self, high: bool) -> Any:
+        """The fixed value, or one end of the range."""
+        if not self.is_range:
+            return self.value
+        return self.hi if high else self.lo
+
+    def draw(self, rng: np.random.Generator) -> Any:
+        if not self.is_range:
+            return self.value
+        if self.integer:
+            return int(rng.integers(self.lo, self.hi, endpoint=True))  # type: ignore[arg-type]
+        return float(rng.uniform(self.lo, self.hi))  # type: ignore[arg-type]
+
+
+def _check_keys(spec: Mapping[str, Any], valid: Sequence[str], where: str) -> None:
+    for key in spec:
+        if key not in valid:
+            raise WorkloadError(
+                f"unknown key {key!r}; valid keys: {', '.join(sorted(valid))}",
+                field=f"{where}.{key}",
+            )
+
+
+# ---------------------------------------------------------------------------------------------
+# sources
+
+
+class _Source:
+    """Base: draws a workflow; applies an exact CCR on the cluster when the spec has one."""
+
+    def __init__(self, ccr: Any, where: str) -> None:
+        self.where = where
+        self.ccr = None if ccr is None else _Param(ccr, f"{where}.ccr", integer=False)
+        if self.ccr is not None:
+            values = [self.ccr.lo, self.ccr.hi] if self.ccr.is_range else [self.ccr.value]
+            for v in values:
+                if not _is_number(v) or not math.isfinite(v) or v < 0:  # type: ignore[arg-type,operator]
+                    raise WorkloadError(
+                        f"must be a number >= 0 or a range of them, got {ccr!r}",
+                        field=f"{where}.ccr",
+                    )
+
+    def sample(self, rng: np.random.Generator, cluster: Cluster | None) -> Workflow:
+        ccr = None if self.ccr is None else float(self.ccr.draw(rng))
+        wf = self._draw(rng, ccr, cluster)
+        if ccr is not None and cluster is not None:
+            try:
+                wf = with_ccr(wf, cluster, ccr)
+            except WorkflowError as exc:
+                raise WorkloadError(
+                    f"cannot give workflow {wf.name!r} CCR {ccr} on cluster "
+                    f"{cluster.name!r}: {exc}",
+                    field=f"{self.where}.ccr",
+                ) from None
+        return wf
+
+    def _draw(
+        self, rng: np.random.Generator, ccr: float | None, cluster: Cluster | None
+    ) -> Workflow:
+        raise NotImplementedError
+
+
+class _GeneratorSource(_Source):
+    def __init__(self, spec: Mapping[str, Any], where: str) -> None:
+        name = spec["generator"]
+        if name not in GENERATORS:
+            raise WorkloadError(
+                f"unknown generator {name!r}; valid generators: {', '.join(sorted(GENERATORS))}",
+                field=f"{where}.generator",
+            )
+        self.name = str(name)
+        accepted = [p for p in inspect.signature(GENERATORS[name]).parameters if p != "rng"]
+        _check_keys(spec, ["generator", *accepted], where)
+        super().__init__(spec.get("ccr"), where)
+        params = {k: v for k, v in spec.items() if k not in ("generator", "ccr")}
+        if "n_tasks" in accepted and "n_tasks" not in params and "width" not in params:
+            params["n_tasks"] = list(DEFAULT_N_TASKS)
+        if "n_tasks" in accepted and "n_tasks" not in params:
+            params["n_tasks"] = None  # fork_join sized by its width
+        self.fixed: dict[str, Any] = {}
+        self.params: dict[str, _Param] = {}
+        for key, value in params.items():
+            if key in RANGE_PARAMS or key == "name" or value is None:
+                self.fixed[key] = tuple(value) if isinstance(value, list) else value
+            else:
+                self.params[key] = _Param(value, f"{where}.{key}", key in INT_PARAMS)
+        # Fail now on bad values rather than in the middle of training: build one workflow with
+        # the low ends of the ranges and one with the high ends.
+        for high in (False, True):
+            ends = {k: p.end(high) for k, p in self.params.items()}
+            ccr = None if self.ccr is None else self.ccr.end(high)
+            self._call(np.random.default_rng(0), ends, ccr)
+
+    def _call(self, rng: np.random.Generator, params: dict[str, Any], ccr: Any) -> Workflow:
+        kwargs = {**self.fixed, **params}
+        if ccr is not None:
+            kwargs["ccr"] = ccr
+        n_tasks = kwargs.pop("n_tasks", "absent")
+        args = () if n_tasks == "absent" else (n_tasks,)
+        try:
+            return GENERATORS[self.name](*args, rng, **kwargs)
+        except WorkloadError as exc:
+            field = f"{self.where}.{exc.field}" if exc.field else self.where
+            raise WorkloadError(exc.problem, field=field) from None
+
+    def _draw(
+        self, rng: np.random.Generator, ccr: float | None, cluster: Cluster | None
+    ) -> Workflow:
+        params = {k: p.draw(rng) for k, p in self.params.items()}
+        return self._call(rng, params, ccr)
+
+
+class _RecipeSource(_Source):
+    def __init__(self, spec: Mapping[str, Any], where: str) -> None:
+        _check_keys(spec, ["recipe", "n_tasks", "pool", "seed", "ccr"], where)
+        super().__init__(spec.get("ccr"), where)
+        name = str(spec["recipe"]).lower()
+        if name not in RECIPES:
+            raise WorkloadError(
+                f"unknown recipe {spec['recipe']!r}; valid recipes: {', '.join(sorted(RECIPES))}",
+                field=f"{where}.recipe",
+            )
+        self.name = name
+        minimum = recipe_min_tasks(name)
+        n_tasks = spec.get("n_tasks", max(_RECIPE_DEFAULT_TASKS, minimum))
+        self.n_tasks = _Param(n_tasks, f"{where}.n_tasks", integer=True)
+        low = self.n_tasks.end(high=False)
+        if not _is_number(low) or int(low) != low or low < minimum:
+            raise WorkloadError(
+                f"recipe {name!r} needs at least {minimum} tasks, got {n_tasks!r}",
+                field=f"{where}.n_tasks",
+            )
+        pool = spec.get("pool", DEFAULT_POOL)
+        if isinstance(pool, bool) or not isinstance(pool, int) or pool < 1:
+            raise WorkloadError(f"must be an integer >= 1, got {pool!r}", field=f"{where}.pool")
+        seed = spec.get("seed")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise WorkloadError(f"must be an integer, got {seed!r}", field=f"{where}.seed")
+        self.pool = pool
+        self.seed = seed
+        self.slots: list[tuple[int, int]] | None = None  # (seed, n_tasks) per pool entry
+        self.cache: dict[int, Workflow] = {}
+
+    def _draw(
+        self, rng: np.random.Generator, ccr: float | None, cluster: Cluster | None
+    ) -> Workflow:
+        if self.slots is None:
+            src = rng if self.seed is None else np.random.default_rng(self.seed)
+            self.slots = [
+                (int(src.integers(2**32)), int(self.n_tasks.draw(src))) for _ in range(self.pool)
+            ]
+        i = int(rng.integers(self.pool))
+        if i not in self.cache:
+            seed, n = self.slots[i]
+            self.cache[i] = recipe_workflow(self.name, n, seed)
+        return self.cache[i]
+
+
+class _FixedSource(_Source):
+    def __init__(self, workflows: Sequence[Workflow], ccr: Any, where: str) -> None:
+        super().__init__(ccr, where)
+        if not workflows:
+            raise WorkloadError("no workflows to sample from", field=where)
+        self.workflows = list(workflows)
+
+    def _draw(
+        self, rng: np.random.Generator, ccr: float | None, cluster: Cluster | None
+    ) -> Workflow:
+        return self.workflows[int(rng.integers(len(self.workflows)))]
+
+
+def _expand(patterns: Any, where: str) -> list[str]:
+    items = [patterns] if isinstance(patterns, str) else patterns
+    if not isinstance(items, list) or not items:
+        raise WorkloadError(
+            f"expected a path, a glob pattern or a non-empty list of them, got {patterns!r}",
+            field=where,
+        )
+    paths: list[str] = []
+    for i, pattern in enumerate(items):
+        field = f"{where}[{i}]" if not isinstance(patterns, str) else where
+        if not isinstance(pattern, str):
+            raise WorkloadError(f"expected a path or glob pattern, got {pattern!r}", field=field)
+        if _GLOB_CHARS & set(pattern):
+            found = sorted(glob.glob(pattern, recursive=True))
+            found = [f for f in found if Path(f).is_file()]
+            if not found:
+                raise WorkloadError(
+                    f"no file matches {pattern!r} (relative to {Path.cwd()})", field=field
+                )
+            paths.extend(found)
+        elif Path(pattern).is_file():
+            paths.append(pattern)
+        else:
+            raise WorkloadError(
+                f"no such file: {pattern!r} (relative to {Path.cwd()})", field=field
+            )
+    return paths
+
+
+class _MixSource(_Source):
+    def __init__(self, children: list[_Source], weights: Any, ccr: Any, where: str) -> None:
+        super().__init__(ccr, where)
+        if not children:
+            raise WorkloadError("needs at least one spec", field=f"{where}.mix")
+        self.children = children
+        if weights is None:
+            w = np.full(len(children), 1.0)
+        else:
+            if (
+                not isinstance(weights, list)
+                or len(weights) != len(children)
+                or not all(_is_number(x) and np.isfinite(x) and x >= 0 for x in weights)
+                or sum(weights) <= 0
+            ):
+                raise WorkloadError(
+                    f"expected one number >= 0 per spec ({len(children)}), with a positive sum, "
+                    f"got {weights!r}",
+                    field=f"{where}.weights",
+                )
+            w = np.asarray(weights, dtype=np.float64)
+        self.weights = w / w.sum()
+
+    def _draw(
+        self, rng: np.random.Generator, ccr: float | None, cluster: Cluster | None
+    ) -> Workflow:
+        k = int(rng.choice(len(self.children), p=self.weights))
+        return self.children[k].sample(rng, cluster)
+
+
+_FORMS = ("generator", "recipe", "files", "mix")
+
+
+def _build(spec: Any, where: str) -> _Source:
+    if isinstance(spec, Workflow):
+        return _FixedSource([spec], None, where)
+    if isinstance(spec, str):
+        if spec in GENERATORS:
+            return _GeneratorSource({"generator": spec}, where)
+        if spec.lower() in RECIPES:
+            return _RecipeSource({"recipe": spec}, where)
+        return _FixedSource([load_workflow(p) for p in _expand(spec, where)], None, where)
+    if isinstance(spec, list):
+        if spec and all(isinstance(x, Workflow) for x in spec):
+            return _FixedSource(spec, None, where)
+        children = [_build(x, f"{where}[{i}]") for i, x in enumerate(spec)]
+        return _MixSource(children, None, None, where)
+    if isinstance(spec, dict):
+        forms = [f for f in _FORMS if f in spec]
+        if len(forms) != 1:
+            what = "none" if not forms else " and ".join(repr(f) for f in forms)
+            raise WorkloadError(
+                f"a workload spec needs exactly one of {', '.join(map(repr, _FORMS))}, "
+                f"got {what} (keys: {', '.join(map(repr, spec))})",
+                field=where,
+            )
+        form = forms[0]
+        if form == "generator":
+            return _GeneratorSource(spec, where)
+        if form == "recipe":
+            return _RecipeSource(spec, where)
+        if form == "files":
+            _check_keys(spec, ["files", "ccr"], where)
+            paths = _expand(spec["files"], f"{where}.files")
+            return _FixedSource([load_workflow(p) for p in paths], spec.get("ccr"), where)
+        _check_keys(spec, ["mix", "weights", "ccr"], where)
+        mix = spec["mix"]
+        if not isinstance(mix, list):
+            raise WorkloadError(f"expected a list of specs, got {mix!r}", field=f"{where}.mix")
+        children = [_build(x, f"{where}.mix[{i}]") for i, x in enumerate(mix)]
+        return _MixSource(children, spec.get("weights"), spec.get("ccr"), where)
+    raise WorkloadError(
+        "expected a dict, a list, a name, a path or a Workflow, "
+        f"got {spec!r} ({type(spec).__name__})",
+        field=where,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# public API
+
+
+class WorkloadSampler:
+    """Draws a workflow per episode from a workload spec (see the module docstring).
+
+    Args:
+        spec: The spec: a dict, a list, a string, a ``Workflow`` or a list of them. Mappings and
+            sequences such as OmegaConf containers are converted to plain dicts and lists.
+
+    Raises:
+        WorkloadError: on a bad spec (unknown key or name, bad value, file not found or invalid),
+            naming the place in the spec (``workload.mix[1].n_tasks``) and the value.
+    """
+
+    def __init__(self, spec: Any) -> None:
+        self.spec = _plain(spec)
+        self._source = _build(self.spec, "workload")
+
+    def sample(self, rng: np.random.Generator, cluster: Cluster | None = None) -> Workflow:
+        """Draw a workflow.
+
+        Args:
+            rng: Source of every random choice.
+            cluster: The cluster the workflow will run on; needed only to apply a ``ccr``.
+
+        Returns:
+            A workflow (for file and recipe specs, possibly the same object as in an earlier
+            draw: workflows are immutable).
+        """
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+        return self._source.sample(rng, cluster)
+
+    def __repr__(self) -> str:
+        text = repr(self.spec)
+        return f"WorkloadSampler({text if len(text) <= 200 else text[:197] + '...'})"
+
+
+def make_sampler(spec: Any) -> WorkloadSampler:
+    """A :class:`WorkloadSampler` for ``spec`` (returned as is if it already is one).
+
+    Raises:
+        WorkloadError: on a bad spec.
+    """
+    return spec if isinstance(spec, WorkloadSampler) else WorkloadSampler(spec)
