@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-all lint bench clean
+.PHONY: setup run test test-all lint bench eval clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -29,8 +29,12 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-bench: setup
+bench: setup  ## speed figures, as ratios to references measured in the same run
 	$(PY) scripts/bench_env.py
+	$(PY) scripts/bench_heft.py
+
+eval: setup  ## every scheduler on the default experiment (conf/experiment/default.yaml)
+	$(PY) scripts/evaluate.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

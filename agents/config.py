@@ -35,7 +35,7 @@ class EnvConfig:
 class LoopConfig:
     """The training loop."""
 
-    total_timesteps: int = 20_000
+    total_timesteps: int = 60_000
     n_envs: int = 2
     subproc: bool = False  # SubprocVecEnv instead of DummyVecEnv
     torch_threads: int = 1  # 1 is fastest for these small networks on a few cores
