@@ -53,27 +53,51 @@ ENV_KWARGS_FILE = "env_kwargs.json"
 POLICIES: dict[str, Any] = {"node_scoring": NodeScoringPolicy}
 
 
-def make_env_fn(env_kwargs: Mapping[str, Any]) -> Callable[[], gym.Env[Any, Any]]:
-    """A picklable factory of ``WassSchedEnv(**env_kwargs)`` (for ``SubprocVecEnv``)."""
-    return _EnvFactory(dict(env_kwargs))
+def make_env_fn(
+    env_kwargs: Mapping[str, Any], teacher: Mapping[str, Any] | None = None
+) -> Callable[[], gym.Env[Any, Any]]:
+    """A picklable factory of ``WassSchedEnv(**env_kwargs)`` (for ``SubprocVecEnv``).
+
+    Args:
+        env_kwargs: Environment arguments.
+        teacher: Optional teacher settings (``kb``, ``model``, ``lam`` and
+            :class:`teacher.Teacher` arguments such as ``mode``): the env is wrapped in a
+            :class:`teacher.RAGRewardWrapper`. The base and model are loaded inside the process
+            that builds the env (once per process), not pickled.
+    """
+    return _EnvFactory(dict(env_kwargs), dict(teacher) if teacher else None)
 
 
 class _EnvFactory:
-    def __init__(self, env_kwargs: dict[str, Any]) -> None:
+    def __init__(self, env_kwargs: dict[str, Any], teacher: dict[str, Any] | None) -> None:
         self.env_kwargs = env_kwargs
+        self.teacher = teacher
 
     def __call__(self) -> gym.Env[Any, Any]:
         import wass_env  # noqa: F401  (registers the env in a fresh subprocess)
 
-        return gym.make("WassSched-v0", **self.env_kwargs)
+        env = gym.make("WassSched-v0", **self.env_kwargs)
+        if self.teacher:
+            from teacher import RAGRewardWrapper, load_teacher
+
+            kw = dict(self.teacher)
+            lam = float(kw.pop("lam"))
+            env = RAGRewardWrapper(env, load_teacher(kw.pop("kb"), kw.pop("model"), **kw), lam=lam)
+        return env
 
 
 def make_vec(
-    env_kwargs: Mapping[str, Any], n_envs: int, seed: int, *, subproc: bool = False
+    env_kwargs: Mapping[str, Any],
+    n_envs: int,
+    seed: int,
+    *,
+    subproc: bool = False,
+    teacher: Mapping[str, Any] | None = None,
 ) -> VecEnv:
-    """``n_envs`` monitored copies of the env, seeded ``seed, seed + 1, ...``."""
+    """``n_envs`` monitored copies of the env (optionally teacher-wrapped), seeded
+    ``seed, seed + 1, ...``."""
     return make_vec_env(
-        make_env_fn(env_kwargs),
+        make_env_fn(env_kwargs, teacher),
         n_envs=n_envs,
         seed=seed,
         vec_env_cls=SubprocVecEnv if subproc else DummyVecEnv,
@@ -84,11 +108,20 @@ class SchedMetricsCallback(BaseCallback):
     """Logs the scheduling metrics of every finished training episode (``sched/...``).
 
     Values are averaged over the episodes that ended since the last dump, like SB3's
-    ``rollout/ep_rew_mean``.
+    ``rollout/ep_rew_mean``. With a teacher, every step's R_RAG goes to ``teacher/r_rag`` and the
+    share of steps where the agent chose the teacher's a*_t to ``teacher/agree``.
     """
 
     def _on_step(self) -> bool:
         for done, info in zip(self.locals["dones"], self.locals["infos"], strict=True):
+            rag = info.get("rewards", {}).get("rag")
+            if rag is not None:
+                self.logger.record_mean("teacher/r_rag", float(rag))
+                t = info.get("teacher")
+                if t:  # the agent's node is (one of) the teacher's best
+                    self.logger.record_mean(
+                        "teacher/agree", float(t["pred_action"] <= t["pred_best"])
+                    )
             if not done or "makespan" not in info:
                 continue
             for key in SCHED_METRICS:

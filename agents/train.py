@@ -38,6 +38,30 @@ def _plain(x: Any) -> Any:
     return x
 
 
+def teacher_settings(cfg: DictConfig) -> dict[str, Any] | None:
+    """The ``teacher`` group as RAGRewardWrapper/Teacher settings, or None when it is off.
+
+    Raises:
+        FileNotFoundError: naming the missing knowledge base or model and how to make them.
+    """
+    t = _plain(cfg.get("teacher"))
+    if not t or not t.get("enabled", False):
+        return None
+    t = dict(t)
+    t.pop("enabled")
+    for key in ("kb", "model"):
+        path = t.get(key)
+        if not path or not Path(str(path)).exists():
+            raise FileNotFoundError(
+                f"teacher.{key}: {path!r} does not exist; build it first: python "
+                "scripts/build_kb.py && python scripts/train_predictor.py (or set "
+                f"teacher.{key}=<path>)"
+            )
+    if t.get("gamma") is None:  # potential-based shaping must use the agent's discount
+        t["gamma"] = float(cfg.agent.get("gamma", 0.99))
+    return {k: v for k, v in t.items() if v is not None or k in ("reference",)}
+
+
 def make_baselines(names: Sequence[str], seed: int) -> dict[str, Scheduler]:
     """Baseline schedulers by registry name."""
     from agents.registry import make_scheduler
@@ -148,7 +172,10 @@ def _train(
     agent.env_kwargs = env_kwargs
     if getattr(agent, "seed", None) is None:
         agent.seed = seed
-    venv = make_vec(env_kwargs, int(cfg.train.n_envs), seed, subproc=bool(cfg.train.subproc))
+    teacher = teacher_settings(cfg)
+    venv = make_vec(
+        env_kwargs, int(cfg.train.n_envs), seed, subproc=bool(cfg.train.subproc), teacher=teacher
+    )
     callbacks: list[Any] = [SchedMetricsCallback()]
     if int(cfg.train.eval_freq) > 0:
         eval_env = make_vec(env_kwargs, 1, seed + int(cfg.eval.seed_offset) // 2)

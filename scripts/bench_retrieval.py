@@ -1,0 +1,130 @@
+"""Retrieval latency and recall: approximate FAISS indexes against exact search, same run.
+
+Builds an exact index (``IndexFlatIP``) and the approximate ones (HNSW, IVF) over the same
+vectors, then times single-vector queries (what the teacher issues, one per decision) and
+measures recall@k of each approximate index against the exact answers. Prints the latencies,
+their ratio to exact search, recall and build times.
+
+Vectors (``--vectors``):
+
+* ``clustered`` (default): a mixture of 1,000 Gaussian clusters on the unit sphere, like state
+  embeddings of many similar decisions; queries are fresh draws from the same mixture;
+* ``random``: uniform on the unit sphere (no structure: the hardest case for approximate search);
+* ``kb``: the keys of a knowledge base (``--kb``); queries are perturbed copies of held-out keys.
+
+    python scripts/bench_retrieval.py                     # 1,000,000 x 32, clustered
+    python scripts/bench_retrieval.py --records 100000 --vectors random
+    python scripts/bench_retrieval.py --vectors kb --kb runs/teacher/kb.wkb
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+from teacher.retrieval import FaissRetriever, normalize
+
+
+def _vectors(
+    kind: str, n: int, n_q: int, dim: int, rng: np.random.Generator, kb: str | None
+) -> tuple[np.ndarray, np.ndarray]:
+    if kind == "random":
+        return normalize(rng.standard_normal((n, dim))), normalize(rng.standard_normal((n_q, dim)))
+    if kind == "clustered":
+        centers = normalize(rng.standard_normal((1000, dim)))
+
+        def draw(m: int) -> np.ndarray:
+            c = centers[rng.integers(len(centers), size=m)]
+            return normalize(c + 0.15 * rng.standard_normal((m, dim)).astype(np.float32))
+
+        return draw(n), draw(n_q)
+    from teacher.kb import KnowledgeBase
+
+    if kb is None:
+        raise ValueError("--vectors kb needs --kb PATH")
+    keys = KnowledgeBase.load(kb).keys
+    idx = rng.permutation(len(keys))
+    base, held = keys[idx[n_q:]][:n], keys[idx[:n_q]]
+    return base, normalize(held + 0.01 * rng.standard_normal(held.shape).astype(np.float32))
+
+
+def _time_queries(index: Any, queries: np.ndarray, k: int) -> tuple[float, np.ndarray]:
+    """Mean seconds per single-vector query, and the ids found."""
+    ids = np.empty((len(queries), k), dtype=np.int64)
+    t0 = time.perf_counter()
+    for i in range(len(queries)):
+        ids[i] = index.search(queries[i : i + 1], k)[1][0]
+    return (time.perf_counter() - t0) / len(queries), ids
+
+
+def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
+    """Mean fraction of the true top-k found."""
+    return float(
+        np.mean([len(set(f) & set(t)) / len(t) for f, t in zip(found, truth, strict=True)])
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print the figures."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--records", type=int, default=1_000_000)
+    ap.add_argument("--dim", type=int, default=32, help="vector dimension (the teacher's: 32)")
+    ap.add_argument("--queries", type=int, default=1000)
+    ap.add_argument("--k", type=int, default=5)
+    ap.add_argument("--vectors", choices=["clustered", "random", "kb"], default="clustered")
+    ap.add_argument("--kb", help="knowledge base for --vectors kb")
+    ap.add_argument("--ef-search", type=int, default=64, help="HNSW query beam width")
+    ap.add_argument("--hnsw-m", type=int, default=32)
+    ap.add_argument("--nprobe", type=int, default=16, help="IVF cells visited per query")
+    ap.add_argument("--threads", type=int, default=0, help="FAISS build threads (0: all)")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    import faiss
+
+    if args.threads:
+        faiss.omp_set_num_threads(args.threads)
+    rng = np.random.default_rng(args.seed)
+    try:
+        base, queries = _vectors(args.vectors, args.records, args.queries, args.dim, rng, args.kb)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    n, dim = base.shape
+    print(f"{n} records x {dim} dims ({args.vectors} vectors), {len(queries)} queries, k={args.k}")
+    results = []
+    specs: list[tuple[str, dict[str, Any]]] = [
+        ("flat", {}),
+        ("hnsw", {"hnsw_m": args.hnsw_m, "ef_search": args.ef_search}),
+        ("ivf", {"nprobe": args.nprobe}),
+    ]
+    truth = None
+    for kind, params in specs:
+        t0 = time.perf_counter()
+        r = FaissRetriever(dim, kind, **params)
+        r.add(base)
+        build = time.perf_counter() - t0
+        # Single queries, one thread: what each environment worker does.
+        threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)
+        lat, ids = _time_queries(r, queries, args.k)
+        faiss.omp_set_num_threads(threads)
+        if truth is None:
+            truth = ids
+        results.append((kind, params, build, lat, recall_at_k(ids, truth)))
+    exact = results[0][3]
+    print(
+        f"{'index':<6} {'params':<26} {'build [s]':>9} {'query [ms]':>10} {'vs exact':>9} "
+        f"{'recall@' + str(args.k):>9}"
+    )
+    for kind, params, build, lat, rec in results:
+        p = ", ".join(f"{k}={v}" for k, v in params.items()) or "exact"
+        print(f"{kind:<6} {p:<26} {build:9.1f} {lat * 1e3:10.3f} {exact / lat:8.1f}x {rec:9.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""Throughput of the RAG-wrapped environment against the bare one, measured in the same run.
+
+A random masked policy drives ``WassSched-v0`` bare and wrapped in
+:class:`~teacher.wrapper.RAGRewardWrapper` (resets included); rounds alternate between the two so
+that machine noise hits both alike, and the reported ratio is the median over rounds. The target
+is a wrapped/bare ratio of at least 0.25 with a 100,000-record base. Also printed: the mean
+teacher time per step and its retrieval part.
+
+    python scripts/bench_teacher.py --kb runs/teacher/large/kb.wkb --model runs/teacher/model.wtm
+    python scripts/bench_teacher.py --kb ... --model ... --index flat --rounds 3
+
+The base must be keyed by the model (``scripts/train_predictor.py`` writes one; ``--rekey``
+re-keys another base, e.g. the ``large`` profile's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+import wass_env  # noqa: F401  (registers WassSched-v0)
+from teacher.kb import KnowledgeBase
+from teacher.predictor import TeacherModel
+from teacher.teacher import REWARD_MODES, Teacher
+from teacher.wrapper import RAGRewardWrapper
+
+
+def steps_per_second(
+    env: gym.Env[Any, Any], seconds: float, seed: int, times: list[float] | None = None
+) -> float:
+    """Steps per second of a random masked policy over ``seconds`` of wall time."""
+    _, info = env.reset(seed=seed)
+    env.action_space.seed(seed)
+    n = 0
+    t0 = time.perf_counter()
+    deadline = t0 + seconds
+    while True:
+        for _ in range(64):
+            _, _, terminated, truncated, info = env.step(
+                env.action_space.sample(mask=info["action_mask"])
+            )
+            n += 1
+            if times is not None and "teacher" in info:
+                times.append(info["teacher"]["teacher_ms"])
+                times.append(info["teacher"]["retrieval_ms"])
+            if terminated or truncated:
+                _, info = env.reset()
+        now = time.perf_counter()
+        if now >= deadline:
+            return n / (now - t0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print the figures."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--kb", required=True, help="knowledge base keyed by --model")
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--index", default="hnsw", choices=["flat", "hnsw", "ivf", "numpy"])
+    ap.add_argument("--ef-search", type=int, default=32, help="HNSW query beam width")
+    ap.add_argument("--mode", default="eq3", choices=REWARD_MODES)
+    ap.add_argument("--workload", default="layered", help="generator name for the episodes")
+    ap.add_argument("--n-tasks", default="20,60", help="task count range lo,hi")
+    ap.add_argument("--cluster", default="het16")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--seconds", type=float, default=2.0)
+    args = ap.parse_args(argv)
+    import faiss
+
+    faiss.omp_set_num_threads(1)  # one query at a time, as in an environment worker
+    try:
+        model = TeacherModel.load(args.model)
+        t0 = time.perf_counter()
+        kb = KnowledgeBase.load(args.kb)
+        params = {"ef_search": args.ef_search} if args.index == "hnsw" else {}
+        teacher = Teacher(model, kb, mode=args.mode, index=args.index, **params)
+        load_s = time.perf_counter() - t0
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    lo, hi = (int(x) for x in args.n_tasks.split(","))
+    spec = {"generator": args.workload, "n_tasks": [lo, hi], "ccr": 1.0}
+    bare = gym.make("WassSched-v0", workload=spec, cluster=args.cluster)
+    wrapped = RAGRewardWrapper(
+        gym.make("WassSched-v0", workload=spec, cluster=args.cluster), teacher, lam=0.1
+    )
+    print(
+        f"base: {len(kb)} records ({args.index} index, loaded in {load_s:.1f} s); "
+        f"episodes: {args.workload} {lo}-{hi} tasks on {args.cluster}; mode {args.mode}"
+    )
+    steps_per_second(bare, 0.5, 0)  # warm-up
+    steps_per_second(wrapped, 0.5, 0)
+    ratios, b_all, w_all = [], [], []
+    times: list[float] = []
+    for r in range(args.rounds):
+        b = steps_per_second(bare, args.seconds, r)
+        w = steps_per_second(wrapped, args.seconds, r, times)
+        ratios.append(w / b)
+        b_all.append(b)
+        w_all.append(w)
+        print(f"round {r + 1}: bare {b:8.0f} steps/s, wrapped {w:8.0f} steps/s, ratio {w / b:.3f}")
+    t = np.asarray(times).reshape(-1, 2)
+    print(
+        f"median: bare {statistics.median(b_all):.0f} steps/s, wrapped "
+        f"{statistics.median(w_all):.0f} steps/s, ratio {statistics.median(ratios):.3f} "
+        f"(target >= 0.25); teacher {t[:, 0].mean() * 1e3:.0f} us/step, of which retrieval "
+        f"{t[:, 1].mean() * 1e3:.0f} us"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

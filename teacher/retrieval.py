@@ -1,0 +1,284 @@
+"""Nearest-neighbour retrieval by cosine similarity.
+
+Vectors are L2-normalised float32, so cosine similarity is an inner product. A small
+:class:`Retriever` protocol stands in front of the search library:
+
+* :class:`NumpyRetriever`: brute force in NumPy; the reference the FAISS indexes are tested
+  against, and enough for a few thousand records.
+* :class:`FaissRetriever`: a FAISS index, ``"flat"`` (exact ``IndexFlatIP``, the default),
+  ``"hnsw"`` (``IndexHNSWFlat``: graph search, sub-millisecond at a million records) or ``"ivf"``
+  (``IndexIVFFlat``: inverted lists over k-means cells, fast to build).
+
+Every retriever returns ``min(k, len(retriever))`` columns; an approximate index that finds fewer
+neighbours than that pads with id ``-1`` and similarity ``-inf``. Ties in similarity are broken by
+the lower id in :class:`NumpyRetriever`; FAISS gives no such guarantee.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+__all__ = [
+    "INDEX_KINDS",
+    "FaissRetriever",
+    "NumpyRetriever",
+    "Retriever",
+    "make_retriever",
+    "normalize",
+]
+
+#: Index kinds accepted by :func:`make_retriever`.
+INDEX_KINDS = ("numpy", "flat", "hnsw", "ivf")
+
+F32 = NDArray[np.float32]
+I64 = NDArray[np.int64]
+
+
+def normalize(vectors: ArrayLike) -> F32:
+    """Rows scaled to unit L2 norm, as float32 (all-zero rows stay zero), shape ``(n, dim)``."""
+    x = np.array(vectors, dtype=np.float32, ndmin=2, copy=True)
+    norm = np.linalg.norm(x, axis=1, keepdims=True)
+    np.divide(x, norm, out=x, where=norm > 0)
+    return x
+
+
+@runtime_checkable
+class Retriever(Protocol):
+    """Top-k search by cosine similarity over a growing set of vectors."""
+
+    dim: int
+
+    def __len__(self) -> int:
+        """Number of stored vectors."""
+        ...
+
+    def add(self, vectors: ArrayLike) -> None:
+        """Append vectors (normalised internally); their ids continue from ``len(self)``."""
+        ...
+
+    def search(self, queries: ArrayLike, k: int) -> tuple[F32, I64]:
+        """The ``min(k, len(self))`` most similar stored vectors of each query.
+
+        Returns:
+            ``(similarities, ids)``, both of shape ``(n_queries, min(k, len(self)))``, best
+            first.
+        """
+        ...
+
+
+def _check_queries(queries: ArrayLike, dim: int, k: int) -> F32:
+    if k < 0:
+        raise ValueError(f"k must be >= 0, got {k}")
+    q = normalize(queries)
+    if q.shape[1] != dim:
+        raise ValueError(f"queries have dimension {q.shape[1]}, the retriever holds {dim}")
+    return q
+
+
+class NumpyRetriever:
+    """Exact brute-force search in NumPy.
+
+    Args:
+        dim: Vector dimension.
+    """
+
+    kind = "numpy"
+
+    def __init__(self, dim: int) -> None:
+        if dim < 1:
+            raise ValueError(f"dim must be >= 1, got {dim}")
+        self.dim = int(dim)
+        self._x = np.zeros((0, self.dim), dtype=np.float32)
+
+    def __len__(self) -> int:
+        return int(self._x.shape[0])
+
+    def add(self, vectors: ArrayLike) -> None:
+        """Append vectors (normalised here)."""
+        x = normalize(vectors)
+        if x.shape[1] != self.dim:
+            raise ValueError(f"vectors have dimension {x.shape[1]}, the retriever holds {self.dim}")
+        self._x = np.concatenate([self._x, x]) if len(self) else x
+
+    def search(self, queries: ArrayLike, k: int) -> tuple[F32, I64]:
+        """Exact top-k by inner product; ties go to the lower id."""
+        q = _check_queries(queries, self.dim, k)
+        kk = min(k, len(self))
+        if kk == 0:
+            return np.zeros((q.shape[0], 0), np.float32), np.zeros((q.shape[0], 0), np.int64)
+        sims = q @ self._x.T
+        if kk < sims.shape[1]:
+            ids = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
+            part = np.take_along_axis(sims, ids, axis=1)
+            ids = np.take_along_axis(ids, np.lexsort((ids, -part), axis=1), axis=1)
+            # The partition may split a run of equal similarities at the k-th place: redo
+            # those rows over every tied id so the lower ids win.
+            kth = np.take_along_axis(sims, ids[:, -1:], axis=1)
+            for i in np.flatnonzero((sims >= kth).sum(axis=1) > kk).tolist():
+                cand = np.flatnonzero(sims[i] >= kth[i, 0])
+                ids[i] = cand[np.lexsort((cand, -sims[i, cand]))[:kk]]
+        else:
+            ids = np.lexsort((np.broadcast_to(np.arange(kk), sims.shape), -sims), axis=1)
+        return np.take_along_axis(sims, ids, axis=1).astype(np.float32), ids.astype(np.int64)
+
+
+def _faiss() -> Any:
+    try:
+        import faiss
+    except ImportError as exc:  # pragma: no cover - faiss-cpu is a dependency
+        raise ImportError(
+            "FAISS is needed for this index kind: pip install faiss-cpu "
+            "(or use kind='numpy' for the brute-force retriever)"
+        ) from exc
+    return faiss
+
+
+class FaissRetriever:
+    """A FAISS index over normalised vectors (inner product = cosine similarity).
+
+    Args:
+        dim: Vector dimension.
+        kind: ``"flat"`` (exact), ``"hnsw"`` or ``"ivf"`` (approximate).
+        hnsw_m: HNSW graph degree (more: better recall, more memory, slower build).
+        ef_construction: HNSW build-time beam width.
+        ef_search: HNSW query-time beam width (recall/latency trade-off).
+        nlist: IVF cells; default ``4 * sqrt(n)`` of the first batch added (which trains the
+            quantizer, so add a representative batch first).
+        nprobe: IVF cells visited per query.
+
+    The object pickles (the index is serialised), so environments holding one can be sent to
+    subprocess workers.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        kind: str = "flat",
+        *,
+        hnsw_m: int = 32,
+        ef_construction: int = 80,
+        ef_search: int = 64,
+        nlist: int | None = None,
+        nprobe: int = 16,
+    ) -> None:
+        if kind not in ("flat", "hnsw", "ivf"):
+            raise ValueError(f"FAISS index kind must be 'flat', 'hnsw' or 'ivf', got {kind!r}")
+        if dim < 1:
+            raise ValueError(f"dim must be >= 1, got {dim}")
+        self.dim = int(dim)
+        self.kind = kind
+        self.params: dict[str, Any] = {
+            "hnsw_m": int(hnsw_m),
+            "ef_construction": int(ef_construction),
+            "ef_search": int(ef_search),
+            "nlist": None if nlist is None else int(nlist),
+            "nprobe": int(nprobe),
+        }
+        self._index: Any = None
+        if kind != "ivf":
+            self._index = self._make(0)
+
+    def _make(self, n_first: int) -> Any:
+        faiss = _faiss()
+        p = self.params
+        if self.kind == "flat":
+            return faiss.IndexFlatIP(self.dim)
+        if self.kind == "hnsw":
+            idx = faiss.IndexHNSWFlat(self.dim, p["hnsw_m"], faiss.METRIC_INNER_PRODUCT)
+            idx.hnsw.efConstruction = p["ef_construction"]
+            idx.hnsw.efSearch = p["ef_search"]
+            return idx
+        nlist = p["nlist"] or max(1, int(4 * np.sqrt(max(n_first, 1))))
+        nlist = max(1, min(nlist, n_first))
+        idx = faiss.IndexIVFFlat(
+            faiss.IndexFlatIP(self.dim), self.dim, nlist, faiss.METRIC_INNER_PRODUCT
+        )
+        idx.nprobe = min(p["nprobe"], nlist)
+        return idx
+
+    def __len__(self) -> int:
+        return 0 if self._index is None else int(self._index.ntotal)
+
+    def set_ef_search(self, ef: int) -> None:
+        """HNSW query beam width (ignored by other kinds)."""
+        self.params["ef_search"] = int(ef)
+        if self.kind == "hnsw" and self._index is not None:
+            self._index.hnsw.efSearch = int(ef)
+
+    def set_nprobe(self, nprobe: int) -> None:
+        """IVF cells visited per query (ignored by other kinds)."""
+        self.params["nprobe"] = int(nprobe)
+        if self.kind == "ivf" and self._index is not None:
+            self._index.nprobe = min(int(nprobe), int(self._index.nlist))
+
+    def add(self, vectors: ArrayLike) -> None:
+        """Append vectors (normalised here); the first batch trains an IVF quantizer."""
+        x = normalize(vectors)
+        if x.shape[1] != self.dim:
+            raise ValueError(f"vectors have dimension {x.shape[1]}, the retriever holds {self.dim}")
+        if x.shape[0] == 0:
+            return
+        if self._index is None:
+            self._index = self._make(x.shape[0])
+            # k-means on a sample is enough to place the cells (FAISS caps at 256 per cell).
+            sample = x
+            cap = 256 * int(self._index.nlist)
+            if x.shape[0] > cap:
+                rng = np.random.default_rng(0)
+                sample = x[np.sort(rng.choice(x.shape[0], cap, replace=False))]
+            self._index.train(sample)
+        self._index.add(x)
+
+    def search(self, queries: ArrayLike, k: int) -> tuple[F32, I64]:
+        """Top-k by inner product (approximate for ``hnsw`` and ``ivf``)."""
+        q = _check_queries(queries, self.dim, k)
+        kk = min(k, len(self))
+        if kk == 0:
+            return np.zeros((q.shape[0], 0), np.float32), np.zeros((q.shape[0], 0), np.int64)
+        sims, ids = self._index.search(q, kk)
+        missing = ids < 0
+        if missing.any():
+            sims[missing] = -np.inf
+        return sims, ids.astype(np.int64)
+
+    def to_bytes(self) -> bytes:
+        """The index serialised by FAISS (empty when nothing was added to an IVF index)."""
+        if self._index is None:
+            return b""
+        return bytes(_faiss().serialize_index(self._index).tobytes())
+
+    @classmethod
+    def from_bytes(cls, data: bytes, dim: int, kind: str, **params: Any) -> FaissRetriever:
+        """Rebuild from :meth:`to_bytes` output."""
+        r = cls(dim, kind, **params)
+        if data:
+            r._index = _faiss().deserialize_index(np.frombuffer(data, dtype=np.uint8))
+            if r._index.d != dim:
+                raise ValueError(f"serialised index has dimension {r._index.d}, expected {dim}")
+            r.set_ef_search(r.params["ef_search"])
+            r.set_nprobe(r.params["nprobe"])
+        return r
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"dim": self.dim, "kind": self.kind, "params": self.params, "blob": self.to_bytes()}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        other = FaissRetriever.from_bytes(
+            state["blob"], state["dim"], state["kind"], **state["params"]
+        )
+        self.__dict__.update(other.__dict__)
+
+    def __repr__(self) -> str:
+        return f"FaissRetriever(dim={self.dim}, kind={self.kind!r}, n={len(self)})"
+
+
+def make_retriever(dim: int, kind: str = "flat", **params: Any) -> NumpyRetriever | FaissRetriever:
+    """A retriever by kind: ``"numpy"``, ``"flat"``, ``"hnsw"`` or ``"ivf"`` (see the module)."""
+    if kind == "numpy":
+        return NumpyRetriever(dim)
+    if kind in ("flat", "hnsw", "ivf"):
+        return FaissRetriever(dim, kind, **params)
+    raise ValueError(f"unknown index kind {kind!r}; choose one of {INDEX_KINDS}")
