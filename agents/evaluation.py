@@ -13,9 +13,14 @@ are then averaged. The grid over workloads x clusters x seeds built on these fun
 
 from __future__ import annotations
 
+import csv
+import io
 import math
+import os
+import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,6 +42,8 @@ __all__ = [
     "run_episode",
     "run_episode_schedule",
     "summarize",
+    "write_csv",
+    "write_text",
 ]
 
 
@@ -275,3 +282,37 @@ def markdown_table(summary: Sequence[Mapping[str, Any]], columns: Sequence[str])
             cells.append(cell)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _atomic_write(path: Path, write: Callable[[io.TextIOBase], None]) -> None:
+    """Write ``path`` through a temp file in the same directory, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            write(f)  # type: ignore[arg-type]
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_csv(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
+    """Write ``rows`` (dicts; the union of their keys, in first-seen order) as CSV atomically."""
+    keys: list[str] = []
+    for r in rows:
+        keys.extend(k for k in r if k not in keys)
+
+    def write(f: io.TextIOBase) -> None:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+
+    _atomic_write(path, write)
+    return path
+
+
+def write_text(text: str, path: Path) -> Path:
+    """Write ``text`` to ``path`` atomically."""
+    _atomic_write(path, lambda f: f.write(text))  # type: ignore[arg-type,func-returns-value]
+    return path

@@ -38,13 +38,11 @@ same without Hydra.
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +58,8 @@ from agents.evaluation import (
     format_mean_ci,
     markdown_table,
     run_episode_schedule,
+    write_csv,
+    write_text,
 )
 from wass_env.sim.cluster import Cluster, ClusterError, cluster_from_spec
 from wass_env.sim.plan import Schedule
@@ -852,19 +852,6 @@ def plot_gantts(schedules: Mapping[str, tuple[Problem, Schedule]], out_dir: Path
 # files
 
 
-def _atomic_write(path: Path, write: Callable[[io.TextIOBase], None]) -> None:
-    """Write ``path`` through a temp file in the same directory, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            write(f)  # type: ignore[arg-type]
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def _save(fig: Any, path: Path) -> Path:
     """Save a matplotlib figure as PNG atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -876,27 +863,6 @@ def _save(fig: Any, path: Path) -> Path:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    return path
-
-
-def write_csv(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
-    """Write ``rows`` (dicts; the union of their keys, in first-seen order) as CSV atomically."""
-    keys: list[str] = []
-    for r in rows:
-        keys.extend(k for k in r if k not in keys)
-
-    def write(f: io.TextIOBase) -> None:
-        w = csv.DictWriter(f, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)
-
-    _atomic_write(path, write)
-    return path
-
-
-def write_text(text: str, path: Path) -> Path:
-    """Write ``text`` to ``path`` atomically."""
-    _atomic_write(path, lambda f: f.write(text))  # type: ignore[arg-type,func-returns-value]
     return path
 
 

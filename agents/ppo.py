@@ -110,7 +110,14 @@ class SchedMetricsCallback(BaseCallback):
     Values are averaged over the episodes that ended since the last dump, like SB3's
     ``rollout/ep_rew_mean``. With a teacher, every step's R_RAG goes to ``teacher/r_rag`` and the
     share of steps where the agent chose the teacher's a*_t to ``teacher/agree``.
+
+    Attributes:
+        episodes: ``(timestep, makespan / lower bound)`` of every finished training episode.
     """
+
+    def __init__(self, verbose: int = 0) -> None:
+        super().__init__(verbose)
+        self.episodes: list[tuple[int, float]] = []
 
     def _on_step(self) -> bool:
         for done, info in zip(self.locals["dones"], self.locals["infos"], strict=True):
@@ -124,6 +131,7 @@ class SchedMetricsCallback(BaseCallback):
                     )
             if not done or "makespan" not in info:
                 continue
+            self.episodes.append((self.num_timesteps, float(info["ratio_to_lower_bound"])))
             for key in SCHED_METRICS:
                 self.logger.record_mean(f"sched/{key}", float(info[key]))
             rewards = info.get("rewards", {})

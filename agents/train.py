@@ -6,19 +6,25 @@ tests can call it through Hydra's ``compose`` without the command line.
 
 from __future__ import annotations
 
-import csv
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from agents.base import Scheduler
-from agents.evaluation import episode_problems, evaluate, markdown_table, summarize
+from agents.evaluation import (
+    episode_problems,
+    evaluate,
+    markdown_table,
+    summarize,
+    write_csv,
+    write_text,
+)
 
-__all__ = ["env_kwargs_from_config", "make_baselines", "run_training", "write_rows_csv"]
+__all__ = ["env_kwargs_from_config", "make_baselines", "run_training", "teacher_settings"]
 
 
 def env_kwargs_from_config(cfg: DictConfig) -> dict[str, Any]:
@@ -69,36 +75,19 @@ def make_baselines(names: Sequence[str], seed: int) -> dict[str, Scheduler]:
     return {n: make_scheduler(n, seed=seed) for n in names}
 
 
-def write_rows_csv(rows: Sequence[Mapping[str, Any]], path: Path) -> None:
-    """Write result rows as CSV atomically (temp file, then rename)."""
-    if not rows:
-        return
-    keys: list[str] = []
-    for r in rows:
-        keys.extend(k for k in r if k not in keys)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, path)
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def run_training(cfg: DictConfig, out_dir: str | os.PathLike[str]) -> dict[str, Any]:
+def run_training(
+    cfg: DictConfig, out_dir: str | os.PathLike[str], *, quiet: bool = False
+) -> dict[str, Any]:
     """Train the configured agent (if trainable), then evaluate it against baselines.
 
     Args:
         cfg: A composed ``train`` config.
         out_dir: Where TensorBoard logs, the checkpoint and the result tables go.
+        quiet: Print nothing (the tables are still written).
 
     Returns:
-        ``{"summary": [...], "rows": [...], "checkpoint": path or None, "out_dir": path}``.
+        ``{"summary": [...], "rows": [...], "checkpoint": path or None, "out_dir": path,
+        "train_episodes": [(timestep, makespan / lower bound), ...]}``.
     """
     import torch
     from hydra.utils import instantiate
@@ -114,8 +103,9 @@ def run_training(cfg: DictConfig, out_dir: str | os.PathLike[str]) -> dict[str, 
     agent: Scheduler = instantiate(cfg.agent, _convert_="all")
     checkpoint: Path | None = None
     train_seconds = 0.0
+    curve: list[tuple[int, float]] = []
     if getattr(agent, "trainable", False):
-        checkpoint, train_seconds = _train(agent, cfg, env_kwargs, out)
+        checkpoint, train_seconds, curve = _train(agent, cfg, env_kwargs, out)
 
     eval_seeds = [seed + int(cfg.eval.seed_offset) + i for i in range(int(cfg.eval.episodes))]
     problems = episode_problems(env_kwargs, eval_seeds)
@@ -137,25 +127,32 @@ def run_training(cfg: DictConfig, out_dir: str | os.PathLike[str]) -> dict[str, 
         columns.append(f"ratio_to_{reference}")
     columns += ["mean_wait", "utilization", "cross_node_bytes"]
     table = markdown_table(summary, columns)
-    write_rows_csv(rows, out / "results.csv")
-    _write_text(out / "results.md", table + "\n")
-    print(
-        f"\nEvaluation on {len(problems)} unseen episodes "
-        f"(seeds {eval_seeds[0]}..{eval_seeds[-1]}); makespan in seconds, mean ± 95% CI:\n"
-    )
-    print(table)
-    if train_seconds:
-        print(f"\nTrained {cfg.train.total_timesteps} steps in {train_seconds:.0f} s.")
-    print(f"TensorBoard:  tensorboard --logdir {out / 'tb'}")
-    if checkpoint is not None:
-        print(f"Checkpoint:   {checkpoint}")
-    print(f"Results:      {out / 'results.csv'}, {out / 'results.md'}")
-    return {"summary": summary, "rows": rows, "checkpoint": checkpoint, "out_dir": out}
+    write_csv(rows, out / "results.csv")
+    write_text(table + "\n", out / "results.md")
+    if not quiet:
+        print(
+            f"\nEvaluation on {len(problems)} unseen episodes "
+            f"(seeds {eval_seeds[0]}..{eval_seeds[-1]}); makespan in seconds, mean ± 95% CI:\n"
+        )
+        print(table)
+        if train_seconds:
+            print(f"\nTrained {cfg.train.total_timesteps} steps in {train_seconds:.0f} s.")
+        print(f"TensorBoard:  tensorboard --logdir {out / 'tb'}")
+        if checkpoint is not None:
+            print(f"Checkpoint:   {checkpoint}")
+        print(f"Results:      {out / 'results.csv'}, {out / 'results.md'}")
+    return {
+        "summary": summary,
+        "rows": rows,
+        "checkpoint": checkpoint,
+        "out_dir": out,
+        "train_episodes": curve,
+    }
 
 
 def _train(
     agent: Any, cfg: DictConfig, env_kwargs: dict[str, Any], out: Path
-) -> tuple[Path, float]:
+) -> tuple[Path, float, list[tuple[int, float]]]:
     from sb3_contrib.common.maskable.callbacks import MaskableEvalCallback
     from stable_baselines3.common.callbacks import CallbackList
 
@@ -176,7 +173,8 @@ def _train(
     venv = make_vec(
         env_kwargs, int(cfg.train.n_envs), seed, subproc=bool(cfg.train.subproc), teacher=teacher
     )
-    callbacks: list[Any] = [SchedMetricsCallback()]
+    sched = SchedMetricsCallback()
+    callbacks: list[Any] = [sched]
     if int(cfg.train.eval_freq) > 0:
         eval_env = make_vec(env_kwargs, 1, seed + int(cfg.eval.seed_offset) // 2)
         callbacks.append(
@@ -200,4 +198,4 @@ def _train(
     finally:
         venv.close()
     elapsed = time.perf_counter() - t0
-    return agent.save(out / "model.zip"), elapsed
+    return agent.save(out / "model.zip"), elapsed, sched.episodes

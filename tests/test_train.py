@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hydra import compose, initialize_config_dir
 
 from agents.config import register_configs
@@ -98,3 +99,60 @@ def test_multirun_sweep(tmp_path: Path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     done = sorted(p.parent.name for p in tmp_path.rglob("results.csv"))
     assert len(done) == 2 and any("hom16" in d for d in done) and any("het16" in d for d in done)
+
+
+@pytest.fixture(scope="module")
+def tiny_teacher(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A tiny knowledge base and teacher model (stages 1 and 2), keyed together."""
+    from teacher.build import BuildConfig, build_knowledge_base
+    from teacher.encoder import EncoderConfig
+    from teacher.predictor import PredictorConfig
+    from teacher.training import TrainConfig, train_teacher
+
+    out = tmp_path_factory.mktemp("teacher")
+    kb = build_knowledge_base(
+        BuildConfig(
+            workload={"generator": "layered", "n_tasks": [8, 12], "ccr": 1.0},
+            policies=("heft", "heft~0.3", "random"),
+            policies_per_instance=2,
+            instances=8,
+            branch_prob=0.2,
+        )
+    )
+    res = train_teacher(
+        kb,
+        TrainConfig(
+            encoder=EncoderConfig(hidden=16, layers=1, embed_dim=8),
+            predictor=PredictorConfig(hidden=16, k=3),
+            epochs=2,
+            context_epochs=1,
+        ),
+    )
+    kb.set_keys(res.keys, res.model.key_model)
+    kb.save(out / "kb.wkb")
+    res.model.save(out / "model.wtm")
+    return {"kb": str(out / "kb.wkb"), "model": str(out / "model.wtm")}
+
+
+def test_training_with_the_teacher(tmp_path: Path, tiny_teacher: dict[str, str]):
+    rag = ["teacher=rag", f"teacher.kb={tiny_teacher['kb']}",
+           f"teacher.model={tiny_teacher['model']}", "teacher.index=null"]
+    out = run_training(compose_train([*TINY, *rag, "teacher.lam=0.5"]), tmp_path / "rag")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(next((tmp_path / "rag" / "tb").rglob("events.*")).parent))
+    acc.Reload()
+    r_rag = [e.value for e in acc.Scalars("teacher/r_rag")]
+    assert r_rag and all(v <= 0.0 for v in r_rag)  # eq. 3 is never positive
+    assert "teacher/agree" in acc.Tags()["scalars"]
+    assert out["checkpoint"] is not None
+    # lambda = 0 is "DRL without RAG": the very same training as without the wrapper
+    plain = run_training(compose_train([*TINY, "teacher=none"]), tmp_path / "plain")
+    off = run_training(compose_train([*TINY, *rag, "teacher.lam=0.0"]), tmp_path / "off")
+    assert [r["makespan"] for r in off["rows"]] == [r["makespan"] for r in plain["rows"]]
+
+
+def test_missing_teacher_files_are_named(tmp_path: Path):
+    cfg = compose_train([*TINY, "teacher=rag", f"teacher.kb={tmp_path / 'nope.wkb'}"])
+    with pytest.raises(FileNotFoundError, match=r"teacher.kb: '.*nope.wkb' does not exist"):
+        run_training(cfg, tmp_path)
