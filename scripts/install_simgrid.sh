@@ -34,9 +34,17 @@ install_pkg() {
     $SUDO apt-get install -y -qq --no-install-recommends python3-simgrid >>"$LOG" 2>&1
 }
 if ! install_pkg; then
-    # The package lists may be missing or stale (fresh container): refresh them once.
-    $SUDO apt-get update -qq >>"$LOG" 2>&1 || { tail -n 20 "$LOG" >&2; fail "apt-get update failed"; }
-    install_pkg || { tail -n 20 "$LOG" >&2; fail "apt-get install python3-simgrid failed"; }
+    # The package lists may be missing or stale (fresh container): refresh them, and retry
+    # once more after a pause in case the mirror hiccups.
+    ok=""
+    for attempt in 1 2; do
+        if $SUDO apt-get update -qq >>"$LOG" 2>&1 && install_pkg; then
+            ok=1
+            break
+        fi
+        sleep 5
+    done
+    [ -n "$ok" ] || { tail -n 20 "$LOG" >&2; fail "apt-get install python3-simgrid failed"; }
 fi
 
 "$PY" -I -c "import simgrid" >/dev/null 2>&1 \
