@@ -143,12 +143,13 @@ def evaluate(
         for p, s in zip(problems, seeds, strict=True)
         for n, sch in schedulers.items()
     ]
+    iterator: Iterable[tuple[Problem, int, str, Scheduler]] = jobs
     if progress:
         from tqdm.auto import tqdm
 
-        jobs = list(tqdm(jobs, desc="evaluate", unit="episode", leave=False))  # type: ignore[assignment]
+        iterator = tqdm(jobs, desc="evaluate", unit="episode", leave=False)
     rows = []
-    for problem, seed, name, sch in jobs:
+    for problem, seed, name, sch in iterator:
         row = run_episode(sch, problem, seed=int(seed), noise=noise, insertion=insertion)
         row["scheduler"] = name
         rows.append(row)

@@ -7,7 +7,7 @@ and 95% CI over seeds of the per-seed means), and how fast it learned: makespan 
 the training episodes, over all of training and over its last quarter. Variants default to the
 paper's sparse reward (``-makespan`` at the end) with and without ``lambda * R_RAG``.
 
-    python scripts/ablation.py                       # 3 seeds x 5 variants, 20,000 steps each
+    python scripts/ablation.py                       # 3 seeds x 5 variants, 30,000 steps each
     python scripts/ablation.py --seeds 5 --steps 50000 --set workload=fan_out cluster=het8
 
 Needs the teacher's files (``python scripts/build_kb.py && python scripts/train_predictor.py``).
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run every variant with every seed and print the comparison."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--steps", type=int, default=20_000)
+    ap.add_argument("--steps", type=int, default=30_000)
     ap.add_argument("--episodes", type=int, default=10, help="unseen evaluation episodes")
     ap.add_argument("--variants", nargs="*", default=list(VARIANTS), metavar="NAME")
     ap.add_argument(

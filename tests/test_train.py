@@ -135,8 +135,12 @@ def tiny_teacher(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 
 def test_training_with_the_teacher(tmp_path: Path, tiny_teacher: dict[str, str]):
-    rag = ["teacher=rag", f"teacher.kb={tiny_teacher['kb']}",
-           f"teacher.model={tiny_teacher['model']}", "teacher.index=null"]
+    rag = [
+        "teacher=rag",
+        f"teacher.kb={tiny_teacher['kb']}",
+        f"teacher.model={tiny_teacher['model']}",
+        "teacher.index=null",
+    ]
     out = run_training(compose_train([*TINY, *rag, "teacher.lam=0.5"]), tmp_path / "rag")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
