@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-all lint bench eval clean
+.PHONY: setup run rag test test-all lint bench eval clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -17,6 +17,11 @@ setup: $(STAMP)
 
 run: setup  ## the main job: a short training run + evaluation on the defaults
 	$(PY) scripts/train.py
+
+rag: setup  ## the WASS-RAG pipeline: knowledge base, predictor, MaskablePPO with R_RAG
+	$(PY) scripts/build_kb.py
+	$(PY) scripts/train_predictor.py
+	$(PY) scripts/train.py teacher=rag
 
 test: setup  ## the default test suite (slow tests excluded)
 	$(PY) -m pytest -n 2 -q

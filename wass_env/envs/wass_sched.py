@@ -72,7 +72,8 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
     ## Action Space
     ``Discrete(max_nodes)``: the node for the current task. Nodes the task does not fit on, and
     padding beyond the cluster's size, are masked: ``action_masks()`` returns the bool mask and
-    ``info["action_mask"]`` an int8 copy (``action_space.sample(mask=...)`` accepts it).
+    ``info["action_mask"]`` the same mask as a read-only int8 array
+    (``action_space.sample(mask=...)`` accepts it).
 
     ## Observation Space
     ``Dict`` of fixed-shape ``Box``es (float32, clipped to [0, 100]); times are divided by the
@@ -194,7 +195,6 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         self.current_task: int = -1
         self._queue: ReadyQueue | None = None
         self._mask = np.zeros(self.max_nodes, dtype=bool)
-        self._last_info: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ gym API
     def reset(
