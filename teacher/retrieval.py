@@ -16,6 +16,7 @@ the lower id in :class:`NumpyRetriever`; FAISS gives no such guarantee.
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -126,6 +127,8 @@ class NumpyRetriever:
 
 
 def _faiss() -> Any:
+    # faiss logs at INFO which CPU build it loads; apps that log INFO (Hydra) would print it.
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
     try:
         import faiss
     except ImportError as exc:  # pragma: no cover - faiss-cpu is a dependency
