@@ -7,6 +7,7 @@ tests can call it through Hydra's ``compose`` without the command line.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,7 +25,13 @@ from agents.evaluation import (
     write_text,
 )
 
-__all__ = ["env_kwargs_from_config", "make_baselines", "run_training", "teacher_settings"]
+__all__ = [
+    "env_kwargs_from_config",
+    "main",
+    "make_baselines",
+    "run_training",
+    "teacher_settings",
+]
 
 
 def env_kwargs_from_config(cfg: DictConfig) -> dict[str, Any]:
@@ -148,6 +155,38 @@ def run_training(
         "out_dir": out,
         "train_episodes": curve,
     }
+
+
+def main(cfg: DictConfig, out_dir: str | os.PathLike[str]) -> int:
+    """:func:`run_training` with user mistakes reported as one line on stderr.
+
+    Returns:
+        0 on success, 2 on bad input (the message names the field and its value).
+    """
+    from hydra.errors import InstantiationException
+
+    from agents.registry import UnknownSchedulerError
+    from teacher import KnowledgeBaseError, ModelError
+    from wass_env.sim.cluster import ClusterError
+    from wass_env.sim.workflow import WorkflowError
+    from wass_env.workloads import WorkloadError
+
+    user_errors = (
+        WorkloadError,
+        WorkflowError,
+        ClusterError,
+        UnknownSchedulerError,
+        KnowledgeBaseError,
+        ModelError,
+        FileNotFoundError,
+        InstantiationException,
+    )
+    try:
+        run_training(cfg, out_dir)
+    except user_errors as exc:
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _train(

@@ -160,3 +160,15 @@ def test_missing_teacher_files_are_named(tmp_path: Path):
     cfg = compose_train([*TINY, "teacher=rag", f"teacher.kb={tmp_path / 'nope.wkb'}"])
     with pytest.raises(FileNotFoundError, match=r"teacher.kb: '.*nope.wkb' does not exist"):
         run_training(cfg, tmp_path)
+
+
+def test_user_mistakes_give_one_line_and_exit_code_2(tmp_path: Path, capsys):
+    from agents.train import main
+
+    cfg = compose_train([*SHORT, "agent=slurm", "workload.n_tasks=-3"])
+    assert main(cfg, tmp_path) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: workload.n_tasks: must be an integer >= 1, got -3"]
+    assert not (tmp_path / "results.csv").exists()
+    assert main(compose_train([*SHORT, "agent=slurm", "eval.baselines=[foo]"]), tmp_path) == 2
+    assert "unknown scheduler 'foo'" in capsys.readouterr().err
