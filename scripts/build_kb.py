@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
             kb = KnowledgeBase.append_file(args.out, kb)
         else:
             kb.save(args.out)
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(

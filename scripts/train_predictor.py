@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             threads=args.threads,
         )
         result = train_teacher(kb, config, progress=lambda s: print(s, flush=True))
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
