@@ -37,8 +37,7 @@ def test_chain_with_costly_communication_stays_on_fastest_node() -> None:
     problem = Problem(wf, Cluster([1.0, 2.0, 0.5], 1, bandwidth=1.0, latency=0.0))
     sched, makespan = _check(problem)
     res = sched.last_result
-    assert res is not None
-    assert makespan == 12.5 and res.heft_makespan == 12.5
+    assert res is not None and makespan == 12.5 and res.heft_makespan == 12.5
     assert res.plan.node.tolist() == [1] * 5
     assert res.status == "OPTIMAL" and not res.rounded and res.optimal
     assert res.ticks_per_second == 10.0  # 2.5 s is the first non-integer: tenths are exact
