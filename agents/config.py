@@ -26,6 +26,7 @@ class EnvConfig:
     noise: float = 0.0
     max_nodes: int | None = None
     illegal_action: str = "fallback"
+    reference: str | None = "heft"  # baseline planned at episode end for sched/ratio_to_<name>
     reward_weights: dict[str, float] = field(
         default_factory=lambda: {"makespan": 1.0, "progress": 0.0, "illegal": 1.0}
     )

@@ -108,15 +108,18 @@ class SchedMetricsCallback(BaseCallback):
     """Logs the scheduling metrics of every finished training episode (``sched/...``).
 
     Values are averaged over the episodes that ended since the last dump, like SB3's
-    ``rollout/ep_rew_mean``. With a teacher, every step's R_RAG goes to ``teacher/r_rag`` and the
+    ``rollout/ep_rew_mean``. When the env has a ``reference`` scheduler, its
+    ``ratio_to_reference`` goes to ``sched/ratio_to_<reference_name>`` (e.g.
+    ``sched/ratio_to_heft``). With a teacher, every step's R_RAG goes to ``teacher/r_rag`` and the
     share of steps where the agent chose the teacher's a*_t to ``teacher/agree``.
 
     Attributes:
         episodes: ``(timestep, makespan / lower bound)`` of every finished training episode.
     """
 
-    def __init__(self, verbose: int = 0) -> None:
+    def __init__(self, reference_name: str = "reference", verbose: int = 0) -> None:
         super().__init__(verbose)
+        self.reference_name = reference_name
         self.episodes: list[tuple[int, float]] = []
 
     def _on_step(self) -> bool:
@@ -132,6 +135,10 @@ class SchedMetricsCallback(BaseCallback):
             if not done or "makespan" not in info:
                 continue
             self.episodes.append((self.num_timesteps, float(info["ratio_to_lower_bound"])))
+            if "ratio_to_reference" in info:
+                self.logger.record_mean(
+                    f"sched/ratio_to_{self.reference_name}", float(info["ratio_to_reference"])
+                )
             for key in SCHED_METRICS:
                 self.logger.record_mean(f"sched/{key}", float(info[key]))
             rewards = info.get("rewards", {})

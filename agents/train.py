@@ -212,7 +212,7 @@ def _train(
     venv = make_vec(
         env_kwargs, int(cfg.train.n_envs), seed, subproc=bool(cfg.train.subproc), teacher=teacher
     )
-    sched = SchedMetricsCallback()
+    sched = SchedMetricsCallback(reference_name=str(env_kwargs.get("reference") or "reference"))
     callbacks: list[Any] = [sched]
     if int(cfg.train.eval_freq) > 0:
         eval_env = make_vec(env_kwargs, 1, seed + int(cfg.eval.seed_offset) // 2)

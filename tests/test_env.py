@@ -261,3 +261,16 @@ def test_maskable_ppo_learns_in_subproc_vec_env():
             assert not any(i.get("illegal_action") for i in infos)
     finally:
         venv.close()
+
+
+def test_reference_scheduler_ratio_in_final_info():
+    from agents.heft import HEFTScheduler
+
+    env = make_env(reference="heft")
+    traj, info = rollout(env, 6)
+    heft = HEFTScheduler().plan(env.problem).makespan
+    assert info["reference_makespan"] == heft
+    assert info["ratio_to_reference"] == pytest.approx(info["planned_makespan"] / heft)
+    assert all("reference_makespan" not in step[2] for step in traj[1:-1])
+    assert "ratio_to_reference" not in rollout(make_env(), 6)[1]
+    pickle.loads(pickle.dumps(env))  # the reference scheduler travels with the env

@@ -119,6 +119,10 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
     * ``reward_weights``: weights of the reward terms (default
       ``{"makespan": 1, "progress": 0, "illegal": 1}``).
     * ``illegal_action``: ``"fallback"`` or ``"raise"``.
+    * ``reference``: name of a baseline scheduler (``"heft"``, see :mod:`agents.registry`); at
+      the end of each episode it plans the same instance and the last ``info`` adds
+      ``reference_makespan`` and ``ratio_to_reference`` (planned makespan / the baseline's
+      planned makespan). Default None (no extra work).
     * ``render_mode``: ``"ansi"`` (text Gantt) or ``"rgb_array"`` (Gantt image).
 
     ``reset(options=...)`` accepts ``{"workflow": Workflow, "cluster": spec}`` or
@@ -141,6 +145,7 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         noise: float = 0.0,
         reward_weights: Mapping[str, float] | None = None,
         illegal_action: str = "fallback",
+        reference: str | None = None,
         render_mode: str | None = None,
     ) -> None:
         from wass_env.workloads import make_sampler
@@ -180,6 +185,12 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         self.noise = float(noise)
         self.reward_weights = weights
         self.illegal_action = illegal_action
+        self.reference = reference
+        self._reference: Any = None
+        if reference is not None:
+            from agents.registry import make_scheduler  # optional: agents build on wass_env
+
+            self._reference = make_scheduler(reference)
         self.render_mode = render_mode
 
         self.action_space = spaces.Discrete(self.max_nodes)
@@ -405,6 +416,10 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
             realized = plan  # noise-free execution reproduces the plan exactly
         m: dict[str, Any] = dict(schedule_metrics(realized).as_dict())
         m["planned_makespan"] = plan.makespan
+        if self._reference is not None:
+            ref = self._reference.plan(p, insertion=self.insertion).makespan
+            m["reference_makespan"] = ref
+            m["ratio_to_reference"] = plan.makespan / ref if ref > 0 else 1.0
         m.update(
             n_tasks=p.n_tasks,
             n_nodes=p.n_nodes,
