@@ -8,7 +8,8 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	# The CPU build of torch, pinned: an unpinned torch pulls several GB of CUDA packages.
+	# torch pinned: an unpinned torch pulls several GB of CUDA packages. These machines serve the
+	# 2.13.0 CPU wheel locally; elsewhere add --index-url https://download.pytorch.org/whl/cpu.
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $(STAMP)

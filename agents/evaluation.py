@@ -39,6 +39,7 @@ __all__ = [
     "evaluate",
     "format_mean_ci",
     "markdown_table",
+    "public_mode",
     "run_episode",
     "run_episode_schedule",
     "summarize",
@@ -285,6 +286,13 @@ def markdown_table(summary: Sequence[Mapping[str, Any]], columns: Sequence[str])
     return "\n".join(lines)
 
 
+def public_mode(path: str | os.PathLike[str]) -> None:
+    """Give a temp file the permissions a plain ``open`` would (``mkstemp`` makes it 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
 def _atomic_write(path: Path, write: Callable[[io.TextIOBase], None]) -> None:
     """Write ``path`` through a temp file in the same directory, then rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -292,6 +300,7 @@ def _atomic_write(path: Path, write: Callable[[io.TextIOBase], None]) -> None:
     try:
         with os.fdopen(fd, "w", newline="") as f:
             write(f)  # type: ignore[arg-type]
+        public_mode(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -57,6 +57,7 @@ from agents.evaluation import (
     episode_problems,
     format_mean_ci,
     markdown_table,
+    public_mode,
     run_episode_schedule,
     write_csv,
     write_text,
@@ -859,6 +860,7 @@ def _save(fig: Any, path: Path) -> Path:
     os.close(fd)
     try:
         fig.savefig(tmp, format="png")
+        public_mode(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -25,6 +25,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
 from agents.base import Scheduler, env_core
+from agents.evaluation import public_mode
 from agents.policies import NodeScoringPolicy
 from wass_env.envs.wass_sched import WassSchedEnv
 from wass_env.sim.plan import Plan, PlanBuilder
@@ -51,6 +52,8 @@ SCHED_METRICS: tuple[str, ...] = (
 ENV_KWARGS_FILE = "env_kwargs.json"
 #: Policy names accepted besides SB3's own (``"MultiInputPolicy"``).
 POLICIES: dict[str, Any] = {"node_scoring": NodeScoringPolicy}
+#: sb3-contrib MaskablePPO's own policy names.
+SB3_POLICIES: tuple[str, ...] = ("MultiInputPolicy", "MlpPolicy", "CnnPolicy")
 
 
 def make_env_fn(
@@ -179,6 +182,11 @@ class MaskablePPOAgent(Scheduler):
         **ppo_kwargs: Any,
     ) -> None:
         super().__init__(seed)
+        if model is None and policy not in POLICIES and policy not in SB3_POLICIES:
+            raise ValueError(
+                f"agent.policy: unknown policy {policy!r}; choose one of "
+                f"{sorted([*POLICIES, *SB3_POLICIES])}"
+            )
         self.model = model
         self.env_kwargs = dict(env_kwargs or {})
         self.policy = policy
@@ -233,6 +241,7 @@ class MaskablePPOAgent(Scheduler):
         os.close(fd)
         try:
             self.model.save(tmp)
+            public_mode(tmp)
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):

@@ -26,12 +26,56 @@ from agents.evaluation import (
 )
 
 __all__ = [
+    "TrainConfigError",
+    "check_config",
     "env_kwargs_from_config",
     "main",
     "make_baselines",
     "run_training",
     "teacher_settings",
 ]
+
+
+class TrainConfigError(ValueError):
+    """An invalid value in the train config (the message names the field and value)."""
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Reject config values that would fail late or silently mean something else.
+
+    Raises:
+        TrainConfigError: naming the field and its value.
+    """
+    checks = [
+        ("train.total_timesteps", cfg.train.total_timesteps, lambda v: v >= 1, ">= 1"),
+        ("train.n_envs", cfg.train.n_envs, lambda v: v >= 1, ">= 1"),
+        ("train.torch_threads", cfg.train.torch_threads, lambda v: v >= 1, ">= 1"),
+        ("eval.episodes", cfg.eval.episodes, lambda v: v >= 1, ">= 1"),
+        ("eval.noise", cfg.eval.noise, lambda v: v >= 0, ">= 0"),
+    ]
+    for field, value, ok, want in checks:
+        if not ok(value):
+            raise TrainConfigError(f"{field}: must be {want}, got {value!r}")
+    from hydra.utils import get_class
+
+    from agents.registry import SCHEDULERS
+
+    unknown = [str(b) for b in cfg.eval.baselines if b not in SCHEDULERS]
+    if unknown:
+        raise TrainConfigError(
+            f"eval.baselines: unknown scheduler {unknown[0]!r}; valid names: "
+            f"{', '.join(sorted(SCHEDULERS))}"
+        )
+    try:
+        agent_name = str(get_class(cfg.agent._target_).name)
+    except Exception:  # a bad _target_ is reported when the agent is instantiated
+        agent_name = ""
+    known = {str(b) for b in cfg.eval.baselines} | {agent_name}
+    if cfg.eval.reference is not None and cfg.eval.reference not in known:
+        raise TrainConfigError(
+            f"eval.reference: {cfg.eval.reference!r} is not among the evaluated schedulers "
+            f"{sorted(known - {''})}"
+        )
 
 
 def env_kwargs_from_config(cfg: DictConfig) -> dict[str, Any]:
@@ -100,6 +144,7 @@ def run_training(
     from hydra.utils import instantiate
     from stable_baselines3.common.utils import set_random_seed
 
+    check_config(cfg)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     seed = int(cfg.seed)
@@ -167,6 +212,7 @@ def main(cfg: DictConfig, out_dir: str | os.PathLike[str]) -> int:
 
     from agents.registry import UnknownSchedulerError
     from teacher import KnowledgeBaseError, ModelError
+    from wass_env.envs import EnvConfigError
     from wass_env.sim.cluster import ClusterError
     from wass_env.sim.workflow import WorkflowError
     from wass_env.workloads import WorkloadError
@@ -176,6 +222,8 @@ def main(cfg: DictConfig, out_dir: str | os.PathLike[str]) -> int:
         WorkflowError,
         ClusterError,
         UnknownSchedulerError,
+        TrainConfigError,
+        EnvConfigError,
         KnowledgeBaseError,
         ModelError,
         FileNotFoundError,

@@ -25,13 +25,15 @@ def main(argv: list[str] | None = None) -> int:
     """Build (or extend) a knowledge base and print what it holds."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--profile", default="default", choices=sorted(PROFILES))
-    ap.add_argument("--out", type=Path, default=Path("runs/kb/default.wkb"))
+    ap.add_argument("--out", type=Path, help="base file (default: runs/kb/<profile>.wkb)")
     ap.add_argument("--instances", type=int, help="override the profile's instance count")
     ap.add_argument("--workers", type=int, help="worker processes")
     ap.add_argument("--seed", type=int, help="master seed (default: the profile's, 0)")
     ap.add_argument("--branch-prob", type=float, help="counterfactual branch probability")
     ap.add_argument("--append", action="store_true", help="add the records to the base at --out")
     args = ap.parse_args(argv)
+    if args.out is None:
+        args.out = Path("runs/kb") / f"{args.profile}.wkb"
     overrides = {
         k: v
         for k, v in {
@@ -44,8 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     try:
         config = replace(PROFILES[args.profile], **overrides)
-        if args.append and not args.out.exists():
-            raise ValueError(f"{args.out}: no such file to append to")
+        if args.append:
+            KnowledgeBase.load(args.out)  # check the target before building anything
         kb = build_knowledge_base(config, progress=lambda s: print(s, flush=True))
         secs = kb.meta["build_seconds"]
         if args.append:

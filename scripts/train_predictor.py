@@ -105,6 +105,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rekey", type=Path, help="only re-key this base with --model")
     ap.add_argument("--model", type=Path, help="model for --rekey")
     args = ap.parse_args(argv)
+    for flag, value, low in (
+        ("--epochs", args.epochs, 1),
+        ("--context-epochs", args.context_epochs, 0),
+        ("--k", args.k, 0),
+        ("--threads", args.threads, 1),
+        ("--eval-episodes", args.eval_episodes, 0),
+        ("--seed", args.seed, 0),
+    ):
+        if value < low:
+            print(f"error: {flag} must be >= {low}, got {value}", file=sys.stderr)
+            return 2
     try:
         if args.rekey is not None:
             if args.model is None:
@@ -125,17 +136,17 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             threads=args.threads,
         )
+        args.out.mkdir(parents=True, exist_ok=True)  # fail on a bad --out before training
         result = train_teacher(kb, config, progress=lambda s: print(s, flush=True))
+        result.model.save(args.out / "model.wtm")
+        kb.set_keys(result.keys, result.model.key_model)
+        kb.index(args.index)
+        kb.save(args.out / "kb.wkb")
+        text = json.dumps(result.report, indent=2, default=str)
+        atomic_write_bytes(args.out / "report.json", lambda fh: fh.write(text.encode()))
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    args.out.mkdir(parents=True, exist_ok=True)
-    result.model.save(args.out / "model.wtm")
-    kb.set_keys(result.keys, result.model.key_model)
-    kb.index(args.index)
-    kb.save(args.out / "kb.wkb")
-    text = json.dumps(result.report, indent=2, default=str)
-    atomic_write_bytes(args.out / "report.json", lambda fh: fh.write(text.encode()))
     r = result.report
     print(_table(r))
     if args.eval_episodes > 0:

@@ -79,8 +79,10 @@ class BuildConfig:
     workers: int = 1
 
     def __post_init__(self) -> None:
-        if self.instances < 0:
-            raise ValueError(f"instances must be >= 0, got {self.instances}")
+        if self.instances < 1:
+            raise ValueError(f"instances must be >= 1, got {self.instances}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
         if not self.policies:
             raise ValueError("policies is empty")
         for p in self.policies:

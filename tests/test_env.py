@@ -274,3 +274,34 @@ def test_reference_scheduler_ratio_in_final_info():
     assert all("reference_makespan" not in step[2] for step in traj[1:-1])
     assert "ratio_to_reference" not in rollout(make_env(), 6)[1]
     pickle.loads(pickle.dumps(env))  # the reference scheduler travels with the env
+
+
+def test_noise_does_not_change_which_workflows_are_drawn():
+    names = []
+    for noise in (0.0, 0.3):
+        env = make_env(noise=noise, cluster="het16")
+        drawn = []
+        for k in range(3):
+            _, info = rollout(env, 3) if k == 0 else _continue(env)
+            drawn.append(info["workflow"])
+        names.append(drawn)
+    assert names[0] == names[1]
+
+
+def _continue(env):
+    """One more episode without reseeding (the env's own stream continues)."""
+    _, info = env.reset()
+    while True:
+        _, _, done, _, info = env.step(int(np.argmax(info["action_mask"])))
+        if done:
+            return None, info
+
+
+def test_explicit_cost_matrix_observation_is_finite():
+    # A 0 s runtime on one node and a huge work value used to give NaN speed features.
+    wf = Workflow.from_arrays([1e9, 5.0], [(0, 1)])
+    problem = Problem(wf, Cluster([1.0, 1.0], [1, 1]), cost_matrix=[[0.0, 5.0], [3.0, 4.0]])
+    env = WassSchedEnv(workload=wf, cluster=problem.cluster)
+    obs, _ = env.reset(options={"problem": problem})
+    assert env.observation_space.contains(obs)
+    assert obs["nodes"][:, 2].tolist() == [1.0, 0.0]  # node 0 is infinitely faster for task 0

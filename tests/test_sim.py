@@ -233,6 +233,12 @@ def test_presets():
     assert cluster_from_spec({"kind": "homogeneous", "n_nodes": 3}).total_cores == 24
     with pytest.raises(ClusterError, match="het17"):
         preset("het17")
+    with pytest.raises(ClusterError, match="node 0: field 'cores'.*inf"):
+        Cluster([1.0], [float("inf")])
+    with pytest.raises(ClusterError, match="node_types"):
+        cluster_from_spec({"node_types": {"a": [1.0, 2.5, 1.0]}})
+    with pytest.raises(ClusterError, match="bandwidth and latency must be numbers"):
+        cluster_from_spec({"preset": "het16", "bandwidth": "fast"})
     with pytest.raises(ClusterError, match="'speed'.*-1"):
         Cluster([1.0, -1.0], [1, 1])
     with pytest.raises(ClusterError, match="cores"):
@@ -268,6 +274,8 @@ def test_workflow_validation_names_the_offender():
         Workflow.from_tasks([Task("x", 1), Task("y", 1, parents={"x": float("nan")})])
     with pytest.raises(WorkflowError, match="'y'.*'cores'.*1.5"):
         Workflow.from_tasks([Task("x", 1), Task("y", 1, cores=1.5)])  # type: ignore[arg-type]
+    with pytest.raises(WorkflowError, match="'y'.*'cores'.*inf"):
+        Workflow.from_tasks([Task("x", 1), Task("y", 1, cores=float("inf"))])  # type: ignore[arg-type]
     with pytest.raises(WorkflowError, match="duplicate edge 'x' -> 'y'"):
         Workflow.from_arrays([1, 1], [(0, 1), (0, 1)], ids=["x", "y"])
     with pytest.raises(WorkflowError, match="no tasks"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -56,6 +57,10 @@ def test_tiny_training_run_end_to_end(tmp_path: Path):
         assert len({r["workflow"] for r in rows if r["seed"] == seed}) == 1
     assert all(float(r["makespan"]) >= float(r["lower_bound"]) - 1e-9 for r in rows)
     assert "| maskable_ppo | 2 |" in (tmp_path / "results.md").read_text()
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in ("results.csv", "results.md", "model.zip"):  # not private temp-file modes
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~umask
     heft = next(e for e in out["summary"] if e["scheduler"] == "heft")
     assert heft["ratio_to_heft"] == 1.0
     # TensorBoard got the scheduling metrics
@@ -172,3 +177,10 @@ def test_user_mistakes_give_one_line_and_exit_code_2(tmp_path: Path, capsys):
     assert not (tmp_path / "results.csv").exists()
     assert main(compose_train([*SHORT, "agent=slurm", "eval.baselines=[foo]"]), tmp_path) == 2
     assert "unknown scheduler 'foo'" in capsys.readouterr().err
+    for override, message in [
+        ("train.n_envs=0", "train.n_envs: must be >= 1, got 0"),
+        ("eval.reference=nope", "eval.reference: 'nope' is not among"),
+        ("env.task_order=bad", "task_order must be one of"),
+    ]:
+        assert main(compose_train([*SHORT, "agent=slurm", override]), tmp_path) == 2
+        assert message in capsys.readouterr().err

@@ -463,3 +463,9 @@ def test_sampler_errors_name_the_key_and_value(spec: object, expected: str) -> N
     with pytest.raises(WorkloadError) as excinfo:
         make_sampler(spec)
     assert expected in str(excinfo.value)
+
+
+def test_sampler_rejects_a_size_range_with_a_gap_up_front():
+    # CyberShake cannot build 6 tasks; a range starting at 5 would fail on its sixth draw.
+    with pytest.raises(WorkloadError, match="got 6"):
+        make_sampler({"generator": "cybershake", "n_tasks": [5, 8]})

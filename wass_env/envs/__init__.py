@@ -1,5 +1,11 @@
 """Gymnasium environments of wass."""
 
-from wass_env.envs.wass_sched import NODE_FEATURES, REWARD_TERMS, TASK_FEATURES, WassSchedEnv
+from wass_env.envs.wass_sched import (
+    NODE_FEATURES,
+    REWARD_TERMS,
+    TASK_FEATURES,
+    EnvConfigError,
+    WassSchedEnv,
+)
 
-__all__ = ["NODE_FEATURES", "REWARD_TERMS", "TASK_FEATURES", "WassSchedEnv"]
+__all__ = ["NODE_FEATURES", "REWARD_TERMS", "TASK_FEATURES", "EnvConfigError", "WassSchedEnv"]

@@ -18,7 +18,7 @@ from wass_env.sim.plan import PlanBuilder
 from wass_env.sim.problem import Problem
 from wass_env.sim.workflow import Workflow
 
-__all__ = ["NODE_FEATURES", "REWARD_TERMS", "TASK_FEATURES", "WassSchedEnv"]
+__all__ = ["NODE_FEATURES", "REWARD_TERMS", "TASK_FEATURES", "EnvConfigError", "WassSchedEnv"]
 
 #: Names of the columns of ``obs["task"]``.
 TASK_FEATURES: tuple[str, ...] = (
@@ -39,7 +39,7 @@ NODE_FEATURES: tuple[str, ...] = (
     # static for a given task
     "valid",  # 1 for a real node, 0 for padding
     "feasible",  # 1 if the task fits (the action mask)
-    "speed",  # effective speed for this task / fastest node
+    "speed",  # relative speed for this task: its fastest feasible runtime / its runtime here
     "cores",  # cores / largest node's cores
     "runtime",  # runtime there / scale
     # depend on the partial plan
@@ -55,6 +55,10 @@ _N_STATIC = 5  # leading NODE_FEATURES columns that depend only on the task
 #: Named reward terms reported in ``info["rewards"]``.
 REWARD_TERMS: tuple[str, ...] = ("makespan", "progress", "illegal")
 _CLIP = 100.0  # features are clipped to [0, _CLIP] so the Box bounds hold
+
+
+class EnvConfigError(ValueError):
+    """An invalid environment argument (the message names it and its value)."""
 
 
 class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
@@ -153,30 +157,32 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         self.workload = make_sampler(workload)
         specs = list(cluster) if isinstance(cluster, (list, tuple)) else [cluster]
         if not specs:
-            raise ValueError("cluster: expected at least one cluster spec, got an empty list")
+            raise EnvConfigError("cluster: expected at least one cluster spec, got an empty list")
         self.clusters: list[Cluster] = [cluster_from_spec(c) for c in specs]
         largest = max(c.n_nodes for c in self.clusters)
         if max_nodes is None:
             max_nodes = largest
         if max_nodes < largest:
-            raise ValueError(
+            raise EnvConfigError(
                 f"max_nodes={max_nodes} is smaller than the largest cluster ({largest} nodes)"
             )
         if task_order not in TASK_ORDERS:
-            raise ValueError(f"task_order must be one of {TASK_ORDERS}, got {task_order!r}")
+            raise EnvConfigError(f"task_order must be one of {TASK_ORDERS}, got {task_order!r}")
         if not (np.isfinite(noise) and noise >= 0):
-            raise ValueError(f"noise must be finite and >= 0, got {noise!r}")
+            raise EnvConfigError(f"noise must be finite and >= 0, got {noise!r}")
         if illegal_action not in ("fallback", "raise"):
-            raise ValueError(
+            raise EnvConfigError(
                 f"illegal_action must be 'fallback' or 'raise', got {illegal_action!r}"
             )
         weights = {"makespan": 1.0, "progress": 0.0, "illegal": 1.0}
         for k, v in dict(reward_weights or {}).items():
             if k not in weights:
-                raise ValueError(f"reward_weights: unknown term {k!r}; terms are {REWARD_TERMS}")
+                raise EnvConfigError(
+                    f"reward_weights: unknown term {k!r}; terms are {REWARD_TERMS}"
+                )
             weights[k] = float(v)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
+            raise EnvConfigError(
                 f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}"
             )
         self.max_nodes = int(max_nodes)
@@ -206,6 +212,7 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         self.current_task: int = -1
         self._queue: ReadyQueue | None = None
         self._mask = np.zeros(self.max_nodes, dtype=bool)
+        self._noise_rng: np.random.Generator | None = None
 
     # ------------------------------------------------------------------ gym API
     def reset(
@@ -213,6 +220,10 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
     ) -> tuple[dict[str, NDArray[np.float32]], dict[str, Any]]:
         """Start an episode on a freshly drawn (or given) workflow and cluster."""
         super().reset(seed=seed)
+        if seed is not None or self._noise_rng is None:
+            # Runtime noise has its own stream, so the workflows an env draws do not depend on
+            # whether (or how much) noise is on.
+            self._noise_rng = np.random.default_rng(None if seed is None else [seed, 0x6E6F6973])
         options = options or {}
         if "problem" in options:
             problem = options["problem"]
@@ -229,7 +240,7 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
                 workflow = self.workload.sample(self.np_random, cluster)
             problem = Problem(workflow, cluster)
         if problem.n_nodes > self.max_nodes:
-            raise ValueError(
+            raise EnvConfigError(
                 f"cluster {problem.cluster.name!r} has {problem.n_nodes} nodes; this env was "
                 f"built with max_nodes={self.max_nodes}"
             )
@@ -312,12 +323,15 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         max_cores = float(cl.cores.max())
         mem = cl.memory[np.isfinite(cl.memory)]
         max_mem = float(mem.max()) if mem.size else 0.0
-        eff_speed = wf.work[:, None] / np.maximum(problem.exec_time, 1e-300)
-        max_speed = float(np.max(np.where(problem.fits, eff_speed, 0.0), initial=0.0)) or 1.0
+        # Relative speed for the task: its fastest feasible runtime / its runtime there (1 on
+        # the fastest node; a zero runtime counts as fastest).
+        et = problem.exec_time
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rel_speed = np.where(et > 0, problem.min_exec[:, None] / et, 1.0)
         static = np.empty((wf.n_tasks, n, _N_STATIC), dtype=np.float32)
         static[:, :, 0] = 1.0
         static[:, :, 1] = problem.fits
-        static[:, :, 2] = eff_speed / max_speed
+        static[:, :, 2] = np.minimum(rel_speed, 1.0)
         static[:, :, 3] = cl.cores / max_cores
         static[:, :, 4] = np.minimum(problem.exec_time * inv, _CLIP)
         self._node_static = static
@@ -411,7 +425,7 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         assert b is not None and p is not None
         plan = b.plan()
         if self.noise > 0:
-            realized = execute(plan, noise=self.noise, rng=self.np_random)
+            realized = execute(plan, noise=self.noise, rng=self._noise_rng)
         else:
             realized = plan  # noise-free execution reproduces the plan exactly
         m: dict[str, Any] = dict(schedule_metrics(realized).as_dict())

@@ -115,7 +115,7 @@ class Cluster:
             co = np.full(n, co[0])
         if co.size != n:
             raise ClusterError(f"cluster {name!r}: {co.size} core counts for {n} nodes")
-        bad = np.flatnonzero((co < 1) | (co != np.round(co)))
+        bad = np.flatnonzero(~np.isfinite(co) | (co < 1) | (co != np.round(co)))
         if bad.size:
             i = int(bad[0])
             raise ClusterError(
@@ -157,16 +157,24 @@ class Cluster:
                 self._check(f, f"type_speedup[{ttype!r}]", positive=True)
             )
 
-        bw = np.asarray(bandwidth, dtype=np.float64)
-        lat = np.asarray(latency, dtype=np.float64)
-        self._check(bw.reshape(-1), "bandwidth", positive=True)
-        self._check(lat.reshape(-1), "latency", positive=False)
+        try:
+            bw = np.asarray(bandwidth, dtype=np.float64)
+            lat = np.asarray(latency, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ClusterError(
+                f"cluster {name!r}: bandwidth and latency must be numbers or {n}x{n} matrices, "
+                f"got {bandwidth!r} and {latency!r}"
+            ) from None
         for label, arr in (("bandwidth", bw), ("latency", lat)):
             if arr.ndim not in (0, 2) or (arr.ndim == 2 and arr.shape != (n, n)):
                 raise ClusterError(
                     f"cluster {name!r}: {label} must be a scalar or a {n}x{n} matrix, "
                     f"got shape {arr.shape}"
                 )
+        # Only links between distinct nodes are ever used: the diagonal may hold anything.
+        off = ~np.eye(n, dtype=bool) if bw.ndim == 2 or lat.ndim == 2 else None
+        self._check(bw[off] if bw.ndim == 2 else bw.reshape(-1), "bandwidth", positive=True)
+        self._check(lat[off] if lat.ndim == 2 else lat.reshape(-1), "latency", positive=False)
         # Scalars are kept as floats: the common case takes a fast path everywhere.
         self.bandwidth: float | None = float(bw) if bw.ndim == 0 else None
         self.latency: float | None = float(lat) if lat.ndim == 0 else None
@@ -176,8 +184,13 @@ class Cluster:
             # One general path: keep both as matrices.
             self.bandwidth = None
             self.latency = None
-        sbw = storage_bandwidth if storage_bandwidth is not None else float(np.mean(bw))
-        slat = storage_latency if storage_latency is not None else float(np.mean(lat))
+        # Storage defaults to the average link between distinct nodes.
+        sbw = storage_bandwidth if storage_bandwidth is not None else float(
+            np.mean(bw[off]) if bw.ndim == 2 and n > 1 else np.mean(bw)
+        )
+        slat = storage_latency if storage_latency is not None else float(
+            np.mean(lat[off]) if lat.ndim == 2 and n > 1 else np.mean(lat)
+        )
         self.storage_bandwidth = float(self._check(np.asarray([sbw]), "storage_bandwidth", True)[0])
         self.storage_latency = float(self._check(np.asarray([slat]), "storage_latency", False)[0])
 
@@ -368,7 +381,12 @@ def cluster_from_spec(spec: Cluster | str | Mapping[str, Any]) -> Cluster:
     if not isinstance(spec, Mapping):
         raise ClusterError(f"a cluster spec must be a preset name or a mapping, got {spec!r}")
     d = dict(spec)
-    net = {k: float(d.pop(k)) for k in ("bandwidth", "latency") if d.get(k) is not None}
+    try:
+        net = {k: float(d.pop(k)) for k in ("bandwidth", "latency") if d.get(k) is not None}
+    except (TypeError, ValueError):
+        raise ClusterError(
+            f"cluster spec: bandwidth and latency must be numbers, got {dict(spec)!r}"
+        ) from None
     name = d.pop("name", None)
     if "preset" in d:
         p = d.pop("preset")
@@ -406,7 +424,8 @@ def cluster_from_spec(spec: Cluster | str | Mapping[str, Any]) -> Cluster:
     if types is not None:
         try:
             types = {
-                str(k): (float(v[0]), int(v[1]), float(v[2]) * GIB) for k, v in dict(types).items()
+                str(k): (float(v[0]), _whole(v[1]), float(v[2]) * GIB)
+                for k, v in dict(types).items()
             }
         except (TypeError, ValueError, IndexError, KeyError):
             raise ClusterError(
@@ -416,3 +435,11 @@ def cluster_from_spec(spec: Cluster | str | Mapping[str, Any]) -> Cluster:
     if not isinstance(n_nodes, int) or isinstance(n_nodes, bool):
         raise ClusterError(f"cluster spec: n_nodes must be an integer, got {n_nodes!r}")
     return make_cluster(str(kind), n_nodes, node_types=types, name=name, **net)
+
+
+def _whole(x: Any) -> int:
+    """``x`` as an int, refusing fractions (a node cannot have 2.5 cores)."""
+    f = float(x)
+    if f != int(f):
+        raise ValueError(f"not a whole number: {x!r}")
+    return int(f)

@@ -201,11 +201,18 @@ class _GeneratorSource(_Source):
             else:
                 self.params[key] = _Param(value, f"{where}.{key}", key in INT_PARAMS)
         # Fail now on bad values rather than in the middle of training: build one workflow with
-        # the low ends of the ranges and one with the high ends.
+        # the low ends of the ranges and one with the high ends. Generators with gaps in the
+        # sizes they can build have them just above their minimum (CyberShake: 5, then 7+), so
+        # the size one above the low end is tried too.
         for high in (False, True):
             ends = {k: p.end(high) for k, p in self.params.items()}
             ccr = None if self.ccr is None else self.ccr.end(high)
             self._call(np.random.default_rng(0), ends, ccr)
+        size = self.params.get("n_tasks")
+        if size is not None and size.lo is not None and size.hi is not None and size.lo < size.hi:
+            low1 = {k: p.end(False) for k, p in self.params.items()}
+            low1["n_tasks"] = int(size.lo) + 1
+            self._call(np.random.default_rng(0), low1, None)
 
     def _call(self, rng: np.random.Generator, params: dict[str, Any], ccr: Any) -> Workflow:
         kwargs = {**self.fixed, **params}
