@@ -62,6 +62,7 @@ from agents.evaluation import (
     write_csv,
     write_text,
 )
+from agents.registry import SCHEDULERS
 from wass_env.sim.cluster import Cluster, ClusterError, cluster_from_spec
 from wass_env.sim.plan import Schedule
 from wass_env.sim.problem import Problem
@@ -91,18 +92,7 @@ __all__ = [
 ]
 
 #: Every baseline of :mod:`agents.registry`, in table order.
-DEFAULT_SCHEDULERS: tuple[str, ...] = (
-    "random",
-    "round_robin",
-    "slurm",
-    "data_locality",
-    "heft",
-    "cpop",
-    "peft",
-    "min_min",
-    "max_min",
-    "cpsat",
-)
+DEFAULT_SCHEDULERS: tuple[str, ...] = tuple(SCHEDULERS)  # registry order is table order
 #: Columns that identify an episode in the rows.
 EPISODE_KEY: tuple[str, ...] = ("workload", "cluster", "seed")
 GB = 1e9  # [bytes] cross-node volume is reported in GB
@@ -288,7 +278,6 @@ def grid_from_config(cfg: DictConfig) -> Grid:
 
 
 def _check_names(grid: Grid) -> None:
-    from agents.registry import SCHEDULERS
 
     if not grid.workloads:
         raise EvaluationError("workloads", "no workload to evaluate on (choose an experiment)")

@@ -67,7 +67,7 @@ def check_config(cfg: DictConfig) -> None:
             f"{', '.join(sorted(SCHEDULERS))}"
         )
     try:
-        agent_name = str(get_class(cfg.agent._target_).name)
+        agent_name = str(getattr(get_class(cfg.agent._target_), "name", ""))
     except Exception:  # a bad _target_ is reported when the agent is instantiated
         agent_name = ""
     known = {str(b) for b in cfg.eval.baselines} | {agent_name}

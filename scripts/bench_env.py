@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from typing import Any
 
 import gymnasium as gym
 
 import wass_env  # noqa: F401  (registers WassSched-v0)
+from wass_env.bench import steps_per_second
 
 CASES: tuple[tuple[str, dict[str, Any], float], ...] = (
     # name, env kwargs, bar (minimum ratio to CartPole)
@@ -34,29 +34,6 @@ CASES: tuple[tuple[str, dict[str, Any], float], ...] = (
 )
 
 
-def steps_per_second(env: gym.Env[Any, Any], seconds: float, masked: bool, seed: int) -> float:
-    """Steps per second of a random (masked) policy over ``seconds`` of wall time."""
-    _, info = env.reset(seed=seed)
-    env.action_space.seed(seed)
-    n = 0
-    t0 = time.perf_counter()
-    deadline = t0 + seconds
-    while True:
-        for _ in range(64):  # check the clock every 64 steps
-            action = (
-                env.action_space.sample(mask=info["action_mask"])
-                if masked
-                else env.action_space.sample()
-            )
-            _, _, terminated, truncated, info = env.step(action)
-            n += 1
-            if terminated or truncated:
-                _obs, info = env.reset()
-        now = time.perf_counter()
-        if now >= deadline:
-            return n / (now - t0)
-
-
 def main() -> None:
     """Run the benchmark and print a table."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -70,10 +47,10 @@ def main() -> None:
     for name, kwargs, bar in CASES:
         env = gym.make("WassSched-v0", **kwargs)
         rates, refs, ratios = [], [], []
-        steps_per_second(env, 0.3, True, 0)  # warm-up (imports, caches)
+        steps_per_second(env, 0.3, 0)  # warm-up (imports, caches)
         for r in range(args.rounds):
-            ref = steps_per_second(cartpole, args.seconds / 2, False, r)
-            rate = steps_per_second(env, args.seconds, True, r)
+            ref = steps_per_second(cartpole, args.seconds / 2, r, masked=False)
+            rate = steps_per_second(env, args.seconds, r)
             rates.append(rate)
             refs.append(ref)
             ratios.append(rate / ref)

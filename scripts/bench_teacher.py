@@ -29,31 +29,7 @@ from teacher.kb import KnowledgeBase
 from teacher.predictor import TeacherModel
 from teacher.teacher import REWARD_MODES, Teacher
 from teacher.wrapper import RAGRewardWrapper
-
-
-def steps_per_second(
-    env: gym.Env[Any, Any], seconds: float, seed: int, times: list[float] | None = None
-) -> float:
-    """Steps per second of a random masked policy over ``seconds`` of wall time."""
-    _, info = env.reset(seed=seed)
-    env.action_space.seed(seed)
-    n = 0
-    t0 = time.perf_counter()
-    deadline = t0 + seconds
-    while True:
-        for _ in range(64):
-            _, _, terminated, truncated, info = env.step(
-                env.action_space.sample(mask=info["action_mask"])
-            )
-            n += 1
-            if times is not None and "teacher" in info:
-                times.append(info["teacher"]["teacher_ms"])
-                times.append(info["teacher"]["retrieval_ms"])
-            if terminated or truncated:
-                _, info = env.reset()
-        now = time.perf_counter()
-        if now >= deadline:
-            return n / (now - t0)
+from wass_env.bench import steps_per_second
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     times: list[float] = []
     for r in range(args.rounds):
         b = steps_per_second(bare, args.seconds, r)
-        w = steps_per_second(wrapped, args.seconds, r, times)
+        w = steps_per_second(wrapped, args.seconds, r, on_info=lambda i: _teacher_times(i, times))
         ratios.append(w / b)
         b_all.append(b)
         w_all.append(w)
@@ -112,6 +88,12 @@ def main(argv: list[str] | None = None) -> int:
         f"{t[:, 1].mean() * 1e3:.0f} us"
     )
     return 0
+
+
+def _teacher_times(info: dict[str, Any], times: list[float]) -> None:
+    if "teacher" in info:
+        times.append(info["teacher"]["teacher_ms"])
+        times.append(info["teacher"]["retrieval_ms"])
 
 
 if __name__ == "__main__":

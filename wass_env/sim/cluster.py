@@ -185,11 +185,15 @@ class Cluster:
             self.bandwidth = None
             self.latency = None
         # Storage defaults to the average link between distinct nodes.
-        sbw = storage_bandwidth if storage_bandwidth is not None else float(
-            np.mean(bw[off]) if bw.ndim == 2 and n > 1 else np.mean(bw)
+        sbw = (
+            storage_bandwidth
+            if storage_bandwidth is not None
+            else float(np.mean(bw[off]) if bw.ndim == 2 and n > 1 else np.mean(bw))
         )
-        slat = storage_latency if storage_latency is not None else float(
-            np.mean(lat[off]) if lat.ndim == 2 and n > 1 else np.mean(lat)
+        slat = (
+            storage_latency
+            if storage_latency is not None
+            else float(np.mean(lat[off]) if lat.ndim == 2 and n > 1 else np.mean(lat))
         )
         self.storage_bandwidth = float(self._check(np.asarray([sbw]), "storage_bandwidth", True)[0])
         self.storage_latency = float(self._check(np.asarray([slat]), "storage_latency", False)[0])

@@ -243,7 +243,6 @@ class PlanBuilder:
         self._zero_len = st["zero_len"]
         self._delay = problem.edge_delay()
         self._no_fit = ~problem.fits
-        self._zero_len = (problem.exec_time == 0).any(axis=1).tolist()
         self._cmax = int(wf.cores.max())
         self._profiles = [_NodeProfile(int(c)) for c in cl.cores.tolist()]
         # _tail[n, c]: earliest time after which c cores of node n stay free for good.

@@ -134,9 +134,7 @@ class Workflow:
 
         self.work = _readonly(self._per_task("work", work, n, where, default=None))
         cores_f = self._per_task("cores", cores, n, where, default=1.0)
-        bad = np.flatnonzero(
-            ~np.isfinite(cores_f) | (cores_f < 1) | (cores_f != np.round(cores_f))
-        )
+        bad = np.flatnonzero(~np.isfinite(cores_f) | (cores_f < 1) | (cores_f != np.round(cores_f)))
         if bad.size:
             i = int(bad[0])
             raise WorkflowError(
