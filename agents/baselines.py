@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
-from agents.base import Scheduler
+from wass_env.scheduling import Scheduler
 from wass_env.sim.plan import PlanBuilder
 
 __all__ = ["RandomScheduler", "SlurmScheduler"]

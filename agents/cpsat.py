@@ -47,8 +47,9 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
-from agents.base import Scheduler
 from agents.heft import HEFTScheduler
+from wass_env.errors import WassError
+from wass_env.scheduling import Scheduler
 from wass_env.sim.plan import Plan, PlanBuilder
 from wass_env.sim.problem import Problem
 
@@ -71,7 +72,7 @@ TARGET_TICKS = 1_000
 _INT_RTOL = 1e-9
 
 
-class InstanceTooLargeError(ValueError):
+class InstanceTooLargeError(WassError):
     """Raised when an instance is beyond the exact solver's intended size."""
 
 

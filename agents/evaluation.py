@@ -1,9 +1,9 @@
 """Scoring schedulers honestly: same instances, same noise, same simulator, several seeds.
 
-Every scheduler plans each problem with :meth:`~agents.base.Scheduler.plan`; the plan is then
-executed by :func:`wass_env.sim.execute` with runtime noise drawn from a generator seeded by the
-episode seed, so on one episode all schedulers face the same actual runtimes. Results are rows of
-plain dicts (one per scheduler x episode), summarised as mean and 95% confidence interval.
+Every scheduler plans each problem with :meth:`~wass_env.scheduling.Scheduler.plan`; the plan
+is then executed by :func:`wass_env.sim.execute` with runtime noise drawn from a generator seeded
+by the episode seed, so on one episode all schedulers face the same actual runtimes. Results are
+rows of plain dicts (one per scheduler x episode), summarised as mean and 95% confidence interval.
 
 Ratios to a reference scheduler (HEFT, CP-SAT) are *paired*: each row is divided by the
 reference's makespan on the same episode (:func:`add_paired_ratios`), and the per-episode ratios
@@ -14,19 +14,17 @@ are then averaged. The grid over workloads x clusters x seeds built on these fun
 from __future__ import annotations
 
 import csv
-import io
 import math
-import os
-import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 from scipy import stats
 
-from agents.base import Scheduler
+from wass_env.io import atomic_write
+from wass_env.scheduling import Scheduler
 from wass_env.sim.execute import execute
 from wass_env.sim.metrics import schedule_metrics
 from wass_env.sim.plan import Plan, Schedule
@@ -39,7 +37,6 @@ __all__ = [
     "evaluate",
     "format_mean_ci",
     "markdown_table",
-    "public_mode",
     "run_episode",
     "run_episode_schedule",
     "summarize",
@@ -286,43 +283,20 @@ def markdown_table(summary: Sequence[Mapping[str, Any]], columns: Sequence[str])
     return "\n".join(lines)
 
 
-def public_mode(path: str | os.PathLike[str]) -> None:
-    """Give a temp file the permissions a plain ``open`` would (``mkstemp`` makes it 0600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
-
-
-def _atomic_write(path: Path, write: Callable[[io.TextIOBase], None]) -> None:
-    """Write ``path`` through a temp file in the same directory, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            write(f)  # type: ignore[arg-type]
-        public_mode(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def write_csv(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
     """Write ``rows`` (dicts; the union of their keys, in first-seen order) as CSV atomically."""
     keys: list[str] = []
     for r in rows:
         keys.extend(k for k in r if k not in keys)
 
-    def write(f: io.TextIOBase) -> None:
+    def write(f: IO[str]) -> None:
         w = csv.DictWriter(f, fieldnames=keys)
         w.writeheader()
         w.writerows(rows)
 
-    _atomic_write(path, write)
-    return path
+    return atomic_write(path, write, binary=False)
 
 
 def write_text(text: str, path: Path) -> Path:
     """Write ``text`` to ``path`` atomically."""
-    _atomic_write(path, lambda f: f.write(text))  # type: ignore[arg-type,func-returns-value]
-    return path
+    return atomic_write(path, text)

@@ -41,7 +41,6 @@ from __future__ import annotations
 import math
 import os
 import sys
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,19 +49,20 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from agents.base import Scheduler
 from agents.evaluation import (
     add_paired_ratios,
     ci95,
     episode_problems,
     format_mean_ci,
     markdown_table,
-    public_mode,
     run_episode_schedule,
     write_csv,
     write_text,
 )
 from agents.registry import SCHEDULERS
+from wass_env.errors import WassError
+from wass_env.io import atomic_path
+from wass_env.scheduling import Scheduler
 from wass_env.sim.cluster import Cluster, ClusterError, cluster_from_spec
 from wass_env.sim.plan import Schedule
 from wass_env.sim.problem import Problem
@@ -102,7 +102,7 @@ GB = 1e9  # [bytes] cross-node volume is reported in GB
 # configuration
 
 
-class EvaluationError(ValueError):
+class EvaluationError(WassError):
     """Bad evaluation input: the message names the config field and its value.
 
     Attributes:
@@ -844,16 +844,8 @@ def plot_gantts(schedules: Mapping[str, tuple[Problem, Schedule]], out_dir: Path
 
 def _save(fig: Any, path: Path) -> Path:
     """Save a matplotlib figure as PNG atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
-        public_mode(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

@@ -31,8 +31,8 @@ from typing import ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
-from agents.base import Scheduler
 from agents.heuristics import TIE_RTOL, argmin_first, min_eft_node, snap_priority
+from wass_env.scheduling import Scheduler
 from wass_env.sim.plan import PlanBuilder
 from wass_env.sim.problem import Problem
 

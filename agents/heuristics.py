@@ -5,8 +5,8 @@
   task's input bytes; ties by earliest finish time, then lowest node index.
 
 Both place tasks in the base class order (highest upward rank first among ready tasks) when used
-through :meth:`~agents.base.Scheduler.plan`; step-wise, they choose the node for whichever task
-the environment presents.
+through :meth:`~wass_env.scheduling.Scheduler.plan`; step-wise, they choose the node for
+whichever task the environment presents.
 
 Ties. Finish times and ranks are sums of floats (and means of them), so two values that are equal
 on paper can differ in the last bits. :func:`argmin_first` and :func:`snap_priority` treat values
@@ -21,7 +21,7 @@ from typing import ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
-from agents.base import Scheduler
+from wass_env.scheduling import Scheduler
 from wass_env.sim.plan import PlanBuilder
 from wass_env.sim.problem import Problem
 

@@ -5,7 +5,7 @@ and that finish time; Min-Min places the task whose best finish is the smallest,
 whose best finish is the largest (ties: lowest task index), on its best node. Min-Min favours
 short tasks and keeps nodes busy; Max-Min starts long tasks early so that short ones fill in.
 
-Both choose their own task order, so they override :meth:`~agents.base.Scheduler.plan`. In
+Both choose their own task order, so they override :meth:`~wass_env.scheduling.Scheduler.plan`. In
 step-wise use the environment chooses the task, and they only choose its node: the earliest
 finish, exactly as inside :meth:`plan`.
 """
@@ -17,8 +17,8 @@ from typing import ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
-from agents.base import Scheduler
 from agents.heuristics import TIE_RTOL, argmin_first, min_eft_node
+from wass_env.scheduling import Scheduler
 from wass_env.sim.plan import Plan, PlanBuilder
 from wass_env.sim.problem import Problem
 

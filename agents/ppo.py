@@ -1,7 +1,7 @@
 """MaskablePPO (sb3-contrib) as a scheduler: training, saving, loading, acting.
 
-:class:`MaskablePPOAgent` is one more :class:`~agents.base.Scheduler`: ``act`` queries the policy
-with the action mask, ``plan`` rolls the policy out over a given problem in a private
+MaskablePPOAgent is one more :class:`~wass_env.scheduling.Scheduler`: ``act`` queries the
+policy with the action mask, ``plan`` rolls the policy out over a given problem in a private
 ``WassSchedEnv``. Training goes through SB3's own machinery (vectorised envs, ``Monitor``, the
 logger, callbacks); :class:`SchedMetricsCallback` adds the scheduling metrics of finished
 episodes to TensorBoard under ``sched/``.
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -24,10 +23,10 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
-from agents.base import Scheduler, env_core
-from agents.evaluation import public_mode
 from agents.policies import NodeScoringPolicy
 from wass_env.envs.wass_sched import WassSchedEnv
+from wass_env.io import atomic_path, atomic_write
+from wass_env.scheduling import Scheduler, env_core, resolve_target
 from wass_env.sim.plan import Plan, PlanBuilder
 from wass_env.sim.problem import Problem
 
@@ -57,35 +56,32 @@ SB3_POLICIES: tuple[str, ...] = ("MultiInputPolicy", "MlpPolicy", "CnnPolicy")
 
 
 def make_env_fn(
-    env_kwargs: Mapping[str, Any], teacher: Mapping[str, Any] | None = None
+    env_kwargs: Mapping[str, Any], wrappers: Sequence[Mapping[str, Any]] = ()
 ) -> Callable[[], gym.Env[Any, Any]]:
     """A picklable factory of ``WassSchedEnv(**env_kwargs)`` (for ``SubprocVecEnv``).
 
     Args:
         env_kwargs: Environment arguments.
-        teacher: Optional teacher settings (``kb``, ``model``, ``lam`` and
-            :class:`teacher.Teacher` arguments such as ``mode``): the env is wrapped in a
-            :class:`teacher.RAGRewardWrapper`. The base and model are loaded inside the process
-            that builds the env (once per process), not pickled.
+        wrappers: Wrapper specs applied in order, each ``{"_target_": "pkg.module:callable",
+            **kwargs}``; the callable is called as ``target(env, **kwargs)`` inside the process
+            that builds the env (so a teacher's knowledge base is loaded there, not pickled).
+            The ``teacher=rag`` config gives ``teacher.wrapper.rag_wrapper``.
     """
-    return _EnvFactory(dict(env_kwargs), dict(teacher) if teacher else None)
+    return _EnvFactory(dict(env_kwargs), [dict(w) for w in wrappers])
 
 
 class _EnvFactory:
-    def __init__(self, env_kwargs: dict[str, Any], teacher: dict[str, Any] | None) -> None:
+    def __init__(self, env_kwargs: dict[str, Any], wrappers: list[dict[str, Any]]) -> None:
         self.env_kwargs = env_kwargs
-        self.teacher = teacher
+        self.wrappers = wrappers
 
     def __call__(self) -> gym.Env[Any, Any]:
         import wass_env  # noqa: F401  (registers the env in a fresh subprocess)
 
         env = gym.make("WassSched-v0", **self.env_kwargs)
-        if self.teacher:
-            from teacher import RAGRewardWrapper, load_teacher
-
-            kw = dict(self.teacher)
-            lam = float(kw.pop("lam"))
-            env = RAGRewardWrapper(env, load_teacher(kw.pop("kb"), kw.pop("model"), **kw), lam=lam)
+        for spec in self.wrappers:
+            kw = dict(spec)
+            env = resolve_target(str(kw.pop("_target_")))(env, **kw)
         return env
 
 
@@ -95,12 +91,12 @@ def make_vec(
     seed: int,
     *,
     subproc: bool = False,
-    teacher: Mapping[str, Any] | None = None,
+    wrappers: Sequence[Mapping[str, Any]] = (),
 ) -> VecEnv:
-    """``n_envs`` monitored copies of the env (optionally teacher-wrapped), seeded
-    ``seed, seed + 1, ...``."""
+    """``n_envs`` monitored copies of the env (optionally wrapped, see :func:`make_env_fn`),
+    seeded ``seed, seed + 1, ...``."""
     return make_vec_env(
-        make_env_fn(env_kwargs, teacher),
+        make_env_fn(env_kwargs, wrappers),
         n_envs=n_envs,
         seed=seed,
         vec_env_cls=SubprocVecEnv if subproc else DummyVecEnv,
@@ -236,20 +232,10 @@ class MaskablePPOAgent(Scheduler):
         path = Path(path)
         if path.suffix != ".zip":
             path = path.with_suffix(".zip")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(suffix=".zip", dir=path.parent)
-        os.close(fd)
-        try:
+        with atomic_path(path, suffix=".zip") as tmp:
             self.model.save(tmp)
-            public_mode(tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
         meta = path.with_name(path.stem + "." + ENV_KWARGS_FILE)
-        tmp_meta = meta.with_suffix(".tmp")
-        tmp_meta.write_text(json.dumps(self.env_kwargs, indent=2, default=str))
-        os.replace(tmp_meta, meta)
+        atomic_write(meta, json.dumps(self.env_kwargs, indent=2, default=str))
         return path
 
     @classmethod

@@ -1,5 +1,9 @@
 """Every scheduler by its short name, for configs, tables and command lines.
 
+The registry itself lives in :mod:`wass_env.scheduling` (below the environment, the agents and the
+teacher); this module is its public face for users of :mod:`agents`. The names of the schedulers
+in this package are declared in ``pyproject.toml`` (entry-point group ``wass.schedulers``).
+
 Example::
 
     from agents.registry import make_scheduler
@@ -10,53 +14,18 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any
+from wass_env.scheduling import (
+    SCHEDULERS,
+    UnknownSchedulerError,
+    make_scheduler,
+    register_scheduler,
+    scheduler_names,
+)
 
-from agents.base import Scheduler
-from agents.baselines import RandomScheduler, SlurmScheduler
-from agents.cpsat import CPSATScheduler
-from agents.heft import CPOPScheduler, HEFTScheduler, PEFTScheduler
-from agents.heuristics import DataLocalityScheduler, RoundRobinScheduler
-from agents.minmin import MaxMinScheduler, MinMinScheduler
-
-__all__ = ["SCHEDULERS", "UnknownSchedulerError", "make_scheduler"]
-
-#: Scheduler classes by short name (each class's ``name``).
-SCHEDULERS: dict[str, type[Scheduler]] = {
-    cls.name: cls
-    for cls in (
-        RandomScheduler,
-        RoundRobinScheduler,
-        SlurmScheduler,
-        DataLocalityScheduler,
-        HEFTScheduler,
-        CPOPScheduler,
-        PEFTScheduler,
-        MinMinScheduler,
-        MaxMinScheduler,
-        CPSATScheduler,
-    )
-}
-
-
-class UnknownSchedulerError(ValueError):
-    """Raised for a scheduler name that is not in :data:`SCHEDULERS`."""
-
-
-def make_scheduler(name: str, **kwargs: Any) -> Scheduler:
-    """A new scheduler by short name.
-
-    Args:
-        name: One of the keys of :data:`SCHEDULERS` (``"heft"``, ``"min_min"``, ...).
-        **kwargs: Passed to the scheduler's constructor (``seed=...``, ``time_limit=...``).
-
-    Raises:
-        UnknownSchedulerError: if ``name`` is not a known scheduler (the message lists them).
-    """
-    try:
-        cls = SCHEDULERS[name]
-    except (KeyError, TypeError):
-        raise UnknownSchedulerError(
-            f"unknown scheduler {name!r}; valid names: {', '.join(sorted(SCHEDULERS))}"
-        ) from None
-    return cls(**kwargs)
+__all__ = [
+    "SCHEDULERS",
+    "UnknownSchedulerError",
+    "make_scheduler",
+    "register_scheduler",
+    "scheduler_names",
+]

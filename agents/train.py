@@ -15,7 +15,6 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from agents.base import Scheduler
 from agents.evaluation import (
     episode_problems,
     evaluate,
@@ -24,6 +23,8 @@ from agents.evaluation import (
     write_csv,
     write_text,
 )
+from wass_env.errors import WassError
+from wass_env.scheduling import Scheduler
 
 __all__ = [
     "TrainConfigError",
@@ -36,7 +37,7 @@ __all__ = [
 ]
 
 
-class TrainConfigError(ValueError):
+class TrainConfigError(WassError):
     """An invalid value in the train config (the message names the field and value)."""
 
 
@@ -96,7 +97,8 @@ def _plain(x: Any) -> Any:
 
 
 def teacher_settings(cfg: DictConfig) -> dict[str, Any] | None:
-    """The ``teacher`` group as RAGRewardWrapper/Teacher settings, or None when it is off.
+    """The ``teacher`` group as an env wrapper spec (``_target_`` and its arguments), or None
+    when it is off.
 
     Raises:
         FileNotFoundError: naming the missing knowledge base or model and how to make them.
@@ -210,25 +212,7 @@ def main(cfg: DictConfig, out_dir: str | os.PathLike[str]) -> int:
     """
     from hydra.errors import InstantiationException
 
-    from agents.registry import UnknownSchedulerError
-    from teacher import KnowledgeBaseError, ModelError
-    from wass_env.envs import EnvConfigError
-    from wass_env.sim.cluster import ClusterError
-    from wass_env.sim.workflow import WorkflowError
-    from wass_env.workloads import WorkloadError
-
-    user_errors = (
-        WorkloadError,
-        WorkflowError,
-        ClusterError,
-        UnknownSchedulerError,
-        TrainConfigError,
-        EnvConfigError,
-        KnowledgeBaseError,
-        ModelError,
-        FileNotFoundError,
-        InstantiationException,
-    )
+    user_errors = (WassError, FileNotFoundError, InstantiationException)
     try:
         run_training(cfg, out_dir)
     except user_errors as exc:
@@ -258,7 +242,11 @@ def _train(
         agent.seed = seed
     teacher = teacher_settings(cfg)
     venv = make_vec(
-        env_kwargs, int(cfg.train.n_envs), seed, subproc=bool(cfg.train.subproc), teacher=teacher
+        env_kwargs,
+        int(cfg.train.n_envs),
+        seed,
+        subproc=bool(cfg.train.subproc),
+        wrappers=[teacher] if teacher else (),
     )
     sched = SchedMetricsCallback(reference_name=str(env_kwargs.get("reference") or "reference"))
     callbacks: list[Any] = [sched]

@@ -25,8 +25,8 @@ from pathlib import Path
 
 from teacher.kb import KnowledgeBase
 from teacher.predictor import PredictorConfig, TeacherModel
-from teacher.storage import atomic_write_bytes
 from teacher.training import TrainConfig, embed_records, train_teacher
+from wass_env.io import atomic_write
 
 
 def _table(report: dict) -> str:
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         kb.index(args.index)
         kb.save(args.out / "kb.wkb")
         text = json.dumps(result.report, indent=2, default=str)
-        atomic_write_bytes(args.out / "report.json", lambda fh: fh.write(text.encode()))
+        atomic_write(args.out / "report.json", text)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"(worst {m['max_ratio_to_lb']:.2f}), / HEFT {m['mean_ratio_to_heft']:.3f}"
             )
         text = json.dumps(r, indent=2, default=str)
-        atomic_write_bytes(args.out / "report.json", lambda fh: fh.write(text.encode()))
+        atomic_write(args.out / "report.json", text)
     print(
         f"instances: {r['instances']}; trained in {r['seconds']:.1f} s; "
         f"wrote {args.out / 'model.wtm'}, {args.out / 'kb.wkb'}, {args.out / 'report.json'}"

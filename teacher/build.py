@@ -23,10 +23,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from agents.base import Scheduler
 from teacher.features import DESCRIPTOR_DIM, FeatureTracker, ProblemFeatures, descriptor
 from teacher.kb import EpisodeRecords, KnowledgeBase, concat
 from teacher.policies import make_policy, parse_policy
+from wass_env.scheduling import Scheduler
 from wass_env.sim.cluster import Cluster
 from wass_env.sim.ordering import ReadyQueue
 from wass_env.sim.plan import PlanBuilder

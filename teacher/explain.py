@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agents.base import Scheduler
 from teacher.teacher import Evaluation, Teacher
+from wass_env.scheduling import Scheduler
 from wass_env.sim.ordering import ReadyQueue
 from wass_env.sim.plan import PlanBuilder
 from wass_env.sim.problem import Problem

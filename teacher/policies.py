@@ -13,15 +13,16 @@ from typing import ClassVar
 
 import numpy as np
 
-from agents.base import Scheduler
 from agents.registry import make_scheduler
+from wass_env.errors import WassError
+from wass_env.scheduling import Scheduler
 from wass_env.sim.plan import PlanBuilder
 from wass_env.sim.problem import Problem
 
 __all__ = ["EpsilonScheduler", "PolicySpecError", "make_policy", "parse_policy"]
 
 
-class PolicySpecError(ValueError):
+class PolicySpecError(WassError):
     """A policy spec is malformed or names an unknown scheduler."""
 
 

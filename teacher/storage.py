@@ -19,52 +19,28 @@ the old file or the new one, never a mixture.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import struct
-import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["MAGIC", "StorageError", "atomic_write_bytes", "read_arrays", "write_arrays"]
+from wass_env.errors import WassError
+from wass_env.io import atomic_write
+
+__all__ = ["MAGIC", "StorageError", "read_arrays", "write_arrays"]
 
 MAGIC = b"WASSARR\x00"
 _ALIGN = 64  # [bytes] payload alignment of every array
 _DIGEST = 32  # [bytes] SHA-256
 
 
-class StorageError(ValueError):
+class StorageError(WassError):
     """A container file is missing, damaged, of another kind or of another format version."""
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], write: Callable[[Any], None]) -> None:
-    """Write a file atomically: ``write(fh)`` fills a temporary file that then replaces ``path``.
-
-    The temporary file lives in the same directory (``os.replace`` is only atomic within one
-    file system) and is removed if ``write`` raises.
-    """
-    dest = Path(path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        # mkstemp makes the file private (0600); give it the permissions a plain open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def write_arrays(
@@ -122,7 +98,7 @@ def write_arrays(
             pos = off + a.nbytes
         fh.write(digest.digest())
 
-    atomic_write_bytes(path, write)
+    atomic_write(path, write)
 
 
 def read_arrays(

@@ -37,11 +37,11 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
-from agents.base import Scheduler
 from teacher.encoder import EpisodeEncoding
 from teacher.features import DecisionFeatures, FeatureTracker, ProblemFeatures
 from teacher.kb import KnowledgeBase, KnowledgeBaseError
 from teacher.predictor import CONTEXT_STATS, TeacherModel, context_vector
+from wass_env.scheduling import Scheduler
 from wass_env.sim.plan import PlanBuilder
 from wass_env.sim.problem import Problem
 

@@ -33,11 +33,11 @@ import torch
 from numpy.typing import NDArray
 from torch import Tensor
 
-from agents.base import Scheduler
 from teacher.encoder import EncoderConfig, GraphEncoder
 from teacher.kb import KnowledgeBase, KnowledgeBaseError
 from teacher.predictor import Predictor, PredictorConfig, TeacherModel, context_vectors
 from teacher.retrieval import make_retriever, normalize
+from wass_env.scheduling import Scheduler
 from wass_env.sim.problem import Problem
 
 __all__ = [

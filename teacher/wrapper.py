@@ -27,7 +27,7 @@ import numpy as np
 
 from teacher.teacher import Evaluation, Teacher
 
-__all__ = ["RAGRewardWrapper"]
+__all__ = ["RAGRewardWrapper", "rag_wrapper"]
 
 
 class RAGRewardWrapper(gym.Wrapper):  # type: ignore[type-arg]
@@ -114,3 +114,32 @@ class RAGRewardWrapper(gym.Wrapper):  # type: ignore[type-arg]
         if self.lam != 0.0:
             reward = float(reward) + self.lam * rag
         return obs, reward, terminated, truncated, info
+
+
+def rag_wrapper(
+    env: gym.Env,  # type: ignore[type-arg]
+    *,
+    kb: str,
+    model: str,
+    lam: float = 0.1,
+    evaluate_when_off: bool = True,
+    **teacher_kwargs: Any,
+) -> RAGRewardWrapper:
+    """Wrap ``env`` with a teacher loaded from saved files (the ``teacher=rag`` config's target).
+
+    The base and the model are loaded once per process and shared between the environments
+    of that process (see :func:`teacher.teacher.load_teacher`).
+
+    Args:
+        env: The environment to wrap.
+        kb: Knowledge base file (keyed by the model).
+        model: Teacher model file.
+        lam: Weight of R_RAG.
+        evaluate_when_off: See :class:`RAGRewardWrapper`.
+        **teacher_kwargs: :class:`~teacher.teacher.Teacher` arguments (``mode``, ``k``, ...).
+    """
+    from teacher.teacher import load_teacher
+
+    return RAGRewardWrapper(
+        env, load_teacher(kb, model, **teacher_kwargs), lam=lam, evaluate_when_off=evaluate_when_off
+    )

@@ -10,6 +10,8 @@ import numpy as np
 from gymnasium import spaces
 from numpy.typing import NDArray
 
+from wass_env.errors import WassError
+from wass_env.scheduling import Scheduler, make_scheduler
 from wass_env.sim.cluster import Cluster, cluster_from_spec
 from wass_env.sim.execute import execute
 from wass_env.sim.metrics import schedule_metrics
@@ -57,7 +59,7 @@ REWARD_TERMS: tuple[str, ...] = ("makespan", "progress", "illegal")
 _CLIP = 100.0  # features are clipped to [0, _CLIP] so the Box bounds hold
 
 
-class EnvConfigError(ValueError):
+class EnvConfigError(WassError):
     """An invalid environment argument (the message names it and its value)."""
 
 
@@ -123,7 +125,8 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
     * ``reward_weights``: weights of the reward terms (default
       ``{"makespan": 1, "progress": 0, "illegal": 1}``).
     * ``illegal_action``: ``"fallback"`` or ``"raise"``.
-    * ``reference``: name of a baseline scheduler (``"heft"``, see :mod:`agents.registry`); at
+    * ``reference``: a baseline :class:`~wass_env.scheduling.Scheduler` or its registered name
+      (``"heft"``, see :func:`wass_env.scheduling.make_scheduler`); at
       the end of each episode it plans the same instance and the last ``info`` adds
       ``reference_makespan`` and ``ratio_to_reference`` (planned makespan / the baseline's
       planned makespan). Default None (no extra work).
@@ -149,7 +152,7 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         noise: float = 0.0,
         reward_weights: Mapping[str, float] | None = None,
         illegal_action: str = "fallback",
-        reference: str | None = None,
+        reference: str | Scheduler | None = None,
         render_mode: str | None = None,
     ) -> None:
         from wass_env.workloads import make_sampler
@@ -192,10 +195,8 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         self.reward_weights = weights
         self.illegal_action = illegal_action
         self.reference = reference
-        self._reference: Any = None
+        self._reference: Scheduler | None = None
         if reference is not None:
-            from agents.registry import make_scheduler  # optional: agents build on wass_env
-
             self._reference = make_scheduler(reference)
         self.render_mode = render_mode
 

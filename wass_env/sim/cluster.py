@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from wass_env.errors import WassError
+
 __all__ = [
     "GIB",
     "NODE_TYPES",
@@ -48,7 +50,7 @@ HOMOGENEOUS_NODE: tuple[float, int, float] = (1.0, 8, 64 * GIB)
 PRESETS: tuple[str, ...] = tuple(f"{kind}{n}" for kind in ("hom", "het") for n in (16, 32, 64, 128))
 
 
-class ClusterError(ValueError):
+class ClusterError(WassError):
     """Raised when a cluster description is invalid."""
 
 

@@ -21,13 +21,15 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from wass_env.errors import WassError
+
 __all__ = ["Task", "Workflow", "WorkflowError"]
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 
 
-class WorkflowError(ValueError):
+class WorkflowError(WassError):
     """Raised when a workflow is malformed (cycle, dangling id, bad size, ...)."""
 
 

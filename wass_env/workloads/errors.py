@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from os import PathLike
 
+from wass_env.errors import WassError
+
 __all__ = ["WorkloadError"]
 
 
-class WorkloadError(ValueError):
+class WorkloadError(WassError):
     """Bad workload input: an unreadable or malformed file, a bad spec or generator argument.
 
     The message names where the problem is (the file and the field, as a JSON path such as
