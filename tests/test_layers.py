@@ -39,7 +39,9 @@ def test_package_imports_downward_only(package: str) -> None:
 
 def test_the_checker_sees_lazy_imports(tmp_path: Path) -> None:
     f = tmp_path / "m.py"
-    f.write_text("def f():\n    from agents.registry import make_scheduler\n    import teacher.kb\n")
+    f.write_text(
+        "def f():\n    from agents.registry import make_scheduler\n    import teacher.kb\n"
+    )
     assert _imports(f) == {"agents", "teacher"}
 
 
