@@ -112,9 +112,7 @@ def _reset_options(options: Any) -> dict[str, Any]:
         )
     unknown = [k for k in options if k not in RESET_OPTIONS]
     if unknown:
-        raise EnvConfigError(
-            f"reset: unknown option {unknown[0]!r}; options are {RESET_OPTIONS}"
-        )
+        raise EnvConfigError(f"reset: unknown option {unknown[0]!r}; options are {RESET_OPTIONS}")
     if "problem" in options and len(options) > 1:
         raise EnvConfigError(
             "reset: options['problem'] is a whole instance; it cannot be combined with "

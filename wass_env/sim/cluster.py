@@ -465,8 +465,7 @@ def _node_types(types: Any) -> dict[str, tuple[float, int, float]]:
     """``{name: [speed, cores, memory_gib]}`` from a spec as ``{name: (speed, cores, bytes)}``."""
     if not isinstance(types, Mapping):
         raise ClusterError(
-            f"cluster spec: node_types must map names to [speed, cores, memory_gib], "
-            f"got {types!r}"
+            f"cluster spec: node_types must map names to [speed, cores, memory_gib], got {types!r}"
         )
     out: dict[str, tuple[float, int, float]] = {}
     for k, v in types.items():
