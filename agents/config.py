@@ -20,6 +20,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 from wass_env.errors import WassError
+from wass_env.limits import MAX_COUNT
 
 __all__ = [
     "TEACHER_MODES",
@@ -38,6 +39,8 @@ __all__ = [
 TEACHER_MODES: tuple[str, ...] = ("eq3", "history", "potential")
 #: Largest seed: NumPy's legacy global seeding, which SB3 uses, takes ``[0, 2**32 - 1]``.
 MAX_SEED = 2**32 - 1
+#: Largest step count accepted (SB3 counts timesteps in 64-bit integers).
+MAX_STEPS = 2**62
 #: Widest hidden layer accepted (a 65,536 x 65,536 float32 layer already takes 16 GiB).
 MAX_LAYER_WIDTH = 65_536
 
@@ -148,31 +151,41 @@ def register_configs() -> None:
 
 
 def _number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    """A finite real number (a Python int of any size is one; converting it to float may not be)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    return isinstance(v, int) or math.isfinite(v)
 
 
 def _rule(ok: Callable[[Any], bool], want: str) -> tuple[Callable[[Any], bool], str]:
     return (lambda v: _number(v) and bool(ok(v))), want
 
 
+def _count(low: int, high: int = MAX_COUNT) -> tuple[Callable[[Any], bool], str]:
+    return _rule(lambda v: v == int(v) and low <= v <= high, f"an integer in [{low}, {high}]")
+
+
 #: Range rules of the fields of the schemas above: field -> (test, what it must be).
 _TRAIN_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "seed": _rule(lambda v: v == int(v) and 0 <= v <= MAX_SEED, f"an integer in [0, {MAX_SEED}]"),
-    "train.total_timesteps": _rule(lambda v: v >= 1, ">= 1"),
-    "train.n_envs": _rule(lambda v: v >= 1, ">= 1"),
-    "train.torch_threads": _rule(lambda v: v >= 1, ">= 1"),
-    "train.eval_freq": _rule(lambda v: v >= 0, ">= 0"),
-    "train.eval_episodes": _rule(lambda v: v >= 1, ">= 1"),
-    "eval.episodes": _rule(lambda v: v >= 1, ">= 1"),
-    "eval.seed_offset": _rule(lambda v: v >= 0, ">= 0"),
+    "seed": _count(0, MAX_SEED),
+    "train.total_timesteps": _count(1, MAX_STEPS),
+    "train.n_envs": _count(1, 1024),
+    "train.torch_threads": _count(1, 1024),
+    "train.eval_freq": _count(0, MAX_STEPS),
+    "train.eval_episodes": _count(1),
+    "eval.episodes": _count(1),
+    "eval.seed_offset": _count(0, MAX_STEPS),
     "eval.noise": _rule(lambda v: v >= 0, "a finite number >= 0"),
     "env.noise": _rule(lambda v: v >= 0, "a finite number >= 0"),
 }
 _PPO_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "learning_rate": _rule(lambda v: v > 0, "a finite number > 0"),
-    "n_steps": _rule(lambda v: v >= 1, ">= 1"),
-    "batch_size": _rule(lambda v: v >= 2, ">= 2 (MaskablePPO normalises advantages per batch)"),
-    "n_epochs": _rule(lambda v: v >= 1, ">= 1"),
+    "n_steps": _count(1),
+    "batch_size": _rule(
+        lambda v: 2 <= v <= MAX_COUNT,
+        f"an integer in [2, {MAX_COUNT}] (MaskablePPO normalises advantages per batch)",
+    ),
+    "n_epochs": _count(1),
     "gamma": _rule(lambda v: 0 <= v <= 1, "in [0, 1]"),
     "gae_lambda": _rule(lambda v: 0 <= v <= 1, "in [0, 1]"),
     "clip_range": _rule(lambda v: v > 0, "a finite number > 0"),
@@ -183,7 +196,7 @@ _PPO_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
 }
 _TEACHER_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "lam": _rule(lambda v: True, "a finite number"),
-    "k": _rule(lambda v: v >= 0, "an integer >= 0 or null"),
+    "k": _rule(lambda v: 0 <= v <= MAX_COUNT, f"an integer in [0, {MAX_COUNT}] or null"),
     "gamma": _rule(lambda v: 0 <= v <= 1, "in [0, 1] or null"),
 }
 _INDEX_KINDS = ("numpy", "flat", "hnsw", "ivf")  # teacher.retrieval.INDEX_KINDS

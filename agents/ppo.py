@@ -61,6 +61,7 @@ class AgentConfigError(WassError):
 class CheckpointError(WassError):
     """A checkpoint that cannot be used as saved (its settings file missing or damaged)."""
 
+
 #: Policy names accepted besides SB3's own (``"MultiInputPolicy"``).
 POLICIES: dict[str, Any] = {"node_scoring": NodeScoringPolicy}
 #: sb3-contrib MaskablePPO's own policy names.

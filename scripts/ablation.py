@@ -19,12 +19,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
+from hydra import initialize_config_dir
 
 from agents.config import register_configs
 from agents.evaluation import ci95, markdown_table, write_csv, write_text
 from agents.train import check_config, run_training
-from wass_env.cli import ArgumentParser, check_output_dir, cli
+from wass_env.cli import ArgumentParser, check_output_dir, cli, compose_overrides
 
 REPO = Path(__file__).resolve().parents[1]
 SPARSE = "env.reward_weights={makespan:1.0,progress:0.0,illegal:1.0}"
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         # Every run's config is composed and checked before the first one trains.
         runs = [
-            (name, seed, compose("train", overrides=[*common, *VARIANTS[name], f"seed={seed}"]))
+            (name, seed, compose_overrides("train", [*common, *VARIANTS[name], f"seed={seed}"]))
             for name in args.variants
             for seed in range(args.seeds)
         ]

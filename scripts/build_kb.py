@@ -18,7 +18,7 @@ from pathlib import Path
 
 from teacher.build import PROFILES, build_knowledge_base
 from teacher.kb import KnowledgeBase
-from wass_env.cli import ArgumentParser, OutputPathError, check_output_dir, cli
+from wass_env.cli import ArgumentParser, check_output_file, cli
 
 
 @cli
@@ -47,9 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     config = replace(PROFILES[args.profile], **overrides)
     # Check the target before building anything: the build takes minutes.
-    if args.out.is_dir():
-        raise OutputPathError(f"--out={str(args.out)!r}: is a directory, expected a file name")
-    check_output_dir(args.out.parent, "--out")
+    check_output_file(args.out, "--out")
     if args.append:
         KnowledgeBase.load(args.out)
     kb = build_knowledge_base(config, progress=lambda s: print(s, flush=True))

@@ -16,7 +16,8 @@ Three ways in, for the three kinds of entry point:
   several lines with exit code 1; the task then runs behind the boundary.
 
 :class:`ArgumentParser` is ``argparse``'s, reporting its errors the same way (one line, exit 2).
-:func:`check_output_dir` checks, before any long work, that a directory can be created.
+:func:`check_output_dir` and :func:`check_output_file` check, before any long work, that an
+output directory or file can be created.
 
 Example::
 
@@ -46,8 +47,12 @@ __all__ = [
     "EXIT_USER_ERROR",
     "ArgumentParser",
     "OutputPathError",
+    "OverrideError",
     "check_output_dir",
+    "check_output_file",
+    "check_overrides",
     "cli",
+    "compose_overrides",
     "hydra_app",
     "one_line",
     "run_cli",
@@ -169,6 +174,18 @@ class ArgumentParser(argparse.ArgumentParser):
         sys.exit(EXIT_USER_ERROR)
 
 
+def _unusable(directory: Path) -> str | None:
+    """Why files cannot be written in ``directory`` (created if needed), or None."""
+    d = directory.absolute()
+    while not d.exists():
+        d = d.parent
+    if not d.is_dir():
+        return f"{str(d)!r} is not a directory"
+    if not os.access(d, os.W_OK | os.X_OK):
+        return f"{str(d)!r} is not writable"
+    return None
+
+
 def check_output_dir(path: str | os.PathLike[str], field: str) -> Path:
     """Check that directory ``path`` exists and is writable, or can be created.
 
@@ -182,20 +199,25 @@ def check_output_dir(path: str | os.PathLike[str], field: str) -> Path:
         OutputPathError: naming the parameter, the path and why it cannot be used.
     """
     p = Path(path)
-    head = f"{field}={str(p)!r}"
-    if p.exists():
-        if not p.is_dir():
-            raise OutputPathError(f"{head}: exists and is not a directory")
-        if not os.access(p, os.W_OK | os.X_OK):
-            raise OutputPathError(f"{head}: the directory is not writable")
-        return p
-    parent = p.absolute().parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise OutputPathError(f"{head}: cannot be created, {str(parent)!r} is not a directory")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputPathError(f"{head}: cannot be created, {str(parent)!r} is not writable")
+    why = _unusable(p)
+    if why is not None:
+        raise OutputPathError(f"{field}={str(p)!r}: cannot be created or written: {why}")
+    return p
+
+
+def check_output_file(path: str | os.PathLike[str], field: str) -> Path:
+    """Check that file ``path`` can be written (its directory created if needed), like
+    :func:`check_output_dir`.
+
+    Raises:
+        OutputPathError: naming the parameter, the path and why it cannot be written.
+    """
+    p = Path(path)
+    if p.is_dir():
+        raise OutputPathError(f"{field}={str(p)!r}: is a directory, expected a file name")
+    why = _unusable(p.parent)
+    if why is not None:
+        raise OutputPathError(f"{field}={str(p)!r}: cannot be written: {why}")
     return p
 
 
@@ -215,6 +237,33 @@ def _sweep(overrides: Sequence[str]) -> list[list[str]]:
         for o in parsed
     ]
     return [list(job) for job in itertools.product(*choices)]
+
+
+class OverrideError(WassError):
+    """A command-line override that OmegaConf fails on with a plain Python error (an integer too
+    large for a float field, for instance): the message is OmegaConf's, naming the key."""
+
+
+def compose_overrides(config_name: str, overrides: Sequence[str], **kwargs: Any) -> Any:
+    """``hydra.compose`` inside an initialised config context, with every failure a user error.
+
+    Hydra and OmegaConf report most bad overrides with their own exceptions (which
+    :func:`user_error` knows); a few escape as plain ``ValueError``, ``TypeError`` or
+    ``OverflowError`` (``eval.noise=1<400 zeros>``). The shipped configs compose, so whatever
+    fails here comes from the overrides: those become an :class:`OverrideError`.
+
+    Raises:
+        hydra.errors.HydraException, omegaconf.errors.OmegaConfBaseException, OverrideError: on
+            a bad override.
+    """
+    from hydra import compose
+
+    try:
+        return compose(config_name, overrides=list(overrides), **kwargs)
+    except (ValueError, TypeError, OverflowError, ArithmeticError) as exc:
+        if user_error(exc) is not None:
+            raise
+        raise OverrideError(f"bad override in {list(overrides)}: {one_line(str(exc))}") from None
 
 
 def check_overrides(
@@ -237,7 +286,7 @@ def check_overrides(
         OutputPathError: when the run (or sweep) directory cannot be created.
         WassError: whatever ``check`` raises.
     """
-    from hydra import compose, initialize_config_dir
+    from hydra import initialize_config_dir
     from omegaconf import OmegaConf
 
     multirun = any(a in ("-m", "--multirun") for a in argv)
@@ -245,7 +294,7 @@ def check_overrides(
     jobs = _sweep(overrides) if multirun else [overrides]
     with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
         for job in jobs:
-            cfg = compose(config_name, overrides=job, return_hydra_config=True)
+            cfg = compose_overrides(config_name, job, return_hydra_config=True)
             hc = cfg.hydra
             field, where = ("hydra.sweep.dir", hc.sweep) if multirun else ("hydra.run.dir", hc.run)
             try:

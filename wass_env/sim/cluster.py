@@ -35,6 +35,7 @@ __all__ = [
 ]
 
 GIB = 1024.0**3
+_TINY = float(np.finfo(np.float64).tiny)  # smallest normal float: 1 / _TINY is finite
 DEFAULT_BANDWIDTH = 1.25e9  # [bytes/s] 10 Gb/s Ethernet
 DEFAULT_LATENCY = 1e-4  # [s]
 
@@ -222,10 +223,12 @@ class Cluster:
         return arr.reshape(-1)
 
     def _check(self, arr: np.ndarray, field: str, positive: bool) -> np.ndarray:
-        bad = ~np.isfinite(arr) | ((arr <= 0) if positive else (arr < 0))
+        # A positive rate (a speed, a bandwidth) is divided by: below the smallest normal float
+        # its reciprocal is infinite.
+        bad = ~np.isfinite(arr) | ((arr < _TINY) if positive else (arr < 0))
         if np.any(bad):
             i = int(np.flatnonzero(bad)[0])
-            cond = "> 0" if positive else ">= 0"
+            cond = f">= {_TINY:.4g}" if positive and arr[i] > 0 else "> 0" if positive else ">= 0"
             raise ClusterError(
                 f"cluster {self.name!r}: field {field!r} must be finite and {cond}, "
                 f"got {arr[i]!r} (entry {i})"
@@ -350,8 +353,10 @@ def make_cluster(
     Raises:
         ClusterError: on an unknown kind or a non-positive node count.
     """
-    if n_nodes < 1:
-        raise ClusterError(f"n_nodes must be >= 1, got {n_nodes}")
+    try:
+        n_nodes = whole_number(n_nodes)  # a huge count must not reach an array size
+    except ValueError as exc:
+        raise ClusterError(f"n_nodes {exc}") from None
     if kind in ("homogeneous", "hom"):
         s, c, m = HOMOGENEOUS_NODE
         return Cluster(
@@ -430,7 +435,8 @@ def cluster_from_spec(spec: Cluster | str | Mapping[str, Any]) -> Cluster:
         if extra:
             raise ClusterError(f"cluster spec: unknown fields {sorted(extra)}")
         try:
-            mem_bytes = None if mem is None else np.asarray(mem, dtype=np.float64) * GIB
+            with np.errstate(over="ignore"):  # a huge size is unlimited memory
+                mem_bytes = None if mem is None else np.asarray(mem, dtype=np.float64) * GIB
         except (TypeError, ValueError, OverflowError):
             raise ClusterError(
                 f"cluster spec: memory_gib must be a number or a list of numbers, got {mem!r}"
