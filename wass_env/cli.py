@@ -230,10 +230,10 @@ def _sweep(overrides: Sequence[str]) -> list[list[str]]:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parsed = OverridesParser.create().parse_overrides(list(overrides))
-    choices = [
+    choices: list[list[str]] = [
         [f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()]
         if o.is_sweep_override()
-        else [o.input_line]
+        else [str(o.input_line)]
         for o in parsed
     ]
     return [list(job) for job in itertools.product(*choices)]

@@ -117,10 +117,11 @@ class Problem:
             )
         with np.errstate(over="ignore", invalid="ignore"):
             slowest = np.where(self.fits, self.exec_time, 0.0).max(axis=1)  # [s]
-            if cl.n_nodes == 1:
-                transfer = np.zeros(wf.n_edges)  # [s] no link to cross
-            elif cl.bandwidth is not None and cl.latency is not None:
+            if cl.bandwidth is not None and cl.latency is not None:
+                # Also on one node, where no edge crosses a link: edge_delay() still holds it.
                 transfer = cl.latency + wf.edge_bytes / cl.bandwidth
+            elif cl.n_nodes == 1:
+                transfer = np.zeros(wf.n_edges)  # [s] no link to cross
             else:
                 off = ~np.eye(cl.n_nodes, dtype=bool)
                 transfer = float(cl.latency_matrix[off].max()) + wf.edge_bytes * float(
@@ -139,6 +140,8 @@ class Problem:
         for what, total in parts.items():
             if not np.isfinite(total):
                 raise WorkflowError(f"{on}: the {what} sum to {total!r}; they must be finite")
+        if cl.n_nodes == 1:  # no edge crosses a link (the check above covers edge_delay())
+            parts["transfer times (edge field 'bytes' / bandwidth)"] = 0.0
         total = sum(v for k, v in parts.items() if not k.startswith("core"))
         if not np.isfinite(total):
             raise WorkflowError(f"{on}: runtimes, stage-in and transfer times sum to {total!r} s")
@@ -337,7 +340,8 @@ class Problem:
         if "wb" not in self._cache:
             wf, cl = self.workflow, self.cluster
             if not self.explicit_costs and not cl.type_speedup:
-                val = float((wf.work * wf.cores).sum() / (cl.speed * cl.cores).sum())
+                with np.errstate(over="ignore"):  # infinite capacity: a bound of 0, still valid
+                    val = float((wf.work * wf.cores).sum() / (cl.speed * cl.cores).sum())
             else:
                 val = float((self.min_exec * wf.cores).sum() / cl.cores.sum())
             self._cache["wb"] = val
