@@ -285,7 +285,7 @@ def bc_train(
             loss.backward()
             torch.nn.utils.clip_grad_norm_(policy.parameters(), max_grad_norm)
             opt.step()
-            total += float(loss) * idx.size
+            total += float(loss.detach()) * idx.size
         history.append(total / n)
     policy.set_training_mode(False)
     return history
