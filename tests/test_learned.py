@@ -12,7 +12,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import wass_env  # noqa: F401
+import wass_env
 from agents.imitation import PilotExpert, bc_train, collect
 from agents.learned import PolicyScheduler
 from agents.policies import NodeScoringPolicy
