@@ -27,6 +27,7 @@ __all__ = [
     "ConfigValueError",
     "EnvConfig",
     "EvalConfig",
+    "ImitationConfig",
     "LoopConfig",
     "MaskablePPOConfig",
     "RagTeacherConfig",
@@ -71,6 +72,8 @@ class MaskablePPOConfig:
     vf_coef: float = 0.5
     max_grad_norm: float = 0.5
     target_kl: float | None = None
+    deterministic: bool = True  # act greedily when used as a scheduler
+    features_extractor_kwargs: dict[str, Any] | None = None  # see agents.policies
 
 
 @dataclass
@@ -102,6 +105,9 @@ class EnvConfig:
     reward_weights: dict[str, float] = field(
         default_factory=lambda: {"makespan": 1.0, "progress": 0.0, "illegal": 1.0}
     )
+    reward_scale: str = "lower_bound"  # or "reference": rewards relative to its makespan
+    lookahead: bool = False  # per-node lookahead features and instance context
+    graph_window: int = 0  # > 0: the DAG neighbourhood of the current task for a graph network
 
 
 @dataclass
@@ -115,6 +121,23 @@ class LoopConfig:
     progress_bar: bool = True
     eval_freq: int = 0  # MaskableEvalCallback every N env steps (0: off)
     eval_episodes: int = 5
+
+
+@dataclass
+class ImitationConfig:
+    """Behaviour cloning of the pilot expert, then DAgger, before any PPO steps
+    (:func:`agents.imitation.run_imitation`)."""
+
+    episodes: int = 0  # expert episodes (0: no imitation stage)
+    dagger_rounds: int = 0  # rounds where the learner acts and the expert relabels
+    dagger_episodes: int = 0  # episodes per round
+    epochs: int = 15  # passes over the expert data
+    dagger_epochs: int = 8  # passes over all data after each round
+    batch_size: int = 256
+    lr: float = 1e-3
+    k: int = 4  # candidate nodes the expert completes per decision
+    base: str = "heft"  # the heuristic completing the expert's rollouts
+    n_jobs: int = 1  # collection worker processes
 
 
 @dataclass
@@ -139,6 +162,7 @@ class TrainConfig:
     teacher: Any = None
     env: EnvConfig = field(default_factory=EnvConfig)
     train: LoopConfig = field(default_factory=LoopConfig)
+    imitation: ImitationConfig = field(default_factory=ImitationConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 
@@ -177,6 +201,17 @@ _TRAIN_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "eval.seed_offset": _count(0, MAX_STEPS),
     "eval.noise": _rule(lambda v: v >= 0, "a finite number >= 0"),
     "env.noise": _rule(lambda v: v >= 0, "a finite number >= 0"),
+}
+_IMITATION_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "imitation.episodes": _count(0),
+    "imitation.dagger_rounds": _count(0),
+    "imitation.dagger_episodes": _count(0),
+    "imitation.epochs": _count(0),
+    "imitation.dagger_epochs": _count(0),
+    "imitation.batch_size": _count(1),
+    "imitation.lr": _rule(lambda v: v > 0, "a finite number > 0"),
+    "imitation.k": _count(1),
+    "imitation.n_jobs": _count(1, 1024),
 }
 _PPO_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "learning_rate": _rule(lambda v: v > 0, "a finite number > 0"),
@@ -223,13 +258,14 @@ def _apply(rules: Mapping[str, tuple[Callable[[Any], bool], str]], cfg: Any, pre
 def check_values(cfg: Any) -> None:
     """Check the ranges of a composed ``train`` config's typed fields.
 
-    Covers the seed, the loop, the evaluation, the MaskablePPO hyperparameters (when
+    Covers the seed, the loop, imitation, the evaluation, the MaskablePPO hyperparameters (when
     ``agent=maskable_ppo``) and the teacher's settings (when it is enabled).
 
     Raises:
         ConfigValueError: naming the first field out of range and its value.
     """
     _apply(_TRAIN_RULES, cfg, "")
+    _apply(_IMITATION_RULES, cfg, "")
     agent = cfg.get("agent")
     if agent is not None and agent.get("_target_") == MaskablePPOConfig._target_:
         _apply(_PPO_RULES, agent, "agent.")

@@ -310,7 +310,7 @@ class FaissRetriever:
             r._index.ntotal = n
         elif kind == "ivf" and n:
             cent = arrays.get("ivf_centroids")
-            if cent is None or cent.ndim != 2 or cent.shape[1] != dim or not 1 <= cent.shape[0]:
+            if cent is None or cent.ndim != 2 or cent.shape[1] != dim or not cent.shape[0] >= 1:
                 raise ValueError(f"ivf_centroids: expected an (nlist, {dim}) array")
             cent = _array(arrays, "ivf_centroids", np.float32, cent.shape)
             if not np.all(np.isfinite(cent)):
@@ -367,7 +367,9 @@ def _array(arrays: dict[str, np.ndarray], name: str, dtype: Any, shape: tuple[in
     if a is None:
         raise ValueError(f"{name}: missing")
     if a.dtype != np.dtype(dtype) or a.shape != shape:
-        raise ValueError(f"{name}: expected {np.dtype(dtype)} of shape {shape}, got {a.dtype} {a.shape}")
+        raise ValueError(
+            f"{name}: expected {np.dtype(dtype)} of shape {shape}, got {a.dtype} {a.shape}"
+        )
     return np.ascontiguousarray(a).copy()
 
 
