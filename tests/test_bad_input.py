@@ -415,26 +415,43 @@ def _script(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_cli_scripts_exit_2_with_one_line(tmp_path: Path) -> None:
+def test_cli_scripts_exit_2_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A Hydra app: the bad override is refused before Hydra makes the run directory.
+    proc = _script(
+        str(REPO / "scripts" / "train.py"),
+        "agent.learning_rate=abc",
+        f"hydra.run.dir={tmp_path / 'r'}",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines() == [
+        "error: Error merging override agent.learning_rate=abc: Value 'abc' of type 'str' "
+        "could not be converted to Float; full_key: agent.learning_rate"
+    ]
+    assert "Traceback" not in proc.stdout + proc.stderr and "HYDRA_FULL_ERROR" not in proc.stderr
+    assert not (tmp_path / "r").exists()
+    # An argparse script: the output path is checked before the build starts.
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("build_kb", REPO / "scripts" / "build_kb.py")
+    assert spec is not None and spec.loader is not None
+    build_kb = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build_kb)
     afile = tmp_path / "a_file"
     afile.write_text("")
-    runs = [
-        (
-            ["scripts/train.py", "agent.learning_rate=abc", f"hydra.run.dir={tmp_path / 'r'}"],
-            "error: Error merging override agent.learning_rate=abc: Value 'abc' of type 'str' "
-            "could not be converted to Float; full_key: agent.learning_rate",
-        ),
-        (
-            ["scripts/build_kb.py", "--profile", "tiny", "--out", str(afile / "kb.wkb")],
-            f"error: --out='{afile / 'kb.wkb'}': cannot be written: '{afile}' is not a directory",
-        ),
-    ]
-    for args, line in runs:
-        proc = _script(*[str(REPO / args[0]), *args[1:]], cwd=tmp_path)
-        assert proc.returncode == 2, proc.stderr
-        assert proc.stderr.splitlines() == [line]
-        assert "Traceback" not in proc.stdout + proc.stderr
-    assert not (tmp_path / "r").exists()  # refused before Hydra made the run directory
+    assert build_kb.main(["--profile", "tiny", "--out", str(afile / "kb.wkb")]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""  # no build progress: nothing ran
+    assert (
+        err
+        == f"error: --out='{afile / 'kb.wkb'}': cannot be written: '{afile}' is not a directory\n"
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        build_kb.main(["--instances", "x"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == "error: argument --instances: invalid int value: 'x'\n"
 
 
 # ---------------------------------------------------------------------------------------------
