@@ -64,8 +64,9 @@ EXIT_USER_ERROR = 2
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-# Hydra's own flags that change what it does (help, printing the config, shell completion, a
-# config directory or name): with these the overrides are left to Hydra alone.
+# Hydra's flags that only choose how the app runs. With any other of its flags (help, printing
+# the config, shell completion, another config directory or name) the command line is left to
+# Hydra alone.
 _HYDRA_RUN_FLAGS = frozenset({"-m", "--multirun", "-r", "--run"})
 
 
