@@ -154,7 +154,7 @@ class Lookahead:
             src = wf.edge_src[co]
             pn = builder.node[src]
             placed = pn >= 0
-            local: np.ndarray = np.zeros(n)  # [bytes] input bytes already on each node
+            local = np.zeros(n)
             known = float(b_own.sum())
             if placed.any():
                 co_rows = np.flatnonzero(~is_stage)[placed]
