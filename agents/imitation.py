@@ -61,13 +61,23 @@ class PilotExpert:
     Args:
         k: Candidate nodes tried per decision (those with the earliest finish times); the base
             heuristic's own node is always among them. ``k <= 0`` tries every feasible node.
+        locality: Also try the nodes that keep data local (the one holding most of the task's
+            inputs, the one holding most of its children's other inputs): earliest-finish
+            candidates alone never propose gathering a fan-in on few nodes.
         base: Registered name (or spec) of the completion heuristic (its ``select_node`` is
             used in the environment's task order).
         tie: Relative tolerance under which two completed makespans count as equal.
     """
 
-    def __init__(self, k: int = 4, base: str | Mapping[str, Any] = "heft", tie: float = 1e-9):
+    def __init__(
+        self,
+        k: int = 4,
+        base: str | Mapping[str, Any] = "heft",
+        tie: float = 1e-9,
+        locality: bool = True,
+    ):
         self.k = int(k)
+        self.locality = bool(locality)
         self.base: Scheduler = make_scheduler(base)
         self.tie = float(tie)
         self.completions = 0  # completed rollouts so far (a cost counter)
@@ -88,9 +98,12 @@ class PilotExpert:
         order = np.argsort(eft, kind="stable")
         feasible = order[np.isfinite(eft[order])]
         cand = feasible if self.k <= 0 else feasible[: self.k]
-        own = self.base.select_node(builder, task)
-        if own not in cand:
-            cand = np.append(cand, own)
+        extra = [self.base.select_node(builder, task)]
+        if self.locality:
+            extra += self._local_nodes(builder, task)
+        for n in extra:
+            if n not in cand and np.isfinite(eft[n]):
+                cand = np.append(cand, n)
         out = np.full(problem.n_nodes, np.inf)
         for n in cand.tolist():
             b = builder.copy()
@@ -102,6 +115,33 @@ class PilotExpert:
                 q.update()
             out[n] = b.max_finish
             self.completions += 1
+        return out
+
+    @staticmethod
+    def _local_nodes(builder: PlanBuilder, task: int) -> list[int]:
+        """Nodes that keep data local: the one holding most of the task's input bytes, and the
+        one holding most of its children's inputs from their other placed parents."""
+        wf = builder.problem.workflow
+        n = builder.problem.n_nodes
+        out: list[int] = []
+        sl = wf.parent_edge_slice(task)
+        if sl.stop > sl.start:
+            local = np.bincount(
+                builder.node[wf.edge_src[sl]], weights=wf.edge_bytes[sl], minlength=n
+            )
+            if local.max() > 0:
+                out.append(int(local.argmax()))
+        co = np.zeros(n)
+        for c in wf.children(task).tolist():
+            csl = wf.parent_edge_slice(c)
+            par = wf.edge_src[csl]
+            placed = (builder.node[par] >= 0) & (par != task)
+            if placed.any():
+                co += np.bincount(
+                    builder.node[par[placed]], weights=wf.edge_bytes[csl][placed], minlength=n
+                )
+        if co.max() > 0:
+            out.append(int(co.argmax()))
         return out
 
     def label(self, scores: NDArray[np.float64]) -> NDArray[np.float64]:
