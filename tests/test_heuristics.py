@@ -331,6 +331,9 @@ def test_registry_names_match_classes() -> None:
         "min_min",
         "max_min",
         "cpsat",
+        "single_node",
+        "heft_lookahead",
+        "best_heuristic",
     }
     for name, cls in SCHEDULERS.items():
         assert cls.name == name
