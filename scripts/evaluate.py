@@ -6,8 +6,8 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from agents.experiment import main as evaluate
-from agents.experiment import register_configs
+from agents.evaluation import main as evaluate
+from agents.evaluation import register_configs
 
 register_configs()
 

@@ -13,17 +13,19 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from agents.evaluation import add_paired_ratios, ci95, episode_problems
-from agents.experiment import (
+from agents.evaluation import (
     CPSATConfig,
     EvaluationError,
     Grid,
+    add_paired_ratios,
+    ci95,
+    episode_problems,
     grid_from_config,
     main,
     register_configs,
     run_evaluation,
     run_grid,
-    summarize_grid,
+    summarize,
 )
 from agents.heft import HEFTScheduler
 from wass_env.sim.cluster import cluster_from_spec
@@ -93,7 +95,7 @@ def test_paired_ratios_divide_within_an_episode() -> None:
     assert [r["ratio_to_heft"] for r in rows[:4]] == [1.0, 1.5, 1.0, 1.1]
     assert math.isnan(rows[4]["ratio_to_heft"])  # no HEFT row for workload b
     # The mean of paired ratios (1.5, 1.1) is not the ratio of means (18.5 / 15).
-    summary = summarize_grid(rows, ["heft", "slurm"])
+    summary = summarize(rows, order=["heft", "slurm"])
     slurm_a = next(e for e in summary if e["workload"] == "a" and e["scheduler"] == "slurm")
     assert slurm_a["ratio_to_heft"] == pytest.approx(1.3)
     assert slurm_a["makespan"] == pytest.approx(18.5)
@@ -150,7 +152,7 @@ def test_grid_rows_pairing_and_cpsat_optimum() -> None:
     # CP-SAT strictly beats HEFT on some of them (the instances are not trivial).
     assert any(r["ratio_to_heft"] < 1.0 for r in rows if r["scheduler"] == "cpsat")
 
-    summary = summarize_grid(rows, result.names)
+    summary = summarize(rows, order=result.names)
     assert len(summary) == 2 * 6
     for e in summary:
         ms = [
@@ -199,8 +201,9 @@ def test_bad_input_names_the_field_and_value() -> None:
         run_grid(_tiny_grid(schedulers=["slurm", "hefty"]))
     with pytest.raises(EvaluationError, match=r"reference='heft': not among the schedulers"):
         run_grid(_tiny_grid(schedulers=["slurm"]))
-    with pytest.raises(EvaluationError, match=r"checkpoints.ppo='nowhere/model.zip': no such"):
-        run_grid(_tiny_grid(checkpoints={"ppo": "nowhere/model.zip"}))
+    missing = {"name": "ppo", "scheduler": "heft", "checkpoint": "nowhere/model.zip"}
+    with pytest.raises(EvaluationError, match=r"schedulers\[1\]='nowhere/model.zip': no such"):
+        run_grid(_tiny_grid(schedulers=["heft", missing]))
     with pytest.raises(EvaluationError, match=r"clusters.big='het9': unknown cluster preset"):
         run_grid(_tiny_grid(clusters={"big": "het9"}))
     with pytest.raises(EvaluationError, match=r"workloads.w.n_tasks: .*-3"):
@@ -218,7 +221,7 @@ def test_missing_checkpoint_is_a_one_line_error(
     assert main(cfg, tmp_path / "out") == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1
-    assert err.startswith(f"error: checkpoint='{missing}': no such file")
+    assert err.startswith(f"error: checkpoint='{missing}': no such checkpoint file")
     assert not (tmp_path / "out").exists()  # nothing written
 
 
@@ -260,7 +263,9 @@ def test_experiments_compose_to_the_paper_setups() -> None:
         "montage",
     ]
     assert grid.workloads["genomics49"] == {"generator": "genomics49"}
-    assert len(grid.seeds) >= 5 and "cpsat" in grid.schedulers
+    assert len(grid.seeds) >= 30 and "cpsat" in grid.names
+    assert {"single_node", "heft_lookahead", "data_locality", "best_heuristic"} <= set(grid.names)
+    assert grid.seeds[0] == 10**9  # the evaluation seed range
     assert [cluster_from_spec(c).n_nodes for c in grid.clusters.values()] == [16, 8]
 
     scale = grid_from_config(_compose("experiment=paper_scale"))
@@ -324,19 +329,20 @@ def test_checkpoint_joins_the_grid_with_its_own_env_settings(tmp_path: Path) -> 
     agent.env_kwargs = {"insertion": False, "task_order": "rank"}  # what the sidecar records
     path = agent.save(tmp_path / "model.zip")
 
-    grid = _tiny_grid(seeds=[5, 6], schedulers=["heft", "cpsat"], checkpoints={"ppo": str(path)})
+    ppo = {"name": "ppo", "_target_": "agents.ppo:MaskablePPOAgent.load", "path": str(path)}
+    grid = _tiny_grid(seeds=[5, 6], schedulers=["heft", "cpsat", ppo])
     rows = run_grid(grid).rows
-    ppo = [r for r in rows if r["scheduler"] == "ppo"]
-    assert len(rows) == 2 * 2 * 3 and len(ppo) == 2 * 2
+    ppo_rows = [r for r in rows if r["scheduler"] == "ppo"]
+    assert len(rows) == 2 * 2 * 3 and len(ppo_rows) == 2 * 2
     # The policy plans with the insertion policy it was trained with; the baselines with theirs.
-    assert all(r["insertion"] is False for r in ppo)
+    assert all(r["insertion"] is False for r in ppo_rows)
     assert all(r["insertion"] is True for r in rows if r["scheduler"] != "ppo")
-    assert all(r["ratio_to_cpsat"] >= 1.0 - 1e-12 for r in ppo)
+    assert all(r["ratio_to_cpsat"] >= 1.0 - 1e-12 for r in ppo_rows)
     loaded = MaskablePPOAgent.load(path)
     problems = episode_problems({"workload": grid.workloads["a"], "cluster": TINY_CLUSTER}, [5, 6])
-    for problem, r in zip(problems, [r for r in ppo if r["workload"] == "a"], strict=True):
+    for problem, r in zip(problems, [r for r in ppo_rows if r["workload"] == "a"], strict=True):
         assert r["makespan"] == loaded.plan(problem, insertion=False).makespan
 
     # A policy with 3 actions cannot schedule a 16-node cluster: refused before anything runs.
-    with pytest.raises(EvaluationError, match=r"checkpoints.ppo=.*at most 3 nodes; clusters.h"):
-        run_grid(_tiny_grid(clusters={"h": "het16"}, checkpoints={"ppo": str(path)}))
+    with pytest.raises(EvaluationError, match=r"schedulers\[1\]=.*at most 3 nodes; clusters.h"):
+        run_grid(_tiny_grid(clusters={"h": "het16"}, schedulers=["heft", ppo]))

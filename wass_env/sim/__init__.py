@@ -19,6 +19,7 @@ from wass_env.sim.cluster import (
     Cluster,
     ClusterError,
     cluster_from_spec,
+    expand_cluster_spec,
     make_cluster,
     preset,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "Workflow",
     "WorkflowError",
     "cluster_from_spec",
+    "expand_cluster_spec",
     "execute",
     "lower_bound",
     "make_cluster",
