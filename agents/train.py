@@ -94,8 +94,7 @@ def check_config(cfg: DictConfig) -> None:
 
 def _baseline_entries(cfg: DictConfig) -> list[SchedulerEntry]:
     return [
-        parse_scheduler(_plain(b), f"eval.baselines[{i}]")
-        for i, b in enumerate(cfg.eval.baselines)
+        parse_scheduler(_plain(b), f"eval.baselines[{i}]") for i, b in enumerate(cfg.eval.baselines)
     ]
 
 

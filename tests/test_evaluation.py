@@ -346,3 +346,165 @@ def test_checkpoint_joins_the_grid_with_its_own_env_settings(tmp_path: Path) -> 
     # A policy with 3 actions cannot schedule a 16-node cluster: refused before anything runs.
     with pytest.raises(EvaluationError, match=r"schedulers\[1\]=.*at most 3 nodes; clusters.h"):
         run_grid(_tiny_grid(clusters={"h": "het16"}, schedulers=["heft", ppo]))
+
+
+# ---------------------------------------------------------------------------------------------
+# fixed instances, scheduler specs, outcome counts, leave-one-family-out
+
+
+def test_instances_are_a_function_of_their_seed() -> None:
+    # A pool of 2 recipe instances would make 4 seeds share workflows; each seed's instance is
+    # drawn afresh, and does not depend on the other seeds evaluated.
+    spec = {"workload": {"recipe": "srasearch", "n_tasks": [22, 40], "pool": 2}, "cluster": "het16"}
+    seeds = [10**9 + i for i in range(4)]
+    together = episode_problems(spec, seeds)
+    assert len({p.workflow.name for p in together}) == 4
+    for seed, problem in zip(seeds, together, strict=True):
+        (alone,) = episode_problems(spec, [seed])
+        assert alone.workflow == problem.workflow
+    assert episode_problems(spec, seeds[::-1])[0].workflow == together[-1].workflow
+
+
+def test_outcome_counts_by_hand() -> None:
+    rows = [
+        {"workload": "w", "cluster": "c", "seed": s, "scheduler": n, "makespan": m}
+        for s, (h, x) in enumerate([(10.0, 5.0), (10.0, 10.0), (10.0, 10.0 + 1e-9), (4.0, 6.0)])
+        for n, m in (("heft", h), ("x", x))
+    ]
+    add_paired_ratios(rows, "heft")
+    (x,) = [e for e in summarize(rows) if e["scheduler"] == "x"]
+    # ratios 0.5 (win), 1.0 (tie), 1 + 1e-10 (tie: within 1e-9), 1.5 (loss)
+    assert (x["wins_heft"], x["ties_heft"], x["losses_heft"]) == (1, 2, 1)
+    assert x["vs_heft"] == "1/2/1"
+    assert x["ratio_to_heft"] == pytest.approx((0.5 + 1.0 + 1.0 + 1e-10 + 1.5) / 4)
+    assert "best_heuristic" not in str(x)  # no best_heuristic rows: nothing counted
+
+
+def test_any_scheduler_spec_joins_the_grid() -> None:
+    grid = _tiny_grid(
+        schedulers=[
+            "heft",
+            "slurm",
+            "data_locality",
+            {"name": "mine", "_target_": "agents.baselines.SlurmScheduler"},
+            {"name": "cp", "scheduler": "cpsat", "time_limit": 5.0},
+            {"name": "dl_a", "scheduler": "data_locality", "workloads": ["a"]},
+            {"name": "dl", "scheduler": "data_locality", "workloads": ["b"]},
+            {"name": "dl", "scheduler": "heft", "workloads": ["a"]},
+        ]
+    )
+    result = run_grid(grid)
+    rows = result.rows
+    assert result.names == ["heft", "slurm", "data_locality", "mine", "cp", "dl_a", "dl"]
+    by = {(r["workload"], r["seed"], r["scheduler"]): r for r in rows}
+    for wl in ("a", "b"):
+        for s in grid.seeds:
+            assert by[wl, s, "mine"]["makespan"] == by[wl, s, "slurm"]["makespan"]
+            assert by[wl, s, "cp"]["makespan"] <= by[wl, s, "heft"]["makespan"] + 1e-9
+    assert {r["workload"] for r in rows if r["scheduler"] == "dl_a"} == {"a"}
+    # "dl" is HEFT on workload a and data locality on workload b
+    assert all(by["a", s, "dl"]["makespan"] == by["a", s, "heft"]["makespan"] for s in grid.seeds)
+    dl_b = [by["b", s, "dl"]["makespan"] for s in grid.seeds]
+    assert dl_b == [by["b", s, "data_locality"]["makespan"] for s in grid.seeds]
+    assert dl_b != [by["b", s, "heft"]["makespan"] for s in grid.seeds]
+
+    bad = [
+        ([{"name": "x", "_target_": "agents.nowhere.Sched"}], r"schedulers\[0\]._target_.*cannot"),
+        ([{"name": "x", "checkpoint": "m.zip"}], r"needs _target_ .* or scheduler"),
+        (["heft", {"name": "heft", "scheduler": "slurm"}], r"column 'heft' is listed twice"),
+        (["heft", {"scheduler": "slurm", "workloads": ["zz"]}], r"workloads='zz': not one of"),
+        ([{"scheduler": "hefty"}], r"schedulers\[0\].scheduler='hefty': unknown scheduler"),
+    ]
+    for schedulers, message in bad:
+        with pytest.raises(EvaluationError, match=message):
+            run_grid(_tiny_grid(schedulers=schedulers))
+
+
+def test_parallel_workers_give_the_same_rows() -> None:
+    grid = _tiny_grid(schedulers=["heft", "heft_lookahead", "best_heuristic", "random"])
+    serial = run_grid(grid).rows
+    parallel = run_grid(grid, workers=2).rows
+    assert repr(parallel) == repr(serial)
+
+
+def test_per_file_workloads_score_every_file_once(shared_data: Path) -> None:
+    files = sorted(str(p) for p in (shared_data / "dax").glob("Montage_*.xml"))
+    grid = _tiny_grid(
+        workloads={
+            "own": {"files": files, "per_file": True},
+            "ccr1": {"files": files, "per_file": True, "ccr": 1.0},
+        },
+        clusters={"h": {"kind": "heterogeneous", "n_nodes": [4, 6]}},
+        seeds=[10**9, 10**9 + 1, 10**9 + 2],
+        schedulers=["heft", "single_node"],
+    )
+    rows = run_grid(grid).rows
+    heft = [r for r in rows if r["scheduler"] == "heft"]
+    assert [r["workflow"] for r in heft if r["workload"] == "own"] == ["Montage_25", "Montage_50"]
+    assert {r["n_nodes"] for r in heft} <= {4, 6}
+    assert all(abs(r["ccr"] - 1.0) < 1e-9 for r in heft if r["workload"] == "ccr1")
+    assert all(r["ccr"] < 0.1 for r in heft if r["workload"] == "own")  # recorded: light
+
+
+def _gen_cfg(**changes: object) -> DictConfig:
+    from omegaconf import OmegaConf
+
+    from agents.evaluation import GeneralisationConfig
+
+    mix = {
+        "mix": {
+            "a": {"generator": "fork_join", "n_tasks": [7, 9]},
+            "b": {"generator": "layered", "n_tasks": [6, 8], "width": 3},
+        },
+        "exclude": [],
+    }
+    cfg = OmegaConf.structured(GeneralisationConfig(mix=mix, ccrs=[1.0, 5.0]))
+    for k, v in changes.items():
+        OmegaConf.update(cfg, k, v)
+    return cfg  # type: ignore[return-value]
+
+
+def test_generalisation_cells_policies_and_summary(tmp_path: Path) -> None:
+    from agents.evaluation.generalisation import expand, heldout_sections
+
+    workloads, entries = expand(_gen_cfg())
+    assert list(workloads) == ["a@ccr1", "a@ccr5", "b@ccr1", "b@ccr5"]
+    assert workloads["b@ccr5"] == {
+        "generator": "layered",
+        "n_tasks": [6, 8],
+        "width": 3,
+        "ccr": 5.0,
+    }
+    assert entries == []
+    # A "policy" for family a only (a checkpoint path stands for a trained one here).
+    ckpt = tmp_path / "gen" / "a" / "model.zip"
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"")
+    _, entries = expand(_gen_cfg(checkpoints=str(tmp_path / "gen")))
+    assert [(e.name, e.workloads, e.checkpoint) for e in entries] == [
+        ("policy", ("a@ccr1", "a@ccr5"), str(ckpt))
+    ]
+    with pytest.raises(EvaluationError, match=r"generalisation.checkpoints=.*no such directory"):
+        expand(_gen_cfg(checkpoints=str(tmp_path / "nowhere")))
+    with pytest.raises(EvaluationError, match=r"generalisation.families='c': not a family"):
+        expand(_gen_cfg(families=["c"]))
+
+    # The summary by held-out family, with a stand-in policy (HEFT) on family a.
+    grid = _tiny_grid(
+        workloads=workloads,
+        clusters={"h": {"kind": "heterogeneous", "n_nodes": 4}},
+        seeds=[10**9, 10**9 + 1],
+        schedulers=["heft", "single_node", "best_heuristic",
+                    {"name": "policy", "scheduler": "heft", "workloads": ["a@ccr1", "a@ccr5"]}],
+    )  # fmt: skip
+    result = run_grid(grid)
+    sections = heldout_sections(
+        result.rows, _gen_cfg(checkpoints=str(tmp_path / "gen")), result.names
+    )
+    text = "\n".join(sections)
+    assert "## Held-out families, every cell (CCR 1/5 x h): makespan / heft" in text
+    assert "## Held-out families, the cells at CCR >= 1" in text
+    line_a = next(x for x in text.splitlines() if x.startswith("| a | 4 |"))
+    assert line_a.split(" | ")[-1].startswith("1.000 ± 0.000 (0/4/0)")  # the policy is HEFT
+    assert "| mean over families |" in text
+    assert "No checkpoint for: b." in text

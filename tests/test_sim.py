@@ -303,6 +303,23 @@ def test_builder_rejects_bad_placements():
         b.plan()
 
 
+def test_cluster_specs_that_stand_for_several_clusters():
+    from wass_env.sim import expand_cluster_spec
+
+    assert expand_cluster_spec("het16") == ["het16"]
+    both = expand_cluster_spec({"kind": ["homogeneous", "heterogeneous"], "n_nodes": [4, 8]})
+    assert [cluster_from_spec(c).name for c in both] == ["hom4", "hom8", "het4", "het8"]
+    mix = expand_cluster_spec({"mix": ["hom16", {"kind": "heterogeneous", "n_nodes": [5, 6]}]})
+    assert [cluster_from_spec(c).n_nodes for c in mix] == [16, 5, 6]
+    assert expand_cluster_spec([{"preset": "het32", "latency": 0.0}]) == [
+        {"preset": "het32", "latency": 0.0}
+    ]
+    with pytest.raises(ClusterError, match="empty list"):
+        expand_cluster_spec([])
+    with pytest.raises(ClusterError, match="'mix' takes no other fields"):
+        expand_cluster_spec({"mix": ["het16"], "kind": "homogeneous"})
+
+
 @pytest.mark.parametrize("insertion", [True, False])
 def test_builder_copy_is_independent(insertion):
     # Place half of a random DAG, copy, place the rest differently on the copy: the original

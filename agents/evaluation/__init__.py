@@ -35,7 +35,12 @@ from agents.evaluation.instances import cell_problems, episode_problems
 from agents.evaluation.outputs import write_csv, write_text
 from agents.evaluation.run import Episode, GridResult, run_episode, run_grid
 from agents.evaluation.seeds import EVAL_SEED, TRAIN_SEEDS, VALIDATION_SEED, eval_seeds
-from agents.evaluation.specs import SchedulerEntry, checkpoint_spec, parse_scheduler
+from agents.evaluation.specs import (
+    SchedulerEntry,
+    checkpoint_entry,
+    checkpoint_spec,
+    parse_scheduler,
+)
 from agents.evaluation.stats import (
     COMPARE,
     EPISODE_KEY,
@@ -68,6 +73,7 @@ __all__ = [
     "add_paired_ratios",
     "cell_problems",
     "check_grid",
+    "checkpoint_entry",
     "checkpoint_spec",
     "ci95",
     "episode_problems",

@@ -33,7 +33,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from agents.evaluation.config import EvaluationError
-from agents.evaluation.specs import SchedulerEntry, checkpoint_spec, parse_scheduler
+from agents.evaluation.specs import SchedulerEntry, checkpoint_entry
 from agents.evaluation.stats import ci95, summarize
 from agents.evaluation.tables import Column, format_cell, markdown_table, pivot
 
@@ -126,15 +126,9 @@ def expand(gen: Any) -> tuple[dict[str, Any], list[SchedulerEntry]]:
         sub = str(gen.full_mix) if fam == REAL else fam
         cells = [w for w, (f, _c) in labels.items() if f == fam]
         for suffix, path in find_checkpoints(root, sub, str(gen.checkpoint_file)).items():
-            spec, kwargs = checkpoint_spec(str(path))
-            item = dict(spec) if isinstance(spec, dict) else {"scheduler": spec}
             name = str(gen.policy_name) + (f"@{suffix}" if suffix else "")
-            entry = parse_scheduler(
-                {**item, **kwargs, "name": name, "workloads": cells},
-                f"generalisation.checkpoints ({sub})",
-                checkpoint=str(path),
-            )
-            entries.append(entry)
+            where = f"generalisation.checkpoints ({sub})"
+            entries.append(checkpoint_entry(str(path), name, where, cells))
     if not entries:
         raise EvaluationError(
             "generalisation.checkpoints",
@@ -217,8 +211,7 @@ def heldout_sections(
         for c in [reference, *others]:
             entries, cols = pivot(summary, ("workload", "cluster"), names, f"ratio_to_{c}", c)
             out.append(
-                f"## Real workflows (each once): makespan / {c}\n\n"
-                + markdown_table(entries, cols)
+                f"## Real workflows (each once): makespan / {c}\n\n" + markdown_table(entries, cols)
             )
     if gen.get("checkpoints") is not None:
         policy = str(gen.policy_name)

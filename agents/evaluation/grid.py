@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from agents.evaluation.config import DEFAULT_SCHEDULERS, CPSATConfig, EvaluationError
 from agents.evaluation.seeds import eval_seeds
-from agents.evaluation.specs import SchedulerEntry, checkpoint_spec, parse_scheduler
+from agents.evaluation.specs import SchedulerEntry, checkpoint_entry, parse_scheduler
 from agents.evaluation.stats import COMPARE
 
 __all__ = ["Grid", "check_grid", "grid_from_config"]
@@ -88,19 +88,14 @@ def grid_from_config(cfg: DictConfig) -> Grid:
     episodes = int(cfg.episodes)
     if episodes < 1:
         raise EvaluationError("episodes", "must be >= 1", episodes)
-    entries = [
-        parse_scheduler(_plain(s), f"schedulers[{i}]") for i, s in enumerate(cfg.schedulers)
-    ]
+    entries = [parse_scheduler(_plain(s), f"schedulers[{i}]") for i, s in enumerate(cfg.schedulers)]
     checkpoints = [(str(k), str(v), f"checkpoints.{k}") for k, v in dict(cfg.checkpoints).items()]
     if cfg.checkpoint is not None:
         name = str(cfg.checkpoint_name)
         if name in dict(cfg.checkpoints):
             raise EvaluationError("checkpoint_name", "also a key of checkpoints", name)
         checkpoints.insert(0, (name, str(cfg.checkpoint), "checkpoint"))
-    for name, path, where in checkpoints:
-        spec, kwargs = checkpoint_spec(path)
-        item = dict(spec) if isinstance(spec, dict) else {"scheduler": spec}
-        entries.append(parse_scheduler({**item, **kwargs, "name": name}, where, checkpoint=path))
+    entries += [checkpoint_entry(path, name, where) for name, path, where in checkpoints]
     workloads = dict(_plain(cfg.workloads) or {})
     clusters = dict(_plain(cfg.clusters) or {})
     if cfg.get("generalisation") is not None:
@@ -171,9 +166,7 @@ def check_grid(grid: Grid) -> list[SchedulerEntry]:
             )
         seen.setdefault(e.name, []).append(e)
     if grid.reference not in seen:
-        raise EvaluationError(
-            "reference", f"not among the schedulers {list(seen)}", grid.reference
-        )
+        raise EvaluationError("reference", f"not among the schedulers {list(seen)}", grid.reference)
     cp = grid.cpsat
     if not cp.time_limit > 0:
         raise EvaluationError("cpsat.time_limit", "must be > 0 [s]", cp.time_limit)

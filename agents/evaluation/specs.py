@@ -32,7 +32,7 @@ from wass_env.scheduling import (
     resolve_target,
 )
 
-__all__ = ["SchedulerEntry", "checkpoint_spec", "parse_scheduler"]
+__all__ = ["SchedulerEntry", "checkpoint_entry", "checkpoint_spec", "parse_scheduler"]
 
 
 @dataclass
@@ -170,3 +170,19 @@ def parse_scheduler(item: Any, where: str, *, checkpoint: str | None = None) -> 
             where, f"no such checkpoint file (relative to {Path.cwd()})", checkpoint
         )
     return entry
+
+
+def checkpoint_entry(
+    path: str, name: str, where: str, workloads: list[str] | None = None
+) -> SchedulerEntry:
+    """The column of the scheduler stored in checkpoint ``path`` (which must exist).
+
+    Raises:
+        EvaluationError: naming ``where`` if the file does not exist.
+    """
+    spec, kwargs = checkpoint_spec(path)
+    item: dict[str, Any] = dict(spec) if isinstance(spec, dict) else {"scheduler": spec}
+    item.update(kwargs, name=name)
+    if workloads is not None:
+        item["workloads"] = workloads
+    return parse_scheduler(item, where, checkpoint=str(path))

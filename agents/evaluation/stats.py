@@ -164,7 +164,7 @@ def summarize(
         i_s = list(by).index("scheduler")
         first_seen = {k: i for i, k in enumerate(keys)}
         # Keep the first-seen order of the other columns, schedulers in table order within.
-        outer = {}
+        outer: dict[tuple[Any, ...], int] = {}
         for k in keys:
             outer.setdefault(k[:i_s] + k[i_s + 1 :], len(outer))
         keys.sort(
