@@ -329,7 +329,7 @@ def test_checkpoint_joins_the_grid_with_its_own_env_settings(tmp_path: Path) -> 
     agent.env_kwargs = {"insertion": False, "task_order": "rank"}  # what the sidecar records
     path = agent.save(tmp_path / "model.zip")
 
-    ppo = {"name": "ppo", "_target_": "agents.ppo:MaskablePPOAgent.load", "path": str(path)}
+    ppo = {"name": "ppo", "scheduler": "policy", "checkpoint": str(path)}
     grid = _tiny_grid(seeds=[5, 6], schedulers=["heft", "cpsat", ppo])
     rows = run_grid(grid).rows
     ppo_rows = [r for r in rows if r["scheduler"] == "ppo"]

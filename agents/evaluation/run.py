@@ -133,12 +133,27 @@ def _build(entry: SchedulerEntry, cp: CPSATConfig) -> Scheduler:
     return entry.build(**defaults)
 
 
-def _max_nodes(sch: Scheduler) -> int | None:
-    """The largest cluster a learned scheduler acts on: the size of its SB3 model's action
-    space (None for schedulers without a model: any size)."""
+def _max_nodes(entry: SchedulerEntry, sch: Scheduler) -> int | None:
+    """The largest cluster a scheduler loaded from a checkpoint acts on: its ``max_nodes``, or
+    the size of its SB3 model's action space (None for other schedulers: any size)."""
+    if entry.checkpoint is None:
+        return None
+    n = getattr(sch, "max_nodes", None)
+    if isinstance(n, int):
+        return n
     model = getattr(sch, "model", None)
     space = getattr(model, "action_space", None)
     return int(space.n) if space is not None and hasattr(space, "n") else None
+
+
+def _insertion(sch: Scheduler, default: bool) -> bool:
+    """The insertion policy ``sch`` plans with: a learned scheduler's training env's (its own
+    ``env_kwargs`` or its agent's), else ``default``."""
+    for owner in (sch, getattr(sch, "agent", None)):
+        env_kwargs = getattr(owner, "env_kwargs", None)
+        if isinstance(env_kwargs, dict) and "insertion" in env_kwargs:
+            return bool(env_kwargs["insertion"])
+    return default
 
 
 @dataclass
@@ -178,7 +193,7 @@ def _run_cell(
             is_cpsat = getattr(sch, "name", "") == "cpsat"
             if not entry.runs_on(wl) or (is_cpsat and not _cpsat_applies(job.cpsat, problem)):
                 continue
-            insertion = bool(getattr(sch, "env_kwargs", {}).get("insertion", job.insertion))
+            insertion = _insertion(sch, job.insertion)
             ep = run_episode(sch, problem, seed=seed, noise=job.noise, insertion=insertion)
             if is_cpsat:
                 res = sch.last_result  # type: ignore[attr-defined]
@@ -269,7 +284,7 @@ def run_grid(
     for wl, cl in cells(grid):
         problems = cell_problems(wl, grid.workloads[wl], cl, clusters[cl], grid.seeds)
         for i, e in enumerate(entries):
-            limit = _max_nodes(schedulers[i])
+            limit = _max_nodes(e, schedulers[i])
             big = max(p.n_nodes for _s, p in problems)
             if e.runs_on(wl) and limit is not None and big > limit:
                 raise EvaluationError(

@@ -23,6 +23,7 @@ vectorised over nodes; an exact gap search only runs on nodes where a gap can ma
 
 from __future__ import annotations
 
+import copy
 from bisect import bisect_right
 from dataclasses import dataclass, field
 
@@ -188,12 +189,12 @@ class _NodeProfile:
         return out
 
     def copy(self) -> _NodeProfile:
-        """An independent copy (the lists are copied; their floats and ints are immutable)."""
-        new = _NodeProfile.__new__(_NodeProfile)
-        new.cap = self.cap
-        new.times = self.times.copy()
-        new.usage = self.usage.copy()
-        return new
+        """An independent copy."""
+        other = _NodeProfile.__new__(_NodeProfile)
+        other.cap = self.cap
+        other.times = self.times.copy()
+        other.usage = self.usage.copy()
+        return other
 
     def max_window(self) -> float:
         """Longest stretch before the last breakpoint with at least one core free."""
@@ -211,19 +212,6 @@ class _NodeProfile:
         if open_at >= 0:
             best = max(best, times[-1] - open_at)
         return best
-
-
-#: PlanBuilder arrays that placements change (copied by :meth:`PlanBuilder.copy`).
-_MUTABLE_ARRAYS = (
-    "node",
-    "start",
-    "finish",
-    "decision",
-    "_tail",
-    "_window",
-    "_last_start",
-    "node_busy",
-)
 
 
 class PlanBuilder:
@@ -276,6 +264,21 @@ class PlanBuilder:
         self._query_task = -1
         self._query_est: FloatArray | None = None
         self._query_drt: FloatArray | None = None
+
+    def copy(self) -> PlanBuilder:
+        """An independent copy of the partial plan (to try a continuation without changing this
+        one: a rollout, a counterfactual branch). Static problem data is shared."""
+        other = copy.copy(self)
+        for name in ("node", "start", "finish", "decision", "_tail", "_window", "_last_start"):
+            setattr(other, name, getattr(self, name).copy())
+        other.node_busy = self.node_busy.copy()
+        other._missing = self._missing.copy()
+        other.ready = set(self.ready)
+        other.newly_ready = list(self.newly_ready)
+        other._profiles = [p.copy() for p in self._profiles]
+        other._query_task = -1
+        other._query_est = other._query_drt = None
+        return other
 
     # ------------------------------------------------------------------ queries
     @property
@@ -378,27 +381,6 @@ class PlanBuilder:
     def earliest_finish(self, task: int) -> FloatArray:
         """Earliest finish of ``task`` on every node (``inf`` where it does not fit) [s]."""
         return self.earliest_start(task) + self.problem.exec_time[task]
-
-    def copy(self) -> PlanBuilder:
-        """An independent builder with the same placements, for look-ahead: place tasks on the
-        copy, measure, and throw it away; the original is unchanged.
-
-        The problem and its static per-task lists are shared (they are read-only); everything a
-        placement changes is copied. Costs O(tasks + profile breakpoints), far less than
-        replaying the placements.
-        """
-        new = PlanBuilder.__new__(PlanBuilder)
-        new.__dict__.update(self.__dict__)
-        for name in _MUTABLE_ARRAYS:
-            setattr(new, name, getattr(self, name).copy())
-        new._missing = self._missing.copy()
-        new.ready = self.ready.copy()
-        new.newly_ready = self.newly_ready.copy()
-        new._profiles = [p.copy() for p in self._profiles]
-        new._query_task = -1
-        new._query_est = None
-        new._query_drt = None
-        return new
 
     # ------------------------------------------------------------------ placing
     def assign(self, task: int, node: int) -> tuple[float, float]:
