@@ -20,7 +20,7 @@ from agents.evaluation.seeds import eval_seeds
 from agents.evaluation.specs import SchedulerEntry, checkpoint_entry, parse_scheduler
 from agents.evaluation.stats import COMPARE
 
-__all__ = ["Grid", "check_grid", "grid_from_config"]
+__all__ = ["Grid", "cells", "check_grid", "grid_from_config"]
 
 
 @dataclass
