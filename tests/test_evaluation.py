@@ -315,11 +315,12 @@ def test_app_writes_csv_markdown_and_plots(tmp_path: Path) -> None:
     ).read_bytes()
 
 
-def test_checkpoint_joins_the_grid_with_its_own_env_settings(tmp_path: Path) -> None:
+def _tiny_checkpoint(path: Path, cluster: object = TINY_CLUSTER) -> Path:
+    """A barely trained policy (the tests are about the plumbing, not about its quality),
+    trained without insertion."""
     from agents.ppo import MaskablePPOAgent, make_vec
 
-    # A barely trained policy: the test is about the plumbing, not about its quality.
-    env_kwargs = {"workload": _tiny_workflows(1, 3), "cluster": TINY_CLUSTER, "insertion": False}
+    env_kwargs = {"workload": _tiny_workflows(1, 3), "cluster": cluster, "insertion": False}
     agent = MaskablePPOAgent(
         env_kwargs=env_kwargs, net_arch=(8,), seed=0, n_steps=16, batch_size=16
     )
@@ -327,7 +328,13 @@ def test_checkpoint_joins_the_grid_with_its_own_env_settings(tmp_path: Path) -> 
     agent.learn(venv, 16)
     venv.close()
     agent.env_kwargs = {"insertion": False, "task_order": "rank"}  # what the sidecar records
-    path = agent.save(tmp_path / "model.zip")
+    return agent.save(path)
+
+
+def test_checkpoint_joins_the_grid_with_its_own_env_settings(tmp_path: Path) -> None:
+    from agents.ppo import MaskablePPOAgent
+
+    path = _tiny_checkpoint(tmp_path / "model.zip")
 
     ppo = {"name": "ppo", "scheduler": "policy", "checkpoint": str(path)}
     grid = _tiny_grid(seeds=[5, 6], schedulers=["heft", "cpsat", ppo])
@@ -508,3 +515,36 @@ def test_generalisation_cells_policies_and_summary(tmp_path: Path) -> None:
     assert line_a.split(" | ")[-1].startswith("1.000 ± 0.000 (0/4/0)")  # the policy is HEFT
     assert "| mean over families |" in text
     assert "No checkpoint for: b." in text
+
+
+def test_generalisation_table_from_a_directory_of_checkpoints(tmp_path: Path) -> None:
+    # One policy per held-out family, in <dir>/<family>/model.zip: scored on its family only.
+    four = {"kind": "heterogeneous", "n_nodes": 4}
+    _tiny_checkpoint(tmp_path / "gen" / "fork_join" / "model.zip", four)
+    cfg = _compose(
+        "experiment=generalisation",
+        "episodes=2",
+        "generalisation.families=[fork_join,fan_out]",
+        "generalisation.ccrs=[1.0]",
+        "generalisation.real=null",
+        "generalisation.mix.mix.fork_join.n_tasks=[9,12]",
+        "generalisation.mix.mix.fan_out.n_tasks=[9,12]",
+        "~clusters.het16",
+        "clusters.het4-8.n_nodes=[4]",
+        "schedulers=[heft,single_node,best_heuristic]",
+        f"generalisation.checkpoints={tmp_path / 'gen'}",
+        "progress=false",
+    )
+    out = run_evaluation(cfg, tmp_path / "out")
+    policy = [r for r in out["rows"] if r["scheduler"] == "policy"]
+    assert {r["workload"] for r in policy} == {"fork_join@ccr1"} and len(policy) == 2
+    assert all(r["insertion"] is False for r in policy)
+    md = (tmp_path / "out" / "results.md").read_text()
+    held = md[md.index("## Held-out families, every cell (CCR 1 x het4-8): makespan / heft") :]
+    header = next(x for x in held.splitlines() if x.startswith("| held-out family"))
+    assert header.endswith("| heft | single_node | best_heuristic | policy |")
+    fork = next(x for x in held.splitlines() if x.startswith("| fork_join | 2 |"))
+    fan = next(x for x in held.splitlines() if x.startswith("| fan_out | 2 |"))
+    assert fork.split(" | ")[-1] != "- |" and fan.split(" | ")[-1] == "- |"
+    assert "No checkpoint for: fan_out." in md
+    assert not (tmp_path / "out" / "makespan.png").exists()  # plots off in this experiment
