@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from agents.config import ConfigValueError, check_values
 from agents.evaluation import (
     Column,
     EvaluationError,
@@ -30,6 +30,7 @@ from agents.evaluation import (
 )
 from agents.evaluation.seeds import seed_range_problem
 from agents.evaluation.tables import GB, ratio_columns
+from wass_env.cli import run_cli
 from wass_env.errors import WassError
 from wass_env.scheduling import Scheduler
 from wass_env.sim.cluster import ClusterError, expand_cluster_spec
@@ -56,16 +57,10 @@ def check_config(cfg: DictConfig) -> None:
     Raises:
         TrainConfigError: naming the field and its value.
     """
-    checks = [
-        ("train.total_timesteps", cfg.train.total_timesteps, lambda v: v >= 1, ">= 1"),
-        ("train.n_envs", cfg.train.n_envs, lambda v: v >= 1, ">= 1"),
-        ("train.torch_threads", cfg.train.torch_threads, lambda v: v >= 1, ">= 1"),
-        ("eval.episodes", cfg.eval.episodes, lambda v: v >= 1, ">= 1"),
-        ("eval.noise", cfg.eval.noise, lambda v: v >= 0, ">= 0"),
-    ]
-    for field, value, ok, want in checks:
-        if not ok(value):
-            raise TrainConfigError(f"{field}: must be {want}, got {value!r}")
+    try:
+        check_values(cfg)  # ranges of the typed fields: seed, loop, agent, teacher
+    except ConfigValueError as exc:
+        raise TrainConfigError(str(exc)) from None
     # Disjoint seed ranges (agents.evaluation.seeds): no training stream starts from an
     # evaluation or validation seed.
     for field, kind, first, count in (
@@ -92,6 +87,9 @@ def check_config(cfg: DictConfig) -> None:
             f"eval.reference: {cfg.eval.reference!r} is not among the evaluated schedulers "
             f"{sorted(known - {''})}"
         )
+    from wass_env.envs.wass_sched import WassSchedEnv
+
+    WassSchedEnv(**env_kwargs_from_config(cfg))  # env, workload and cluster settings, in seconds
 
 
 def _baseline_entries(cfg: DictConfig) -> list[SchedulerEntry]:
@@ -242,12 +240,9 @@ def evaluate_after_training(
         ``(summary, rows, markdown table)``.
 
     Raises:
-        wass_env.errors.WassError: on a bad env setting or workload spec, named as the train
-            config names it (``workload.n_tasks``, ``task_order``).
+        agents.evaluation.EvaluationError: on a bad baseline or workload (:func:`check_config`
+            checks both first, naming them as the train config does).
     """
-    from wass_env.envs.wass_sched import WassSchedEnv
-
-    WassSchedEnv(**env_kwargs)  # the env's own checks, also when nothing was trained
     grid = Grid(
         workloads={"train": env_kwargs["workload"]},
         clusters={"train": env_kwargs["cluster"]},
@@ -275,20 +270,12 @@ def evaluate_after_training(
 
 
 def main(cfg: DictConfig, out_dir: str | os.PathLike[str]) -> int:
-    """:func:`run_training` with user mistakes reported as one line on stderr.
+    """:func:`run_training` behind the command-line error boundary (:func:`wass_env.cli.run_cli`).
 
     Returns:
         0 on success, 2 on bad input (the message names the field and its value).
     """
-    from hydra.errors import InstantiationException
-
-    user_errors = (WassError, FileNotFoundError, InstantiationException)
-    try:
-        run_training(cfg, out_dir)
-    except user_errors as exc:
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli(run_training, cfg, out_dir)
 
 
 def _train(
@@ -381,6 +368,8 @@ def _imitate(agent: Any, cfg: DictConfig, env_kwargs: dict[str, Any], venv: Any,
         gamma=float(cfg.agent.get("gamma", 0.99)),
         n_jobs=int(im.n_jobs),
         seed=seed,
+        label_fraction=float(im.label_fraction),
+        cache_dir=None if im.cache is None else str(im.cache),
         work_dir=str(out),
         logger=logger,
         log=None if not bool(cfg.train.progress_bar) else print,

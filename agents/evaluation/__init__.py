@@ -20,7 +20,7 @@ HEFT and with the best heuristic of that instance. The modules, one concern each
 
 from __future__ import annotations
 
-from agents.evaluation.app import main, run_evaluation
+from agents.evaluation.app import check_config, main, run_evaluation
 from agents.evaluation.config import (
     DEFAULT_SCHEDULERS,
     CPSATConfig,
@@ -72,6 +72,7 @@ __all__ = [
     "SchedulerEntry",
     "add_paired_ratios",
     "cell_problems",
+    "check_config",
     "check_grid",
     "checkpoint_entry",
     "checkpoint_spec",

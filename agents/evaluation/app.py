@@ -15,22 +15,20 @@ Outputs (:func:`run_evaluation`), all written atomically to the run directory:
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
 
 from agents.evaluation.config import EvaluationError
-from agents.evaluation.grid import Grid, grid_from_config
+from agents.evaluation.grid import Grid, check_grid, grid_from_config
 from agents.evaluation.outputs import write_csv, write_text
 from agents.evaluation.run import run_grid
 from agents.evaluation.stats import TIE_RTOL, summarize
 from agents.evaluation.tables import grid_markdown
-from wass_env.sim.cluster import ClusterError
-from wass_env.workloads.errors import WorkloadError
+from wass_env.cli import run_cli
 
-__all__ = ["main", "run_evaluation"]
+__all__ = ["check_config", "main", "run_evaluation"]
 
 
 def _preamble(grid: Grid, cfg: DictConfig, command: str | None) -> str:
@@ -69,6 +67,42 @@ def _preamble(grid: Grid, cfg: DictConfig, command: str | None) -> str:
     return "\n\n".join(text)
 
 
+def _gantt_episode(cfg: DictConfig, grid: Grid) -> tuple[str, str, int] | None:
+    """``(workload, cluster, seed)`` of the episode drawn as Gantt charts, or None.
+
+    Raises:
+        EvaluationError: on a ``gantt`` field that names no workload, cluster or episode.
+    """
+    gantt = cfg.gantt
+    if not (gantt.enabled and cfg.plots):
+        return None
+    wl = gantt.workload if gantt.workload is not None else next(iter(grid.workloads), None)
+    cl = gantt.cluster if gantt.cluster is not None else next(iter(grid.clusters), None)
+    if wl not in grid.workloads:
+        raise EvaluationError("gantt.workload", f"not one of {list(grid.workloads)}", wl)
+    if cl not in grid.clusters:
+        raise EvaluationError("gantt.cluster", f"not one of {list(grid.clusters)}", cl)
+    if not 0 <= int(gantt.episode) < len(grid.seeds):
+        raise EvaluationError(
+            "gantt.episode", f"must be in [0, {len(grid.seeds) - 1}]", int(gantt.episode)
+        )
+    return str(wl), str(cl), grid.seeds[int(gantt.episode)]
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Check a composed ``evaluate`` config without running anything (what the command line
+    does before it starts): the fields, the scheduler specs and checkpoints, the Gantt choice.
+
+    Raises:
+        EvaluationError: on a bad field (named, with its value).
+    """
+    grid = grid_from_config(cfg)
+    check_grid(grid)
+    _gantt_episode(cfg, grid)
+    if int(cfg.get("workers", 1)) < 1:
+        raise EvaluationError("workers", "must be >= 1", int(cfg.workers))
+
+
 def run_evaluation(
     cfg: DictConfig, out_dir: str | os.PathLike[str], *, command: str | None = None
 ) -> dict[str, Any]:
@@ -87,20 +121,7 @@ def run_evaluation(
     """
     out = Path(out_dir)
     grid = grid_from_config(cfg)
-    gantt = cfg.gantt
-    keep = None
-    if gantt.enabled and cfg.plots:
-        wl = gantt.workload if gantt.workload is not None else next(iter(grid.workloads), None)
-        cl = gantt.cluster if gantt.cluster is not None else next(iter(grid.clusters), None)
-        if wl not in grid.workloads:
-            raise EvaluationError("gantt.workload", f"not one of {list(grid.workloads)}", wl)
-        if cl not in grid.clusters:
-            raise EvaluationError("gantt.cluster", f"not one of {list(grid.clusters)}", cl)
-        if not 0 <= int(gantt.episode) < len(grid.seeds):
-            raise EvaluationError(
-                "gantt.episode", f"must be in [0, {len(grid.seeds) - 1}]", int(gantt.episode)
-            )
-        keep = (str(wl), str(cl), grid.seeds[int(gantt.episode)])
+    keep = _gantt_episode(cfg, grid)
 
     workers = int(cfg.get("workers", 1))
     result = run_grid(grid, progress=bool(cfg.progress), keep=keep, workers=workers)
@@ -150,14 +171,9 @@ def run_evaluation(
 
 
 def main(cfg: DictConfig, out_dir: str | os.PathLike[str], *, command: str | None = None) -> int:
-    """:func:`run_evaluation` with bad input reported as one line on stderr.
+    """:func:`run_evaluation` behind the command-line error boundary (:func:`wass_env.cli.run_cli`).
 
     Returns:
         0 on success, 2 on bad input (the message names the field and its value).
     """
-    try:
-        run_evaluation(cfg, out_dir, command=command)
-    except (EvaluationError, WorkloadError, ClusterError) as exc:
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli(run_evaluation, cfg, out_dir, command=command)
