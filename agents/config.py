@@ -19,9 +19,9 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+from agents.evaluation.seeds import EVAL_SEED, VALIDATION_SEED
 from wass_env.errors import WassError
 from wass_env.limits import MAX_COUNT
-from agents.evaluation.seeds import EVAL_SEED, VALIDATION_SEED
 
 __all__ = [
     "TEACHER_MODES",
