@@ -30,6 +30,7 @@ __all__ = [
     "Cluster",
     "ClusterError",
     "cluster_from_spec",
+    "expand_cluster_spec",
     "make_cluster",
     "preset",
 ]
@@ -490,3 +491,49 @@ def _node_types(types: Any) -> dict[str, tuple[float, int, float]]:
             ) from None
         out[str(k)] = (speed, cores, memory)
     return out
+
+
+def expand_cluster_spec(spec: Any) -> list[Any]:
+    """The cluster specs a (possibly multi-cluster) spec stands for; one is drawn per episode.
+
+    * a list: the expansions of its items, concatenated;
+    * ``{"mix": [spec, ...]}``: the same as the list (the form a config file can hold, since a
+      config group must be a mapping);
+    * a mapping with ``kind`` and ``n_nodes`` where either (or both) is a list: one spec per
+      combination (``{"kind": ["homogeneous", "heterogeneous"], "n_nodes": [4, 8]}`` is
+      four clusters);
+    * anything else (a preset name, a mapping, a :class:`Cluster`): itself.
+
+    The result holds plain specs (what :func:`cluster_from_spec` takes), not clusters, so it can
+    be saved with a checkpoint.
+
+    Raises:
+        ClusterError: on an empty list or mix, naming the spec.
+    """
+    if isinstance(spec, Mapping) and "mix" in spec:
+        if set(spec) != {"mix"}:
+            raise ClusterError(f"cluster spec: 'mix' takes no other fields, got {dict(spec)!r}")
+        return expand_cluster_spec(list(spec["mix"]))
+    if isinstance(spec, (list, tuple)):
+        if not spec:
+            raise ClusterError("cluster spec: an empty list of clusters")
+        return [c for item in spec for c in expand_cluster_spec(item)]
+    if isinstance(spec, Mapping):
+        kinds, sizes = spec.get("kind"), spec.get("n_nodes")
+        if isinstance(kinds, (list, tuple)) or isinstance(sizes, (list, tuple)):
+            kinds = list(kinds) if isinstance(kinds, (list, tuple)) else [kinds]
+            sizes = list(sizes) if isinstance(sizes, (list, tuple)) else [sizes]
+            if not kinds or not sizes:
+                raise ClusterError(f"cluster spec: empty kind or n_nodes list in {dict(spec)!r}")
+            rest = {k: v for k, v in spec.items() if k not in ("kind", "n_nodes")}
+            out = []
+            for k in kinds:
+                for n in sizes:
+                    item = dict(rest)
+                    if k is not None:
+                        item["kind"] = k
+                    if n is not None:
+                        item["n_nodes"] = n
+                    out.append(item)
+            return out
+    return [spec]
