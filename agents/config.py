@@ -14,7 +14,14 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-__all__ = ["EnvConfig", "EvalConfig", "LoopConfig", "TrainConfig", "register_configs"]
+__all__ = [
+    "EnvConfig",
+    "EvalConfig",
+    "ImitationConfig",
+    "LoopConfig",
+    "TrainConfig",
+    "register_configs",
+]
 
 
 @dataclass
@@ -30,6 +37,9 @@ class EnvConfig:
     reward_weights: dict[str, float] = field(
         default_factory=lambda: {"makespan": 1.0, "progress": 0.0, "illegal": 1.0}
     )
+    reward_scale: str = "lower_bound"  # or "reference": rewards relative to its makespan
+    lookahead: bool = False  # per-node lookahead features and instance context
+    graph_window: int = 0  # > 0: the DAG neighbourhood of the current task for a graph network
 
 
 @dataclass
@@ -43,6 +53,23 @@ class LoopConfig:
     progress_bar: bool = True
     eval_freq: int = 0  # MaskableEvalCallback every N env steps (0: off)
     eval_episodes: int = 5
+
+
+@dataclass
+class ImitationConfig:
+    """Behaviour cloning of the pilot expert, then DAgger, before any PPO steps
+    (:func:`agents.imitation.run_imitation`)."""
+
+    episodes: int = 0  # expert episodes (0: no imitation stage)
+    dagger_rounds: int = 0  # rounds where the learner acts and the expert relabels
+    dagger_episodes: int = 0  # episodes per round
+    epochs: int = 15  # passes over the expert data
+    dagger_epochs: int = 8  # passes over all data after each round
+    batch_size: int = 256
+    lr: float = 1e-3
+    k: int = 4  # candidate nodes the expert completes per decision
+    base: str = "heft"  # the heuristic completing the expert's rollouts
+    n_jobs: int = 1  # collection worker processes
 
 
 @dataclass
@@ -67,6 +94,7 @@ class TrainConfig:
     teacher: Any = None
     env: EnvConfig = field(default_factory=EnvConfig)
     train: LoopConfig = field(default_factory=LoopConfig)
+    imitation: ImitationConfig = field(default_factory=ImitationConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 

@@ -26,7 +26,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 from agents.policies import NodeScoringPolicy
 from wass_env.envs.wass_sched import WassSchedEnv
 from wass_env.io import atomic_path, atomic_write
-from wass_env.scheduling import Scheduler, env_core, resolve_target
+from wass_env.scheduling import Scheduler, resolve_target
 from wass_env.sim.plan import Plan, PlanBuilder
 from wass_env.sim.problem import Problem
 
@@ -175,6 +175,7 @@ class MaskablePPOAgent(Scheduler):
         seed: int | None = None,
         device: str = "cpu",
         deterministic: bool = True,
+        features_extractor_kwargs: Mapping[str, Any] | None = None,
         **ppo_kwargs: Any,
     ) -> None:
         super().__init__(seed)
@@ -190,10 +191,32 @@ class MaskablePPOAgent(Scheduler):
         self.seed = seed
         self.device = device
         self.deterministic = deterministic
+        self.features_extractor_kwargs = dict(features_extractor_kwargs or {})
         self.ppo_kwargs = ppo_kwargs
         self._env: WassSchedEnv | None = None
 
     # ------------------------------------------------------------------ training
+    def build(self, venv: VecEnv, *, tensorboard_log: str | None = None) -> MaskablePPO:
+        """Create the model for ``venv`` without training it (e.g. before behaviour cloning)."""
+        if self.model is None:
+            self.model = MaskablePPO(
+                POLICIES.get(self.policy, self.policy),
+                venv,
+                policy_kwargs=self._policy_kwargs(),
+                tensorboard_log=tensorboard_log,
+                seed=self.seed,
+                device=self.device,
+                verbose=0,
+                **self.ppo_kwargs,
+            )
+        return self.model
+
+    def _policy_kwargs(self) -> dict[str, Any]:
+        kw: dict[str, Any] = {"net_arch": self.net_arch}
+        if self.features_extractor_kwargs:
+            kw["features_extractor_kwargs"] = dict(self.features_extractor_kwargs)
+        return kw
+
     def learn(
         self,
         venv: VecEnv,
@@ -205,25 +228,19 @@ class MaskablePPOAgent(Scheduler):
     ) -> MaskablePPO:
         """Train on ``venv`` (creating the model on first use) and return the model."""
         if self.model is None:
-            self.model = MaskablePPO(
-                POLICIES.get(self.policy, self.policy),
-                venv,
-                policy_kwargs={"net_arch": self.net_arch},
-                tensorboard_log=tensorboard_log,
-                seed=self.seed,
-                device=self.device,
-                verbose=0,
-                **self.ppo_kwargs,
-            )
+            model = self.build(venv, tensorboard_log=tensorboard_log)
         else:
-            self.model.set_env(venv)
-        self.model.learn(
+            model = self.model
+            model.set_env(venv)
+            if tensorboard_log is not None:
+                model.tensorboard_log = tensorboard_log
+        model.learn(
             total_timesteps=total_timesteps,
             callback=callback,
             tb_log_name="maskable_ppo",
             progress_bar=progress_bar,
         )
-        return self.model
+        return model
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Save the model (``.zip``) and its env arguments atomically; return the zip path."""
@@ -267,37 +284,62 @@ class MaskablePPOAgent(Scheduler):
         """Step-wise use: the policy's (masked) action."""
         return self.predict(obs, mask)
 
-    def select_node(self, builder: PlanBuilder, task: int) -> int:
-        """Not available: the policy needs the environment's observation; use :meth:`plan`."""
-        raise NotImplementedError(
-            "MaskablePPOAgent decides from observations; use plan() or act() inside the env"
-        )
-
-    def plan(self, problem: Problem, *, insertion: bool = True) -> Plan:
-        """Roll the policy out over ``problem`` and return its plan.
-
-        The environment presents tasks in its own order (``task_order`` of the training env).
-        """
+    def observer(self, insertion: bool = True) -> WassSchedEnv:
+        """A private environment with the training observation settings, used to observe
+        arbitrary partial plans (:meth:`WassSchedEnv.observe`)."""
         if self.model is None:
             raise RuntimeError("the agent has no model: train it or load a checkpoint")
-        max_nodes = int(self.model.action_space.n)  # type: ignore[attr-defined]
-        if problem.n_nodes > max_nodes:
-            raise ValueError(
-                f"the policy was trained for at most {max_nodes} nodes; cluster "
-                f"{problem.cluster.name!r} has {problem.n_nodes}"
-            )
         if self._env is None or self._env.insertion != insertion:
-            keep = ("task_order", "reward_weights", "illegal_action")
+            keep = ("task_order", "lookahead", "graph_window")
             self._env = WassSchedEnv(
-                workload=problem.workflow,
-                cluster=problem.cluster,
-                max_nodes=max_nodes,
+                workload="chain",  # placeholders: observe() switches to the builder's problem
+                cluster={"kind": "homogeneous", "n_nodes": 1},
+                max_nodes=int(self.model.action_space.n),  # type: ignore[attr-defined]
                 insertion=insertion,
                 **{k: self.env_kwargs[k] for k in keep if k in self.env_kwargs},
             )
-        env = self._env
-        obs, _ = env.reset(seed=0, options={"problem": problem})
-        done = False
-        while not done:
-            obs, _, done, _, _info = env.step(self.predict(obs, env.action_masks()))
-        return env_core(env).last_plan  # type: ignore[no-any-return]
+        return self._env
+
+    @property
+    def max_nodes(self) -> int:
+        """Largest cluster the policy can schedule (its action space size)."""
+        if self.model is None:
+            raise RuntimeError("the agent has no model: train it or load a checkpoint")
+        return int(self.model.action_space.n)  # type: ignore[attr-defined]
+
+    def node_probabilities(self, builder: PlanBuilder, task: int) -> NDArray[np.float64]:
+        """The policy's probability of every node for ``task`` in ``builder``'s partial plan."""
+        import torch
+
+        obs = self.observer(builder.insertion).observe(builder, task)
+        mask = np.zeros(self.max_nodes, dtype=bool)
+        mask[: builder.problem.n_nodes] = builder.problem.fits[task]
+        assert self.model is not None
+        policy = self.model.policy
+        obs_t, _ = policy.obs_to_tensor(obs)
+        with torch.no_grad():
+            dist = policy.get_distribution(obs_t, action_masks=mask[None])
+            probs = dist.distribution.probs[0].cpu().numpy()  # type: ignore[union-attr]
+        return np.asarray(probs[: builder.problem.n_nodes], dtype=np.float64)
+
+    def select_node(self, builder: PlanBuilder, task: int) -> int:
+        """The policy's node for ``task`` given any partial plan (deterministic: the mode)."""
+        obs = self.observer(builder.insertion).observe(builder, task)
+        mask = np.zeros(self.max_nodes, dtype=bool)
+        mask[: builder.problem.n_nodes] = builder.problem.fits[task]
+        return self.predict(obs, mask)
+
+    def plan(self, problem: Problem, *, insertion: bool = True) -> Plan:
+        """The policy's plan of ``problem``: tasks in the environment's order (upward rank, or
+        the training env's ``task_order``), each on the policy's node.
+
+        Raises:
+            ValueError: if the cluster is larger than the policy's ``max_nodes``.
+        """
+        if problem.n_nodes > self.max_nodes:
+            raise ValueError(
+                f"the policy was trained for at most {self.max_nodes} nodes; cluster "
+                f"{problem.cluster.name!r} has {problem.n_nodes}"
+            )
+        self.task_order = str(self.env_kwargs.get("task_order", "rank"))
+        return super().plan(problem, insertion=insertion)

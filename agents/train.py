@@ -6,6 +6,7 @@ tests can call it through Hydra's ``compose`` without the command line.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -263,14 +264,56 @@ def _train(
         )
     t0 = time.perf_counter()
     try:
-        agent.learn(
-            venv,
-            int(cfg.train.total_timesteps),
-            callback=CallbackList(callbacks),
-            tensorboard_log=str(out / "tb"),
-            progress_bar=bool(cfg.train.progress_bar),
-        )
+        if int(cfg.imitation.episodes) > 0:
+            _imitate(agent, cfg, env_kwargs, venv, out)
+        if int(cfg.train.total_timesteps) > 0:
+            agent.learn(
+                venv,
+                int(cfg.train.total_timesteps),
+                callback=CallbackList(callbacks),
+                tensorboard_log=str(out / "tb"),
+                progress_bar=bool(cfg.train.progress_bar),
+            )
     finally:
         venv.close()
     elapsed = time.perf_counter() - t0
     return agent.save(out / "model.zip"), elapsed, sched.episodes
+
+
+#: Imitation episode seeds: ``IMITATION_SEED_BASE * (seed + 1) + i`` (round r: ``+ r * 10^5``),
+#: disjoint from the PPO environments' streams and from the evaluation seeds.
+IMITATION_SEED_BASE = 10_000_000
+
+
+def _imitate(agent: Any, cfg: DictConfig, env_kwargs: dict[str, Any], venv: Any, out: Path) -> None:
+    from stable_baselines3.common.logger import configure
+
+    from agents.imitation import run_imitation
+
+    im = cfg.imitation
+    seed = int(cfg.seed)
+    base = IMITATION_SEED_BASE * (seed + 1)
+    agent.build(venv, tensorboard_log=str(out / "tb"))
+    logger = configure(str(out / "tb" / "imitation"), ["tensorboard"])
+    episodes = int(im.dagger_episodes)
+    summary = run_imitation(
+        agent.model,
+        env_kwargs,
+        seeds=range(base, base + int(im.episodes)),
+        dagger_seeds=[
+            range(base + r * 100_000, base + r * 100_000 + episodes)
+            for r in range(1, int(im.dagger_rounds) + 1)
+        ],
+        expert={"k": int(im.k), "base": str(im.base)},
+        epochs=int(im.epochs),
+        dagger_epochs=int(im.dagger_epochs),
+        batch_size=int(im.batch_size),
+        lr=float(im.lr),
+        gamma=float(cfg.agent.get("gamma", 0.99)),
+        n_jobs=int(im.n_jobs),
+        seed=seed,
+        work_dir=str(out),
+        logger=logger,
+        log=None if not bool(cfg.train.progress_bar) else print,
+    )
+    write_text(json.dumps(summary, indent=2) + "\n", out / "imitation.json")

@@ -1,4 +1,4 @@
-"""``wass plan``: the guard, plan.json, the Slurm job set (its scripts run against stand-in Slurm
+"""``wass plan``: the HEFT fallback, plan.json, the Slurm job set (its scripts run against stand-in Slurm
 commands) and the command line, with its one-line errors."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 
 from agents.deploy.plan import make_deploy_plan, plan_document, scheduler_from_spec
 from agents.deploy.slurm import JobSetError, render_job_set, write_job_set
-from agents.guarded import GuardedScheduler
+from agents.fallback import FallbackScheduler
 from agents.heft import HEFTScheduler
 from agents.heuristics import min_eft_node
 from agents.minmin import MinMinScheduler
@@ -62,29 +62,29 @@ class OutOfRange(Scheduler):
         return 99 if task % 2 == 0 else min_eft_node(builder, task)
 
 
-# ---------------------------------------------------------------------------- the guard
+# ---------------------------------------------------------------------------- the fallback
 @pytest.mark.parametrize("base", ["heft", "peft", "cpop", "min_min", "data_locality"])
-def test_guard_changes_nothing_for_a_scheduler_that_behaves(base: str) -> None:
+def test_fallback_changes_nothing_for_a_scheduler_that_behaves(base: str) -> None:
     problem = Problem(_workflow(1), _cluster(down="n2"))
     own = make_scheduler(base).plan(problem)
-    guarded = GuardedScheduler(base)
-    plan = guarded.plan(problem)
+    safe = FallbackScheduler(base)
+    plan = safe.plan(problem)
     assert np.array_equal(plan.node, own.node)
     assert np.allclose(plan.start, own.start) and np.allclose(plan.finish, own.finish)
-    assert len(guarded.decisions) == problem.n_tasks
-    assert not any(d.fallback for d in guarded.decisions)
+    assert len(safe.decisions) == problem.n_tasks
+    assert not any(d.fallback for d in safe.decisions)
 
 
-def test_guard_falls_back_to_heft_for_down_and_infeasible_nodes() -> None:
+def test_fallback_falls_back_to_heft_for_down_and_infeasible_nodes() -> None:
     # Node 0 (n1) is down: FirstNode's every choice must be replaced by HEFT's.
     problem = Problem(_workflow(2), _cluster(down="n1"))
-    guarded = GuardedScheduler(FirstNode(), record=True)
-    plan = guarded.plan(problem)
+    safe = FallbackScheduler(FirstNode(), record=True)
+    plan = safe.plan(problem)
     assert 0 not in plan.node.tolist()
-    assert all(d.fallback and "n1 is marked down" in d.reason for d in guarded.decisions)
-    assert all(d.reason.startswith("first_node chose n1: ") for d in guarded.decisions)
+    assert all(d.fallback and "n1 is marked down" in d.reason for d in safe.decisions)
+    assert all(d.reason.startswith("first_node chose n1: ") for d in safe.decisions)
     # Every fallback is HEFT's node at that moment: the earliest finish recorded.
-    for d in guarded.decisions:
+    for d in safe.decisions:
         assert d.node == int(np.argmin(d.earliest_finish))
     # Replaying the same decisions through HEFT's node rule gives the same plan as HEFT's own
     # (FirstNode keeps HEFT's rank order, so every decision is HEFT's).
@@ -92,17 +92,17 @@ def test_guard_falls_back_to_heft_for_down_and_infeasible_nodes() -> None:
     assert np.array_equal(plan.node, heft.node)
 
 
-def test_guard_catches_a_node_that_does_not_exist_and_one_too_small() -> None:
+def test_fallback_catches_a_node_that_does_not_exist_and_one_too_small() -> None:
     cl = _cluster()
     wf = Workflow.from_arrays([4.0] * 6, cores=[1, 4, 1, 4, 1, 4])
-    guarded = GuardedScheduler(OutOfRange())
-    plan = guarded.plan(Problem(wf, cl))
-    reasons = {d.task: d.reason for d in guarded.decisions}
+    safe = FallbackScheduler(OutOfRange())
+    plan = safe.plan(Problem(wf, cl))
+    reasons = {d.task: d.reason for d in safe.decisions}
     assert all("there is no node 99 (the cluster has 4)" in reasons[t] for t in (0, 2, 4))
     assert all(reasons[t] == "" for t in (1, 3, 5))
     assert set(plan.node.tolist()) <= {0, 1, 2, 3}
     # A 4-core task proposed on n3 (2 cores) says why it does not fit.
-    small = GuardedScheduler({"_target_": "tests.test_deploy.FixedNode", "node": 2})
+    small = FallbackScheduler({"_target_": "tests.test_deploy.FixedNode", "node": 2})
     small.plan(Problem(wf, cl))
     four = [d for d in small.decisions if d.task == 1][0]
     assert four.reason == "fixed chose n3: the task needs 4 cores (node n3 has 2)"
@@ -122,18 +122,18 @@ class FixedNode(Scheduler):
         return self.node
 
 
-def test_guard_replays_schedulers_with_their_own_plan() -> None:
+def test_fallback_replays_schedulers_with_their_own_plan() -> None:
     problem = Problem(_workflow(3), _cluster())
-    guarded = GuardedScheduler("min_min")
-    assert type(guarded.base) is MinMinScheduler
-    plan, own = guarded.plan(problem), MinMinScheduler().plan(problem)
+    safe = FallbackScheduler("min_min")
+    assert type(safe.base) is MinMinScheduler
+    plan, own = safe.plan(problem), MinMinScheduler().plan(problem)
     assert np.array_equal(plan.node, own.node) and np.allclose(plan.start, own.start)
     assert np.array_equal(np.argsort(plan.decision), np.argsort(own.decision))
 
 
-def test_guard_is_registered() -> None:
-    g = make_scheduler("guarded", base="peft")
-    assert isinstance(g, GuardedScheduler) and g.base.name == "peft"
+def test_fallback_is_registered() -> None:
+    g = make_scheduler("fallback", base="peft")
+    assert isinstance(g, FallbackScheduler) and g.base.name == "peft"
 
 
 # ---------------------------------------------------------------------------- plan.json

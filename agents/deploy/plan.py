@@ -1,7 +1,7 @@
 """A deployable plan: every task of a workflow on a named node, with estimated times.
 
 :func:`make_deploy_plan` plans a workflow on a cluster (a cluster file's nodes, by hostname) with
-any registered scheduler, behind a :class:`~agents.guarded.GuardedScheduler`: a node that cannot
+any registered scheduler, behind a :class:`~agents.fallback.FallbackScheduler`: a node that cannot
 take a task (marked down, too small, not a node) is replaced by HEFT's choice and the plan says
 so. :func:`plan_document` turns it into the JSON document ``wass plan`` writes (``plan.json``):
 
@@ -25,13 +25,14 @@ checkpoint="runs/x/model.zip")``).
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from agents.guarded import Decision, GuardedScheduler, infeasible_reason
+from agents.fallback import Decision, FallbackScheduler, infeasible_reason
 from agents.heuristics import TIE_RTOL
 from wass_env.scheduling import SCHEDULERS, Scheduler, UnknownSchedulerError, make_scheduler
 from wass_env.sim.cluster import Cluster
@@ -55,7 +56,8 @@ def scheduler_from_spec(spec: str) -> Scheduler:
     """A scheduler from ``NAME`` or ``NAME:CHECKPOINT`` (see the module docstring).
 
     Raises:
-        UnknownSchedulerError: if the name is not registered (the message lists the names).
+        UnknownSchedulerError: if the name is not registered (the message lists the names),
+            needs a checkpoint that is not given, or its checkpoint cannot be loaded.
     """
     name, sep, checkpoint = spec.partition(":")
     if name not in SCHEDULERS:
@@ -70,7 +72,18 @@ def scheduler_from_spec(spec: str) -> Scheduler:
         )
     if sep and not checkpoint:
         raise UnknownSchedulerError(f"--scheduler: {spec!r} names no checkpoint after ':'")
-    return make_scheduler(name, **({"checkpoint": checkpoint} if sep else {}))
+    if not sep:
+        if "checkpoint" in getattr(SCHEDULERS[name], "requires", ()):
+            raise UnknownSchedulerError(
+                f"--scheduler: {name!r} needs a checkpoint: give {name}:PATH/TO/model.zip"
+            )
+        return make_scheduler(name)
+    try:
+        return make_scheduler(name, checkpoint=checkpoint)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        raise UnknownSchedulerError(
+            f"--scheduler: cannot load {name!r} from checkpoint {checkpoint!r}: {exc}"
+        ) from None
 
 
 @dataclass(frozen=True, eq=False)
@@ -80,7 +93,7 @@ class DeployPlan:
     Attributes:
         plan: The plan (nodes, estimated start and finish per task).
         scheduler: The scheduler as named (``"heft"``, ``"policy:model.zip"``).
-        decisions: Every placement, in placement order, as the guard recorded it.
+        decisions: Every placement, in placement order, as the fallback wrapper recorded it.
         base_name: The wrapped scheduler's short name.
         rule: One line saying how the scheduler chooses (its class docstring's first line).
     """
@@ -130,7 +143,7 @@ def make_deploy_plan(
     *,
     insertion: bool = True,
 ) -> DeployPlan:
-    """Plan ``workflow`` on ``cluster`` with ``scheduler``, guarded (see the module docstring).
+    """Plan ``workflow`` on ``cluster`` with ``scheduler``, HEFT as the fallback (see the module docstring).
 
     Args:
         workflow: The workflow.
@@ -144,13 +157,13 @@ def make_deploy_plan(
     """
     base = scheduler_from_spec(scheduler) if isinstance(scheduler, str) else scheduler
     label = scheduler if isinstance(scheduler, str) else base.name
-    guard = GuardedScheduler(base, record=True)
-    plan = guard.plan(Problem(workflow, cluster), insertion=insertion)
+    wrapper = FallbackScheduler(base, record=True)
+    plan = wrapper.plan(Problem(workflow, cluster), insertion=insertion)
     doc = (type(base).__doc__ or "").strip()
     return DeployPlan(
         plan=plan,
         scheduler=label,
-        decisions=tuple(guard.decisions),
+        decisions=tuple(wrapper.decisions),
         base_name=base.name,
         rule=doc.splitlines()[0].strip() if doc else base.name,
     )

@@ -10,6 +10,8 @@ import numpy as np
 from gymnasium import spaces
 from numpy.typing import NDArray
 
+from wass_env.envs.graph import GRAPH_EDGE_FEATURES, GRAPH_TASK_FEATURES, GraphWindow
+from wass_env.envs.lookahead import LOOKAHEAD_FEATURES, Lookahead
 from wass_env.errors import WassError
 from wass_env.scheduling import Scheduler, make_scheduler
 from wass_env.sim.cluster import Cluster, cluster_from_spec
@@ -54,6 +56,16 @@ NODE_FEATURES: tuple[str, ...] = (
     "load",  # core-seconds placed on the node / (cores x scale)
 )
 _N_STATIC = 5  # leading NODE_FEATURES columns that depend only on the task
+#: Names of ``obs["context"]`` (with ``lookahead=True``): the instance and the progress.
+CONTEXT_FEATURES: tuple[str, ...] = (
+    "log_ccr",  # log(1 + communication-to-computation ratio)
+    "n_nodes",  # nodes / max_nodes
+    "heterogeneity",  # spread of relative node speeds
+    "ready",  # ready tasks / tasks
+    "remaining",  # unplaced tasks / tasks
+)
+#: Time units the reward terms are divided by (``reward_scale``).
+REWARD_SCALES: tuple[str, ...] = ("lower_bound", "reference")
 #: Named reward terms reported in ``info["rewards"]``.
 REWARD_TERMS: tuple[str, ...] = ("makespan", "progress", "illegal")
 _CLIP = 100.0  # features are clipped to [0, _CLIP] so the Box bounds hold
@@ -130,6 +142,15 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
       the end of each episode it plans the same instance and the last ``info`` adds
       ``reference_makespan`` and ``ratio_to_reference`` (planned makespan / the baseline's
       planned makespan). Default None (no extra work).
+    * ``lookahead``: add ``obs["lookahead"]`` (``(max_nodes, len(LOOKAHEAD_FEATURES))``: what
+      placing the task on each node means for its children and the path to the exit, see
+      :mod:`wass_env.envs.lookahead`) and ``obs["context"]`` (:data:`CONTEXT_FEATURES`).
+    * ``graph_window``: if > 0, add the current task's neighbourhood in the DAG, padded to that
+      many tasks: ``obs["graph_tasks"]`` and ``obs["graph_edges"]`` (see
+      :mod:`wass_env.envs.graph`), for a graph network.
+    * ``reward_scale``: time unit of the rewards: ``"lower_bound"`` (default, like the
+      observations) or ``"reference"`` (the reference scheduler's planned makespan, planned at
+      reset, so the episode's return is minus the makespan relative to, e.g., HEFT's).
     * ``render_mode``: ``"ansi"`` (text Gantt) or ``"rgb_array"`` (Gantt image).
 
     ``reset(options=...)`` accepts ``{"workflow": Workflow, "cluster": spec}`` or
@@ -153,6 +174,9 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         reward_weights: Mapping[str, float] | None = None,
         illegal_action: str = "fallback",
         reference: str | Scheduler | None = None,
+        lookahead: bool = False,
+        graph_window: int = 0,
+        reward_scale: str = "lower_bound",
         render_mode: str | None = None,
     ) -> None:
         from wass_env.workloads import make_sampler
@@ -199,14 +223,39 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         if reference is not None:
             self._reference = make_scheduler(reference)
         self.render_mode = render_mode
+        if not (isinstance(graph_window, (int, np.integer)) and 0 <= graph_window <= 4096):
+            raise EnvConfigError(
+                f"graph_window must be an integer in [0, 4096], got {graph_window!r}"
+            )
+        self.lookahead = bool(lookahead)
+        self.graph_window = int(graph_window)
+        if reward_scale not in REWARD_SCALES:
+            raise EnvConfigError(
+                f"reward_scale must be one of {REWARD_SCALES}, got {reward_scale!r}"
+            )
+        if reward_scale == "reference" and reference is None:
+            raise EnvConfigError("reward_scale='reference' needs a reference scheduler")
+        self.reward_scale = reward_scale
 
         self.action_space = spaces.Discrete(self.max_nodes)
-        self.observation_space = spaces.Dict(  # type: ignore[assignment]
-            {
-                "task": spaces.Box(0.0, _CLIP, (len(TASK_FEATURES),), np.float32),
-                "nodes": spaces.Box(0.0, _CLIP, (self.max_nodes, len(NODE_FEATURES)), np.float32),
-            }
-        )
+        obs_spaces: dict[str, spaces.Space[Any]] = {
+            "task": spaces.Box(0.0, _CLIP, (len(TASK_FEATURES),), np.float32),
+            "nodes": spaces.Box(0.0, _CLIP, (self.max_nodes, len(NODE_FEATURES)), np.float32),
+        }
+        if self.lookahead:
+            obs_spaces["lookahead"] = spaces.Box(
+                0.0, _CLIP, (self.max_nodes, len(LOOKAHEAD_FEATURES)), np.float32
+            )
+            obs_spaces["context"] = spaces.Box(0.0, _CLIP, (len(CONTEXT_FEATURES),), np.float32)
+        if self.graph_window:
+            w = self.graph_window
+            obs_spaces["graph_tasks"] = spaces.Box(
+                0.0, _CLIP, (w, len(GRAPH_TASK_FEATURES)), np.float32
+            )
+            obs_spaces["graph_edges"] = spaces.Box(
+                0.0, max(_CLIP, float(w)), (4 * w, len(GRAPH_EDGE_FEATURES)), np.float32
+            )
+        self.observation_space = spaces.Dict(obs_spaces)  # type: ignore[assignment]
         # Episode state (set by reset).
         self.problem: Problem | None = None
         self.builder: PlanBuilder | None = None
@@ -273,14 +322,14 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         b.assign(self.current_task, node)
         rewards = {
             "makespan": 0.0,
-            "progress": -(b.max_finish - before) / self._scale,
+            "progress": -(b.max_finish - before) / self._reward_unit,
             "illegal": -1.0 if illegal else 0.0,
         }
         terminated = b.done
         if terminated:
             self.current_task = -1
             metrics = self._finish_episode()
-            rewards["makespan"] = -metrics["makespan"] / self._scale
+            rewards["makespan"] = -metrics["makespan"] / self._reward_unit
         else:
             self._queue.update()  # type: ignore[union-attr]
             self.current_task = self._queue.pop()  # type: ignore[union-attr]
@@ -292,6 +341,29 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         info["illegal_action"] = illegal
         info.update(metrics)
         return obs, float(reward), terminated, False, info
+
+    def observe(self, builder: PlanBuilder, task: int) -> dict[str, NDArray[np.float32]]:
+        """The observation the agent would see with ``task`` to place in the partial plan
+        ``builder`` (of any problem that fits ``max_nodes``), without changing the episode.
+
+        This is how a trained policy acts as a scheduler outside the environment's own loop
+        (``Scheduler.select_node``). When ``builder`` plans another problem than the current
+        episode's, that problem becomes the current one (as after a ``reset``).
+        """
+        if builder.problem is not self.problem:
+            if builder.problem.n_nodes > self.max_nodes:
+                raise EnvConfigError(
+                    f"cluster {builder.problem.cluster.name!r} has {builder.problem.n_nodes} "
+                    f"nodes; this env was built with max_nodes={self.max_nodes}"
+                )
+            self._start_episode(builder.problem)
+        saved = (self.builder, self.current_task)
+        self.builder, self.current_task = builder, task
+        try:
+            return self._get_obs()
+        finally:
+            self.builder, self.current_task = saved
+            self._update_mask()
 
     def action_masks(self) -> NDArray[np.bool_]:
         """Bool mask of the nodes the current task may go to (what MaskablePPO reads)."""
@@ -315,6 +387,14 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         self._queue = ReadyQueue(self.builder, task_priority(problem, self.task_order))
         self.current_task = self._queue.pop()
         self._scale = problem.lower_bound() or 1.0  # [s] time unit of observations and rewards
+        self._reference_makespan: float | None = None
+        self._reward_unit = self._scale
+        if self.reward_scale == "reference":
+            assert self._reference is not None
+            self._reference_makespan = self._reference.plan(
+                problem, insertion=self.insertion
+            ).makespan
+            self._reward_unit = self._reference_makespan or self._scale
         wf, cl = problem.workflow, problem.cluster
         n = problem.n_nodes
         # Static per-episode features, computed once.
@@ -360,6 +440,22 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         masks_i8.setflags(write=False)
         self._masks_i8 = masks_i8
         self._valid.setflags(write=False)
+        self._lookahead = Lookahead(problem, _CLIP) if self.lookahead else None
+        self._graph = GraphWindow(problem, self.graph_window, _CLIP) if self.graph_window else None
+        if self.lookahead:
+            speed = problem.min_exec[:, None] / np.where(
+                problem.exec_time > 0, problem.exec_time, 1.0
+            )
+            self._context_static = np.array(
+                [
+                    np.log1p(problem.ccr()),  # how communication-heavy the instance is
+                    n / self.max_nodes,
+                    float(np.std(np.where(problem.fits, speed, 0.0))),  # node heterogeneity
+                    0.0,
+                    0.0,
+                ]
+            )
+            self._total_work = float(problem.mean_exec.sum()) or 1.0
         self._update_mask()
 
     def _update_mask(self) -> None:
@@ -372,7 +468,9 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         t = self.current_task
         if t < 0:
             node_obs[:, 0] = self._valid
-            return {"task": np.zeros(len(TASK_FEATURES), dtype=np.float32), "nodes": node_obs}
+            obs = {"task": np.zeros(len(TASK_FEATURES), dtype=np.float32), "nodes": node_obs}
+            self._add_extra_obs(obs, -1, None, 0.0)
+            return obs
         p, b = self.problem, self.builder
         assert p is not None and b is not None
         wf = p.workflow
@@ -408,7 +506,41 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         rows = node_obs[:n]
         rows[:, :_N_STATIC] = self._node_static[t]
         rows[:, _N_STATIC:] = dyn.T
-        return {"task": task_obs, "nodes": node_obs}
+        obs = {"task": task_obs, "nodes": node_obs}
+        self._add_extra_obs(obs, t, eft, release)
+        return obs
+
+    def _add_extra_obs(
+        self,
+        obs: dict[str, NDArray[np.float32]],
+        t: int,
+        eft: NDArray[np.float64] | None,
+        release: float,
+    ) -> None:
+        """The optional lookahead, context and graph parts of the observation."""
+        if self.lookahead:
+            look = np.zeros((self.max_nodes, len(LOOKAHEAD_FEATURES)), dtype=np.float32)
+            ctx = np.zeros(len(CONTEXT_FEATURES), dtype=np.float32)
+            if t >= 0:
+                b, p = self.builder, self.problem
+                assert b is not None and p is not None and eft is not None
+                look[: p.n_nodes] = self._lookahead(b, t, eft, release, self._scale)  # type: ignore[misc]
+                ctx[:] = self._context_static
+                ctx[3] = len(b.ready) / p.n_tasks
+                ctx[4] = 1.0 - b.n_placed / p.n_tasks
+                np.clip(ctx, 0.0, _CLIP, out=ctx)
+            obs["lookahead"] = look
+            obs["context"] = ctx
+        if self._graph is not None or self.graph_window:
+            w = self.graph_window
+            if t >= 0 and self._graph is not None:
+                assert self.builder is not None
+                gt, ge = self._graph(self.builder, t, release, self._scale)
+            else:
+                gt = np.zeros((w, len(GRAPH_TASK_FEATURES)), dtype=np.float32)
+                ge = np.zeros((4 * w, len(GRAPH_EDGE_FEATURES)), dtype=np.float32)
+            obs["graph_tasks"] = gt
+            obs["graph_edges"] = ge
 
     def _get_info(self) -> dict[str, Any]:
         p = self.problem
@@ -432,7 +564,9 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         m: dict[str, Any] = dict(schedule_metrics(realized).as_dict())
         m["planned_makespan"] = plan.makespan
         if self._reference is not None:
-            ref = self._reference.plan(p, insertion=self.insertion).makespan
+            ref = self._reference_makespan
+            if ref is None:
+                ref = self._reference.plan(p, insertion=self.insertion).makespan
             m["reference_makespan"] = ref
             m["ratio_to_reference"] = plan.makespan / ref if ref > 0 else 1.0
         m.update(

@@ -1,13 +1,13 @@
-"""A guard around any scheduler: a node it cannot use falls back to HEFT's choice.
+"""Graceful degradation for any scheduler: a node it cannot use falls back to HEFT's choice.
 
-:class:`GuardedScheduler` wraps a scheduler (a heuristic, a learned policy, anything registered)
+:class:`FallbackScheduler` wraps a scheduler (a heuristic, a learned policy, anything registered)
 and checks every node it chooses. A choice that is not a node of the cluster, or a node the task
 does not fit on (too few cores, too little memory, or the node is marked down), is replaced by
 the fallback scheduler's choice (HEFT's: the earliest finish time among the nodes the task fits
 on), and the decision is recorded with the reason. A deployed plan therefore never sends a task
 to a node that cannot run it, whatever the wrapped scheduler does, and says where it overrode it.
 
-The guard also records what every decision saw (each node's earliest start and finish for the
+The wrapper also records what every decision saw (each node's earliest start and finish for the
 task at that moment), which is what ``wass plan --explain`` reports.
 
 How it drives the wrapped scheduler:
@@ -17,14 +17,14 @@ How it drives the wrapped scheduler:
 * a scheduler with its own :meth:`~wass_env.scheduling.Scheduler.plan` (Min-Min, CP-SAT, a
   policy rolling out an environment) plans first; its plan is then replayed in its placement
   order, node by node, with the same check. A plan the builder accepted never needs a fallback,
-  so for these the guard only matters for nodes such a scheduler reports through
+  so for these the check only matters for nodes such a scheduler reports through
   :meth:`select_node`.
 
 Example::
 
-    guarded = GuardedScheduler("peft")
-    plan = guarded.plan(problem)
-    overridden = [d for d in guarded.decisions if d.fallback]
+    safe = FallbackScheduler("peft")
+    plan = safe.plan(problem)
+    overridden = [d for d in safe.decisions if d.fallback]
 """
 
 from __future__ import annotations
@@ -42,12 +42,12 @@ from wass_env.sim.ordering import ReadyQueue
 from wass_env.sim.plan import Plan, PlanBuilder
 from wass_env.sim.problem import Problem
 
-__all__ = ["Decision", "GuardedScheduler", "infeasible_reason"]
+__all__ = ["Decision", "FallbackScheduler", "infeasible_reason"]
 
 
 @dataclass(frozen=True, eq=False)
 class Decision:
-    """One placement as the guard saw it.
+    """One placement as the wrapper saw it.
 
     Attributes:
         task: The task placed.
@@ -55,9 +55,9 @@ class Decision:
         node: The node the task went to.
         reason: Why ``proposed`` was not used ("" when it was).
         earliest_start: Per node, the task's earliest start at that moment (``inf`` where it
-            does not fit) [s]; empty unless the guard records.
+            does not fit) [s]; empty unless recording.
         earliest_finish: Per node, the task's earliest finish at that moment [s]; empty unless
-            the guard records.
+            recording.
     """
 
     task: int
@@ -97,7 +97,7 @@ def infeasible_reason(problem: Problem, task: int, node: int) -> str:
 _EMPTY = np.zeros(0)
 
 
-class GuardedScheduler(Scheduler):
+class FallbackScheduler(Scheduler):
     """Any scheduler, with infeasible or down nodes replaced by a fallback scheduler's choice.
 
     Args:
@@ -106,7 +106,7 @@ class GuardedScheduler(Scheduler):
             finish time). It must choose nodes by :meth:`select_node`.
         record: Keep each decision's per-node earliest start and finish times (for
             explanations).
-        seed: Seed of the guard's own generator (the wrapped schedulers keep theirs).
+        seed: Seed of the wrapper's own generator (the wrapped schedulers keep theirs).
         **base_kwargs: Passed to the wrapped scheduler when ``base`` is a name or a mapping.
 
     Attributes:
@@ -114,7 +114,7 @@ class GuardedScheduler(Scheduler):
             problem change), in placement order.
     """
 
-    name: ClassVar[str] = "guarded"
+    name: ClassVar[str] = "fallback"
 
     def __init__(
         self,
@@ -138,8 +138,8 @@ class GuardedScheduler(Scheduler):
         self.base._ensure(problem)
         self.fallback_scheduler._ensure(problem)
 
-    # ------------------------------------------------------------------ the guard
-    def guard(self, builder: PlanBuilder, task: int, proposed: int) -> int:
+    # ------------------------------------------------------------------ the check
+    def check(self, builder: PlanBuilder, task: int, proposed: int) -> int:
         """The node ``task`` goes to when the wrapped scheduler proposes ``proposed``.
 
         Records the decision; the task is not placed (the caller places it).
@@ -162,14 +162,14 @@ class GuardedScheduler(Scheduler):
     def select_node(self, builder: PlanBuilder, task: int) -> int:
         """The wrapped scheduler's node for ``task``, or the fallback's if it is unusable."""
         self._ensure(builder.problem)
-        return self.guard(builder, task, int(self.base.select_node(builder, task)))
+        return self.check(builder, task, int(self.base.select_node(builder, task)))
 
     def act(self, obs: Any, mask: NDArray[np.bool_], env: Any) -> int:
         """Step-wise use: the wrapped scheduler's action, or the fallback's if it is unusable."""
         core = env_core(env)
         self._ensure(core.problem)
         proposed = int(self.base.act(obs, mask, env))
-        return self.guard(core.builder, core.current_task, proposed)
+        return self.check(core.builder, core.current_task, proposed)
 
     def priority(self, problem: Problem) -> NDArray[np.float64]:
         """The wrapped scheduler's task priority."""
@@ -189,13 +189,13 @@ class GuardedScheduler(Scheduler):
             queue = ReadyQueue(builder, self.base.priority(problem))
             while not builder.done:
                 task = queue.pop()
-                builder.assign(task, self.guard(builder, task, self.base.select_node(builder, task)))
+                builder.assign(task, self.check(builder, task, self.base.select_node(builder, task)))
                 queue.update()
         else:
             own = self.base.plan(problem, insertion=insertion)
             for task in np.argsort(own.decision, kind="stable").tolist():
-                builder.assign(task, self.guard(builder, task, int(own.node[task])))
+                builder.assign(task, self.check(builder, task, int(own.node[task])))
         return builder.plan()
 
     def __repr__(self) -> str:
-        return f"GuardedScheduler({self.base!r}, fallback={self.fallback_scheduler!r})"
+        return f"FallbackScheduler({self.base!r}, fallback={self.fallback_scheduler!r})"
