@@ -189,7 +189,9 @@ class FallbackScheduler(Scheduler):
             queue = ReadyQueue(builder, self.base.priority(problem))
             while not builder.done:
                 task = queue.pop()
-                builder.assign(task, self.check(builder, task, self.base.select_node(builder, task)))
+                builder.assign(
+                    task, self.check(builder, task, self.base.select_node(builder, task))
+                )
                 queue.update()
         else:
             own = self.base.plan(problem, insertion=insertion)

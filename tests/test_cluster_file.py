@@ -12,7 +12,7 @@ import pytest
 from agents.heft import HEFTScheduler
 from wass_env.sim import Cluster, ClusterError, Problem, Workflow, WorkflowError, execute
 from wass_env.sim.cluster import GIB
-from wass_env.sim.cluster_file import is_hostname, load_cluster, parse_cluster
+from wass_env.sim.cluster_file import is_hostname, load_cluster
 from wass_env.sim.plan import PlanBuilder
 from wass_env.workloads import load_workflow, parse_wfformat
 
@@ -236,7 +236,11 @@ def _wfformat(tasks: list[dict]) -> dict:
             },
             "execution": {
                 "tasks": [
-                    {"id": t["id"], "runtimeInSeconds": 1.0, **({"command": t["command"]} if "command" in t else {})}
+                    {
+                        "id": t["id"],
+                        "runtimeInSeconds": 1.0,
+                        **({"command": t["command"]} if "command" in t else {}),
+                    }
                     for t in tasks
                 ]
             },
@@ -258,7 +262,9 @@ def test_wfformat_keeps_program_and_arguments() -> None:
     assert wf.replace(edge_bytes=np.ones(wf.n_edges)).command == wf.command
     from wass_env.workloads import WorkloadError
 
-    with pytest.raises(WorkloadError, match=r"tasks\[0\]\.command\.arguments\[0\]: expected a string"):
+    with pytest.raises(
+        WorkloadError, match=r"tasks\[0\]\.command\.arguments\[0\]: expected a string"
+    ):
         parse_wfformat(_wfformat([{"id": "a", "command": {"program": "x", "arguments": [{}]}}]))
 
 

@@ -1,10 +1,11 @@
-"""``wass plan``: the HEFT fallback, plan.json, the Slurm job set (its scripts run against stand-in Slurm
-commands) and the command line, with its one-line errors."""
+"""``wass plan``: the HEFT fallback, plan.json, the Slurm job set (its scripts run against
+stand-in Slurm commands) and the command line, with its one-line errors."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 
 from agents.deploy.plan import make_deploy_plan, plan_document, scheduler_from_spec
-from agents.deploy.slurm import JobSetError, render_job_set, write_job_set
+from agents.deploy.slurm import JobSetError, node_order_guards, render_job_set, write_job_set
 from agents.fallback import FallbackScheduler
 from agents.heft import HEFTScheduler
 from agents.heuristics import min_eft_node
@@ -104,7 +105,7 @@ def test_fallback_catches_a_node_that_does_not_exist_and_one_too_small() -> None
     # A 4-core task proposed on n3 (2 cores) says why it does not fit.
     small = FallbackScheduler({"_target_": "tests.test_deploy.FixedNode", "node": 2})
     small.plan(Problem(wf, cl))
-    four = [d for d in small.decisions if d.task == 1][0]
+    four = next(d for d in small.decisions if d.task == 1)
     assert four.reason == "fixed chose n3: the task needs 4 cores (node n3 has 2)"
     assert four.node in (0, 1)
 
@@ -184,26 +185,33 @@ def test_plan_records_fallbacks_and_other_rules() -> None:
 
 
 def test_scheduler_spec_with_checkpoint_goes_through_the_registry(tmp_path: Path) -> None:
-    with pytest.raises(UnknownSchedulerError, match=r"unknown scheduler 'policy' \('policy' takes"):
-        scheduler_from_spec("policy:model.zip")
+    with pytest.raises(UnknownSchedulerError, match=r"unknown scheduler 'toy' \('toy' takes"):
+        scheduler_from_spec("toy:model.zip")
     with pytest.raises(UnknownSchedulerError, match="registered: .*heft"):
         scheduler_from_spec("hfet")
+    with pytest.raises(UnknownSchedulerError, match="'policy' needs a checkpoint: give policy:"):
+        scheduler_from_spec("policy")
+    with pytest.raises(
+        UnknownSchedulerError, match=r"cannot load 'policy' from checkpoint '.*no\.zip'"
+    ):
+        scheduler_from_spec(f"policy:{tmp_path / 'no.zip'}")
     seen: list[str] = []
 
-    class Policy(HEFTScheduler):
-        name: ClassVar[str] = "policy"
+    class Toy(HEFTScheduler):
+        name: ClassVar[str] = "toy"
+        requires: ClassVar[tuple[str, ...]] = ("checkpoint",)
 
         def __init__(self, checkpoint: str, seed: int | None = None) -> None:
             seen.append(checkpoint)
             super().__init__(seed)
 
-    SCHEDULERS.register("policy", Policy)
+    SCHEDULERS.register("toy", Toy)
     try:
-        dp = make_deploy_plan(_workflow(0), _cluster(), "policy:runs/x/model.zip")
-        assert seen == ["runs/x/model.zip"] and dp.scheduler == "policy:runs/x/model.zip"
+        dp = make_deploy_plan(_workflow(0), _cluster(), "toy:runs/x/model.zip")
+        assert seen == ["runs/x/model.zip"] and dp.scheduler == "toy:runs/x/model.zip"
     finally:
-        SCHEDULERS._refs.pop("policy")
-        SCHEDULERS._loaded.pop("policy", None)
+        SCHEDULERS._refs.pop("toy")
+        SCHEDULERS._loaded.pop("toy", None)
 
 
 # ---------------------------------------------------------------------------- the job set
@@ -223,7 +231,7 @@ def test_job_scripts() -> None:
     by_task = {}
     for name, text in files.items():
         if name != "submit.sh":
-            job = [line for line in text.splitlines() if "--job-name=" in line][0].split("=")[1]
+            job = next(x for x in text.splitlines() if "--job-name=" in x).split("=")[1]
             by_task[job] = text
     prep, a, b = by_task["prep"], by_task["sim_a"], by_task["sim_b"]
     assert "#SBATCH --cpus-per-task=1\n#SBATCH --mem=1M\n" in prep  # never --mem=0 (= all)
@@ -243,14 +251,18 @@ def test_job_scripts() -> None:
     sleep = render_job_set(dp, sleep=True)
     runtime = dp.plan.finish[2] - dp.plan.start[2]
     assert f"bash -c 'sleep {runtime:.3f}'" in sleep[next(n for n in sleep if "sim_b" in n)]
-    tmpl = render_job_set(dp, command="srun {type} --id {id} -n {cores} -m {memory_mb} -t {runtime}")
+    tmpl = render_job_set(
+        dp, command="srun {type} --id {id} -n {cores} -m {memory_mb} -t {runtime}"
+    )
     text = tmpl[next(n for n in tmpl if "sim_b" in n)]
     assert f"bash -c 'srun  --id sim/b -n 4 -m 3072 -t {runtime:.3f}'" in text
 
 
 def test_job_set_errors() -> None:
     dp = make_deploy_plan(Workflow.from_arrays([1.0, 1.0], [(0, 1)], ids=["a", "b"]), _cluster())
-    with pytest.raises(JobSetError, match="task 'a' has no command \\(and 1 more\\); give --command"):
+    with pytest.raises(
+        JobSetError, match="task 'a' has no command \\(and 1 more\\); give --command"
+    ):
         render_job_set(dp)
     with pytest.raises(JobSetError, match=r"unknown placeholder \{nodes\}.*known: \{id\}"):
         render_job_set(dp, command="run {nodes}")
@@ -269,7 +281,10 @@ FAKE_SBATCH = """#!/bin/bash
 # Stand-in sbatch: logs its arguments, prints the next job id (fails on job $FAIL_AT).
 n=$(( $(wc -l < "$FAKE_LOG") + 1 ))
 echo "sbatch $*" >> "$FAKE_LOG"
-if [ "${FAIL_AT:-0}" -eq "$n" ]; then echo "sbatch: error: Batch job submission failed" >&2; exit 1; fi
+if [ "${FAIL_AT:-0}" -eq "$n" ]; then
+    echo "sbatch: error: Batch job submission failed" >&2
+    exit 1
+fi
 echo "$((100 + n));wass"
 """
 
@@ -351,6 +366,26 @@ def test_job_script_records_times_node_and_exit_code(tmp_path: Path) -> None:
     assert 0 <= float(rows[1][1]) - float(rows[0][1]) < 5
 
 
+def test_jobs_that_could_overtake_on_their_node_wait_for_the_one_ahead() -> None:
+    # One node with 2 cores. a (1 core, 10 s) and e (1 core, 2 s) start at 0; b (2 cores) must
+    # wait for a; d (1 core, 20 s, parent e) does not fit in the 8 s gap before b, so the plan
+    # runs it after b, next to f. On Slurm d would start at 2 s on the free core and hold b.
+    wf = Workflow.from_arrays(
+        [10, 2, 1, 20, 50],
+        [(0, 2), (1, 3), (2, 4)],
+        ids=["a", "e", "b", "d", "f"],
+        cores=[1, 1, 2, 1, 1],
+    )
+    dp = make_deploy_plan(wf, Cluster([1.0], [2], node_name=["n1"]))
+    p = dp.plan
+    assert [wf.ids[t] for t in p.node_order(0)] == ["a", "e", "b", "f", "d"]
+    assert (p.start[3], p.release[3]) == (11.0, 2.0)
+    assert node_order_guards(dp) == {3: [2, 4]}  # d waits for b and f to have started
+    submit = render_job_set(dp, sleep=True)["submit.sh"]
+    assert "submit d 0005-d.sh afterok:$j2,after:$j3:$j4; j5=$job" in submit
+    assert "after:" not in render_job_set(dp, sleep=True, keep_order=False)["submit.sh"]
+
+
 def test_job_set_is_all_or_nothing(tmp_path: Path) -> None:
     dp = make_deploy_plan(_diamond(), _cluster())
     (tmp_path / "full").mkdir()
@@ -369,7 +404,12 @@ def test_job_set_is_all_or_nothing(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------- the command line
 def _files(tmp_path: Path) -> tuple[Path, Path]:
     wf = tmp_path / "wf.json"
-    tasks = [("a", [], "prep"), ("b", ["a"], "work 1"), ("c", ["a"], "work 2"), ("d", ["b", "c"], "")]
+    tasks = [
+        ("a", [], "prep"),
+        ("b", ["a"], "work 1"),
+        ("c", ["a"], "work 2"),
+        ("d", ["b", "c"], ""),
+    ]
     wf.write_text(
         json.dumps(
             {
@@ -416,7 +456,9 @@ def _files(tmp_path: Path) -> tuple[Path, Path]:
     return wf, cl
 
 
-def test_wass_plan_writes_plan_and_job_set(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_wass_plan_writes_plan_and_job_set(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     wf, cl = _files(tmp_path)
     out, jobs = tmp_path / "plan.json", tmp_path / "jobs"
     args = [str(wf), "--cluster", str(cl), "--explain", "-o", str(out), "--slurm", str(jobs)]
@@ -436,10 +478,17 @@ def test_wass_plan_writes_plan_and_job_set(tmp_path: Path, capsys: pytest.Captur
     ("change", "message"),
     [
         ({"workflow": "missing.json"}, r"missing\.json: cannot read file"),
-        ({"cluster": "bad.yaml"}, r"bad\.yaml: nodes\[0\]\.cores: must be a whole number, got 1\.5"),
-        ({"cluster": "host.yaml"}, r"host\.yaml: nodes\[0\]\.name: 'node_1' is not a valid hostname"),
+        (
+            {"cluster": "bad.yaml"},
+            r"bad\.yaml: nodes\[0\]\.cores: must be a whole number, got 1\.5",
+        ),
+        (
+            {"cluster": "host.yaml"},
+            r"host\.yaml: nodes\[0\]\.name: 'node_1' is not a valid hostname",
+        ),
         ({"scheduler": "fastest"}, r"--scheduler: unknown scheduler 'fastest'; registered: "),
-        ({"scheduler": "policy:m.zip"}, r"unknown scheduler 'policy' \('policy' takes a checkpoint"),
+        ({"scheduler": "toy:m.zip"}, r"unknown scheduler 'toy' \('toy' takes a checkpoint"),
+        ({"scheduler": "policy:m.zip"}, r"cannot load 'policy' from checkpoint 'm\.zip'"),
         ({"slurm": "taken"}, r"--slurm: .*taken exists and is not an empty directory"),
         ({"command": None}, r"wf\.json has no command; give --command TEMPLATE or --sleep"),
         ({"command": "run {task}"}, r"--command: unknown placeholder \{task\}"),
@@ -450,21 +499,23 @@ def test_wass_plan_bad_input_is_one_line_exit_2_and_writes_nothing(
 ) -> None:
     wf, cl = _files(tmp_path)
     (tmp_path / "bad.yaml").write_text("nodes: [{name: n1, speed: 1, cores: 1.5, memory_gib: 1}]")
-    (tmp_path / "host.yaml").write_text("nodes: [{name: node_1, speed: 1, cores: 1, memory_gib: 1}]")
+    (tmp_path / "host.yaml").write_text(
+        "nodes: [{name: node_1, speed: 1, cores: 1, memory_gib: 1}]"
+    )
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "old.sh").write_text("")
-    opts = {"workflow": str(wf), "cluster": str(cl), "scheduler": "heft", "slurm": "jobs"}
-    opts["command"] = "run {id}"
-    opts.update({k: (str(tmp_path / v) if k in ("workflow", "cluster", "slurm") else v) for k, v in change.items()})
-    argv = ["plan", opts["workflow"], "--cluster", opts["cluster"], "--scheduler", opts["scheduler"]]
-    argv += ["-o", str(tmp_path / "plan.json"), "--slurm", opts["slurm"]]
-    if opts["command"] is not None:
-        argv += ["--command", opts["command"]]
+    files = {"workflow": wf, "cluster": cl, "slurm": tmp_path / "jobs"}
+    files.update({k: tmp_path / v for k, v in change.items() if k in files})
+    scheduler = change.get("scheduler", "heft")
+    command = change.get("command", "run {id}")
+    argv = ["plan", str(files["workflow"]), "--cluster", str(files["cluster"])]
+    argv += ["--scheduler", scheduler, "-o", str(tmp_path / "plan.json")]
+    argv += ["--slurm", str(files["slurm"])] + (["--command", command] if command else [])
     before = sorted(p.name for p in tmp_path.iterdir())
     assert wass(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("wass plan: error: ")
-    assert __import__("re").search(message, err), err
+    assert re.search(message, err), err
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written
 
 
@@ -487,9 +538,38 @@ def test_installed_console_script(tmp_path: Path) -> None:
     if not exe.is_file():
         pytest.skip("the wass console script is not installed (pip install -e .)")
     wf, cl = _files(tmp_path)
-    ok = subprocess.run([str(exe), "plan", str(wf), "--cluster", str(cl)], capture_output=True, text=True)
+    ok = subprocess.run(
+        [str(exe), "plan", str(wf), "--cluster", str(cl)], capture_output=True, text=True
+    )
     assert ok.returncode == 0 and json.loads(ok.stdout)["format"] == "wass-plan/1"
     bad = subprocess.run(
-        [str(exe), "plan", str(wf), "--cluster", str(tmp_path / "no.yaml")], capture_output=True, text=True
+        [str(exe), "plan", str(wf), "--cluster", str(tmp_path / "no.yaml")],
+        capture_output=True,
+        text=True,
     )
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
+
+
+@pytest.mark.slow  # builds a MaskablePPO model (about 5-10 s)
+def test_wass_plan_with_a_policy_checkpoint(tmp_path: Path) -> None:
+    # An untrained but saved MaskablePPO policy: `--scheduler policy:CKPT` goes through the
+    # registry; the node marked down is masked out, so the policy never picks it.
+    from agents.ppo import MaskablePPOAgent, make_vec
+
+    kw = {"workload": {"generator": "layered", "n_tasks": [4, 8]}, "cluster": "het16"}
+    agent = MaskablePPOAgent(env_kwargs=kw, seed=0)
+    agent.build(make_vec(kw, 1, 0))
+    ckpt = agent.save(tmp_path / "model.zip")
+    wf, _ = _files(tmp_path)
+    cl = tmp_path / "down.yaml"
+    cl.write_text(
+        "nodes:\n"
+        + "".join(f"  - {{name: n{i}, speed: 1.0, cores: 4, memory_gib: 8}}\n" for i in (1, 2))
+        + "  - {name: n3, speed: 4.0, cores: 4, memory_gib: 8, down: true}\n"
+    )
+    out = tmp_path / "plan.json"
+    argv = ["plan", str(wf), "--cluster", str(cl), "--scheduler", f"policy:{ckpt}", "-o", str(out)]
+    assert wass(argv) == 0
+    doc = json.loads(out.read_text())
+    assert doc["scheduler"] == f"policy:{ckpt}" and doc["fallbacks"] == 0
+    assert {t["node"] for t in doc["tasks"]} <= {"n1", "n2"}

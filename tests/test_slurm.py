@@ -15,10 +15,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from agents.deploy.fidelity import fidelity_workflow, measure_dispatch_latency
 from agents.deploy.plan import make_deploy_plan
-from agents.deploy.realised import read_run, simulate, submit_job_set, wait_for_jobs
+from agents.deploy.realised import (
+    SlurmError,
+    read_run,
+    simulate,
+    slurm_cluster_spec,
+    slurm_nodes,
+    submit_job_set,
+    wait_for_jobs,
+)
 from wass_env.cli import main as wass
 from wass_env.sim.cluster_file import load_cluster
 from wass_env.workloads import load_workflow
@@ -29,37 +38,17 @@ SPEEDS = (2.0, 1.5, 1.0, 0.5)
 NODE_TABLE = Path("/run/wass/nodes.tsv")  # written by start_slurm.sh's node-table refresher
 
 
-def _sinfo() -> list[tuple[str, str, int, int]]:
-    out = subprocess.run(
-        ["sinfo", "--noheader", "--Node", "--format=%N %T %c %m"],
-        capture_output=True,
-        text=True,
-        timeout=10,
-        check=True,
-    ).stdout
-    rows = {}
-    for line in out.splitlines():
-        name, state, cpus, mem = line.split()
-        rows[name] = (name, state, int(cpus), int(mem))
-    return [rows[k] for k in sorted(rows)]
-
-
 @pytest.fixture(scope="module")
 def cluster_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A cluster file of the running Slurm's nodes (skips when there is none)."""
     try:
-        nodes = _sinfo()
-    except (OSError, subprocess.SubprocessError):
+        nodes = slurm_nodes()
+    except SlurmError:
         pytest.skip("no Slurm running: start one with `bash scripts/start_slurm.sh`")
-    if len(nodes) < 4 or any(state not in ("idle", "mixed") for _, state, _, _ in nodes):
+    if len(nodes) < 4 or any(state not in ("idle", "mixed") for _, state, _, _ in nodes[:4]):
         pytest.skip(f"needs 4 idle Slurm nodes (scripts/start_slurm.sh); sinfo shows {nodes}")
-    lines = ["nodes:"]
-    for k, (name, _, cpus, mem) in enumerate(nodes[:4]):
-        lines.append(
-            f"  - {{name: {name}, speed: {SPEEDS[k]}, cores: {cpus}, memory_gib: {mem / 1024}}}"
-        )
     f = tmp_path_factory.mktemp("slurm") / "cluster.yaml"
-    f.write_text("\n".join(lines) + "\n")
+    f.write_text(yaml.safe_dump(slurm_cluster_spec(SPEEDS)))
     return f
 
 
@@ -101,15 +90,20 @@ def test_realised_makespan_within_10_percent_of_simulation_with_dispatch_latency
     dispatch = float(delays.mean())
     assert delays.size == 28 and 0.0 < dispatch < 2.0  # one scheduling pass is about 1 s here
     # 2. Plan a >= 30 s workflow with it, through the command line, and run the job set.
-    text = cluster_file.read_text().replace("nodes:", f"dispatch_latency: {dispatch}\nnodes:", 1)
-    (tmp_path / "cluster.yaml").write_text(text)
+    spec = slurm_cluster_spec(SPEEDS, dispatch_latency=dispatch)
+    (tmp_path / "cluster.yaml").write_text(yaml.safe_dump(spec))
     wf = fidelity_workflow(seed=4)
     # The command line reads workflow files: the same DAG as a WfFormat file.
     wf_file = _write_wfformat(
         tmp_path / "wf.json",
         [
-            (wf.ids[t], [wf.ids[p] for p in wf.parents(t).tolist()], float(wf.work[t]),
-             int(wf.cores[t]), "true")
+            (
+                wf.ids[t],
+                [wf.ids[p] for p in wf.parents(t).tolist()],
+                float(wf.work[t]),
+                int(wf.cores[t]),
+                "true",
+            )
             for t in range(wf.n_tasks)
         ],
     )
@@ -150,8 +144,21 @@ def test_failing_task_cancels_its_dependants(cluster_file: Path, tmp_path: Path)
             ("e", ["a"], 1.0, 1, "touch ran_e"),
         ],
     )
-    assert wass(["plan", str(wf_file), "--cluster", str(cluster_file), "-o",
-                 str(tmp_path / "p.json"), "--slurm", str(tmp_path / "jobs")]) == 0
+    assert (
+        wass(
+            [
+                "plan",
+                str(wf_file),
+                "--cluster",
+                str(cluster_file),
+                "-o",
+                str(tmp_path / "p.json"),
+                "--slurm",
+                str(tmp_path / "jobs"),
+            ]
+        )
+        == 0
+    )
     dp = make_deploy_plan(load_workflow(wf_file), load_cluster(cluster_file))
     ids = submit_job_set(tmp_path / "jobs", workdir=work)
     run = read_run(dp, tmp_path / "jobs", wait_for_jobs(list(ids.values()), timeout=120))
@@ -168,6 +175,52 @@ def test_failing_task_cancels_its_dependants(cluster_file: Path, tmp_path: Path)
     assert not run.ran[[dp.workflow.index("c"), dp.workflow.index("d")]].any()
 
 
+def test_after_dependencies_keep_the_planned_node_order(tmp_path: Path) -> None:
+    # The workflow of test_deploy's overtaking test, 5 times shorter, on a 2-CPU node: with the
+    # after: dependency b starts before d, as planned; without it d takes the free core first.
+    try:
+        nodes = slurm_nodes()
+    except SlurmError:
+        pytest.skip("no Slurm running: start one with `bash scripts/start_slurm.sh`")
+    two = [r for r in nodes if r[2] == 2 and r[1] in ("idle", "mixed")]
+    if not two:
+        pytest.skip(f"needs an idle 2-CPU Slurm node (scripts/start_slurm.sh); sinfo shows {nodes}")
+    name, _, _, mem = two[0]
+    cl = tmp_path / "one.yaml"
+    cl.write_text(
+        yaml.safe_dump(
+            {"nodes": [{"name": name, "speed": 1.0, "cores": 2, "memory_gib": mem / 1024}]}
+        )
+    )
+    wf_file = _write_wfformat(
+        tmp_path / "order.json",
+        [
+            ("a", [], 2.0, 1, "true"),
+            ("e", [], 0.4, 1, "true"),
+            ("b", ["a"], 0.2, 2, "true"),
+            ("d", ["e"], 4.0, 1, "true"),
+            ("f", ["b"], 5.0, 1, "true"),
+        ],
+    )
+    dp = make_deploy_plan(load_workflow(wf_file), load_cluster(cl))
+    b, d = dp.workflow.index("b"), dp.workflow.index("d")
+    assert dp.plan.start[b] < dp.plan.start[d]
+    starts = {}
+    for free in (False, True):
+        jobs = tmp_path / f"jobs-{free}"
+        argv = [str(wf_file), "--cluster", str(cl), "--sleep", "--slurm", str(jobs)]
+        assert (
+            wass(["plan", *argv, "-o", str(tmp_path / f"p{free}.json")] + ["--free-order"] * free)
+            == 0
+        )
+        ids = submit_job_set(jobs)
+        run = read_run(dp, jobs, wait_for_jobs(list(ids.values()), timeout=120))
+        assert set(run.state) == {"COMPLETED"}
+        starts[free] = (run.start[b], run.start[d])
+    assert starts[False][0] < starts[False][1]  # kept: b, then d
+    assert starts[True][1] < starts[True][0]  # free: d overtook b
+
+
 def _wait_table(node: str, state: str, timeout: float = 15.0) -> None:
     """Wait until the plugin's node table shows ``node`` in ``state``."""
     deadline = time.monotonic() + timeout
@@ -181,7 +234,7 @@ def _wait_table(node: str, state: str, timeout: float = 15.0) -> None:
 
 
 def test_plugin_applies_plan_nodes_and_falls_back(cluster_file: Path, tmp_path: Path) -> None:
-    names = [r[0] for r in _sinfo()][:4]
+    names = [r[0] for r in slurm_nodes()][:4]
     # Four independent tasks, one per node (round robin), submitted with plan comments.
     wf_file = _write_wfformat(
         tmp_path / "four.json", [(f"t{k}", [], 2.0, 1, "true") for k in range(4)]
@@ -200,16 +253,26 @@ def test_plugin_applies_plan_nodes_and_falls_back(cluster_file: Path, tmp_path: 
         _wait_table(down, "down")
         ids = submit_job_set(tmp_path / "jobs")
         # Jobs that ask for a node that cannot take them: too many CPUs, no such node.
-        small = min(_sinfo()[:4], key=lambda r: r[2])
+        small = min(slurm_nodes()[:4], key=lambda r: r[2])
         extra = {}
         for label, opts in (
             ("cpus", [f"--comment=wass:node={small[0]}", f"--cpus-per-task={small[2] + 1}"]),
             ("nonode", ["--comment=wass:node=nosuchnode"]),
         ):
             out = subprocess.run(
-                ["sbatch", "--parsable", f"--job-name=wass-{label}", "--mem=1M",
-                 f"--output={tmp_path}/{label}.out", *opts, "--wrap", "true"],
-                capture_output=True, text=True, check=True,
+                [
+                    "sbatch",
+                    "--parsable",
+                    f"--job-name=wass-{label}",
+                    "--mem=1M",
+                    f"--output={tmp_path}/{label}.out",
+                    *opts,
+                    "--wrap",
+                    "true",
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
             ).stdout
             extra[label] = out.strip().split(";")[0]
         states = wait_for_jobs([*ids.values(), *extra.values()], timeout=120)

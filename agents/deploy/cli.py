@@ -79,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--sleep", action="store_true", help="each job sleeps for its estimated runtime"
     )
     p.add_argument(
+        "--free-order",
+        action="store_true",
+        help="let Slurm start a job ahead of one planned before it on its node (default: "
+        "such jobs wait with --dependency=after: until that one has started)",
+    )
+    p.add_argument(
         "--no-insertion",
         dest="insertion",
         action="store_false",
@@ -108,6 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             placement=args.placement,
             command=args.command,
             sleep=args.sleep,
+            keep_order=not args.free_order,
         )
     except (WassError, OSError) as exc:
         print(f"wass plan: error: {exc}", file=sys.stderr)

@@ -54,7 +54,9 @@ def calibration_workflow(
     rng = np.random.default_rng(seed)
     n = n_chains * length
     work = rng.uniform(*runtime, size=n)
-    edges = [(c * length + i, c * length + i + 1) for c in range(n_chains) for i in range(length - 1)]
+    edges = [
+        (c * length + i, c * length + i + 1) for c in range(n_chains) for i in range(length - 1)
+    ]
     ids = [f"c{c}_{i}" for c in range(n_chains) for i in range(length)]
     return Workflow.from_arrays(work, edges, ids=ids, name="dispatch-calibration", family="chain")
 
@@ -79,10 +81,11 @@ def run_job_set(
     directory: str | os.PathLike[str],
     *,
     placement: str = "nodelist",
+    keep_order: bool = True,
     timeout: float = 600.0,
 ) -> RealisedRun:
     """Write ``dp``'s job set with sleeping jobs, submit it, wait for it, and read the run."""
-    d = write_job_set(dp, directory, placement=placement, sleep=True)
+    d = write_job_set(dp, directory, placement=placement, sleep=True, keep_order=keep_order)
     ids = submit_job_set(d)
     states = wait_for_jobs(list(ids.values()), timeout=timeout)
     return read_run(dp, d, states)
@@ -146,6 +149,7 @@ def sim_to_real(
     *,
     scheduler: str = "heft",
     placement: str = "nodelist",
+    keep_order: bool = True,
     timeout: float = 600.0,
 ) -> SimToReal:
     """Plan ``workflow`` on ``cluster``, run it on Slurm, and compare (see the module docstring).
@@ -154,7 +158,9 @@ def sim_to_real(
         SlurmError: if Slurm cannot run the job set.
     """
     dp = make_deploy_plan(workflow, cluster, scheduler)
-    run = run_job_set(dp, Path(directory), placement=placement, timeout=timeout)
+    run = run_job_set(
+        dp, Path(directory), placement=placement, keep_order=keep_order, timeout=timeout
+    )
     return SimToReal(
         plan=dp,
         run=run,

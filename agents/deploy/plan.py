@@ -143,7 +143,8 @@ def make_deploy_plan(
     *,
     insertion: bool = True,
 ) -> DeployPlan:
-    """Plan ``workflow`` on ``cluster`` with ``scheduler``, HEFT as the fallback (see the module docstring).
+    """Plan ``workflow`` on ``cluster`` with ``scheduler``, HEFT as the fallback (see the module
+    docstring).
 
     Args:
         workflow: The workflow.
@@ -201,8 +202,8 @@ def _explain(dp: DeployPlan, d: Decision) -> dict[str, Any]:
             why += f"; next best {cl.node_name[n2]} at {float(eft[n2]):.3f} s"
     else:
         why = (
-            f"chosen by {dp.base_name}: finishes at {f:.3f} s, {f - fbest:.3f} s after the earliest "
-            f"finish ({cl.node_name[best]} at {fbest:.3f} s)"
+            f"chosen by {dp.base_name}: finishes at {f:.3f} s, {f - fbest:.3f} s after the "
+            f"earliest finish ({cl.node_name[best]} at {fbest:.3f} s)"
         )
     return {"chosen": chosen, "why": why, "candidates": candidates, "excluded": excluded}
 

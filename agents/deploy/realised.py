@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -39,6 +40,8 @@ __all__ = [
     "SlurmError",
     "read_run",
     "simulate",
+    "slurm_cluster_spec",
+    "slurm_nodes",
     "submit_job_set",
     "wait_for_jobs",
 ]
@@ -63,19 +66,55 @@ class SlurmError(WassError):
     """Slurm could not be used (no commands, a failed submission, a job that never ended)."""
 
 
-def _run(cmd: Sequence[str], *, timeout: float = 60.0, **kw: object) -> str:
+def _run(cmd: Sequence[str], *, timeout: float = 60.0, env: Mapping[str, str] | None = None) -> str:
     try:
         out = subprocess.run(
-            list(cmd), capture_output=True, text=True, timeout=timeout, check=False, **kw
+            list(cmd), capture_output=True, text=True, timeout=timeout, check=False, env=env
         )
     except FileNotFoundError:
-        raise SlurmError(f"{cmd[0]} not found: is Slurm installed (scripts/start_slurm.sh)?") from None
+        raise SlurmError(
+            f"{cmd[0]} not found: is Slurm installed (scripts/start_slurm.sh)?"
+        ) from None
     except subprocess.TimeoutExpired:
         raise SlurmError(f"{' '.join(cmd)} did not finish within {timeout:.0f} s") from None
     if out.returncode != 0:
         msg = (out.stderr or out.stdout).strip().splitlines()
         raise SlurmError(f"{' '.join(cmd)} failed: {msg[-1] if msg else out.returncode}")
     return out.stdout
+
+
+def slurm_nodes() -> list[tuple[str, str, int, int]]:
+    """The running Slurm's nodes, sorted by name: ``(name, state, CPUs, memory [MB])``.
+
+    Raises:
+        SlurmError: if ``sinfo`` is missing or fails.
+    """
+    out = _run(["sinfo", "--noheader", "--Node", "--format=%N %T %c %m"], timeout=10.0)
+    rows: dict[str, tuple[str, str, int, int]] = {}
+    for line in out.splitlines():
+        name, state, cpus, mem = line.split()
+        rows[name] = (name, state, int(cpus), int(mem))
+    return [rows[k] for k in sorted(rows)]
+
+
+def slurm_cluster_spec(speeds: Sequence[float], **fields: Any) -> dict[str, Any]:
+    """A cluster file's content (see :mod:`wass_env.sim.cluster_file`) for the running Slurm's
+    first ``len(speeds)`` nodes, with these speeds; ``fields`` adds top-level fields
+    (``dispatch_latency=...``).
+
+    Raises:
+        SlurmError: if Slurm has fewer nodes than speeds given.
+    """
+    nodes = slurm_nodes()
+    if len(nodes) < len(speeds):
+        raise SlurmError(f"Slurm has {len(nodes)} nodes, {len(speeds)} are needed")
+    return {
+        **fields,
+        "nodes": [
+            {"name": name, "speed": float(v), "cores": cpus, "memory_gib": mem / 1024}
+            for (name, _, cpus, mem), v in zip(nodes, speeds, strict=False)
+        ],
+    }
 
 
 def submit_job_set(
@@ -110,7 +149,7 @@ def _states(job_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
     out = _run(["squeue", "--noheader", "--states=all", f"--jobs={ids}", "--format=%i|%T|%N"])
     states: dict[str, tuple[str, str]] = {}
     for line in out.splitlines():
-        job, state, nodes = (line.split("|") + ["", ""])[:3]
+        job, state, nodes = [*line.split("|"), "", ""][:3]
         states[job.strip()] = (state.strip(), nodes.strip())
     return states
 
@@ -137,7 +176,9 @@ def wait_for_jobs(
             return states
         if time.monotonic() > deadline:
             left = [j for j in job_ids if states[j][0] not in TERMINAL_STATES]
-            raise SlurmError(f"{len(left)} jobs still not ended after {timeout:.0f} s, e.g. {left[0]}")
+            raise SlurmError(
+                f"{len(left)} jobs still not ended after {timeout:.0f} s, e.g. {left[0]}"
+            )
         time.sleep(poll)
 
 
@@ -208,7 +249,7 @@ def read_run(
         if not times.exists():
             continue
         for line in times.read_text().splitlines():
-            kind, stamp, extra = (line.split("\t") + ["", ""])[:3]
+            kind, stamp, extra = [*line.split("\t"), "", ""][:3]
             if kind == "start":
                 start[t] = float(stamp)
                 node[t] = extra

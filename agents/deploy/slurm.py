@@ -17,10 +17,12 @@
   The script records the time it starts and ends (``date +%s.%N``), the node and the exit code
   in ``times/<script>.tsv``, so a run can be compared with the plan without Slurm accounting;
 * ``submit.sh``: submits every job held, in topological order (planned start, then placement
-  order), each with ``--dependency=afterok:<parent job ids>``, records the job ids in
-  ``jobids.tsv`` (task id, script, job id), then releases them together. If a submission fails,
-  the jobs already submitted are cancelled. Jobs run in ``$WASS_WORKDIR`` (default: the directory
-  ``submit.sh`` is run from); their output goes to ``log/``.
+  order), each with ``--dependency=afterok:<parent job ids>`` (and ``after:<job ids>`` where a
+  job must not overtake one planned ahead of it on its node: :func:`node_order_guards`),
+  records the job ids in ``jobids.tsv`` (task id, script, job id), then releases them
+  together. If a submission fails, the jobs already submitted are cancelled. Jobs run in
+  ``$WASS_WORKDIR`` (default: the directory ``submit.sh`` is run from); their output goes to
+  ``log/``.
 
 The command a job runs is the task's command from the workflow file, or a ``command`` template
 (placeholders: see :data:`PLACEHOLDERS`; ``{{`` and ``}}`` for literal braces), or with
@@ -43,7 +45,15 @@ from agents.deploy.plan import DeployPlan
 from wass_env.errors import WassError
 from wass_env.io import atomic_write
 
-__all__ = ["PLACEHOLDERS", "PLACEMENTS", "JobSetError", "render_job_set", "write_job_set"]
+__all__ = [
+    "PLACEHOLDERS",
+    "PLACEMENTS",
+    "JobSetError",
+    "check_destination",
+    "node_order_guards",
+    "render_job_set",
+    "write_job_set",
+]
 
 #: Ways a job script carries the plan's node.
 PLACEMENTS: tuple[str, ...] = ("nodelist", "plugin")
@@ -94,6 +104,7 @@ def render_job_set(
     placement: str = "nodelist",
     command: str | None = None,
     sleep: bool = False,
+    keep_order: bool = True,
 ) -> dict[str, str]:
     """The job set's files, by name (nothing is written).
 
@@ -103,13 +114,16 @@ def render_job_set(
         command: A command template (see :data:`PLACEHOLDERS`); default: each task's command
             from the workflow file.
         sleep: Each job sleeps for its estimated runtime instead (exclusive with ``command``).
+        keep_order: Keep each node's planned order (see :func:`node_order_guards`).
 
     Raises:
         JobSetError: on an unknown placement, a bad template, both ``command`` and ``sleep``,
             or a task with no command when neither is given.
     """
     if placement not in PLACEMENTS:
-        raise JobSetError(f"--placement: expected one of {', '.join(PLACEMENTS)}, got {placement!r}")
+        raise JobSetError(
+            f"--placement: expected one of {', '.join(PLACEMENTS)}, got {placement!r}"
+        )
     if command is not None and sleep:
         raise JobSetError("--command and --sleep exclude each other")
     if command is not None:
@@ -172,12 +186,12 @@ def render_job_set(
                 '"${SLURMD_NODENAME:-$(hostname -s)}" >"$times"',
                 f"bash -c {shlex.quote(body)}",
                 "rc=$?",
-                "printf 'end\\t%s\\t%s\\n' \"$(date +%s.%N)\" \"$rc\" >>\"$times\"",
+                'printf \'end\\t%s\\t%s\\n\' "$(date +%s.%N)" "$rc" >>"$times"',
                 'exit "$rc"',
                 "",
             ]
         )
-    files["submit.sh"] = _submit_script(dp, order, stems)
+    files["submit.sh"] = _submit_script(dp, order, stems, keep_order)
     return files
 
 
@@ -186,7 +200,32 @@ def _comment(text: str) -> str:
     return repr(text.replace("\n", " "))
 
 
-def _submit_script(dp: DeployPlan, order: list[int], stems: dict[int, str]) -> str:
+def node_order_guards(dp: DeployPlan) -> dict[int, list[int]]:
+    """Per task, the tasks ahead of it on its node that it could otherwise overtake.
+
+    Slurm starts a job as soon as its dependencies are met and its node has room, whatever the
+    plan's order on that node. A task whose parents all finish before those of a task planned
+    ahead of it on the same node (the plan kept room for that one) could take its place. For each
+    such pair the later task gets ``--dependency=after:<earlier>`` (start after it has started),
+    so Slurm keeps each node's planned order, as the simulator executes plans.
+
+    Returns:
+        ``{task: [tasks ahead of it on its node whose parents finish later]}`` (only non-empty).
+    """
+    p = dp.plan
+    out: dict[int, list[int]] = {}
+    for n in range(dp.cluster.n_nodes):
+        seq = p.node_order(n).tolist()
+        for j, t in enumerate(seq):
+            ahead = [k for k in seq[:j] if p.release[k] > p.release[t] + 1e-9]
+            if ahead:
+                out[t] = ahead
+    return out
+
+
+def _submit_script(
+    dp: DeployPlan, order: list[int], stems: dict[int, str], keep_order: bool = True
+) -> str:
     wf = dp.workflow
     lines = [
         "#!/bin/bash",
@@ -222,13 +261,19 @@ def _submit_script(dp: DeployPlan, order: list[int], stems: dict[int, str]) -> s
         '${3:+--dependency=$3} "$here/$2")" || abort "sbatch $2 failed"',
         '    job="${out%%;*}"',
         '    jobs+=("$job")',
-        "    printf '%s\\t%s\\t%s\\n' \"$1\" \"$2\" \"$job\" >>jobids.tsv.partial",
+        '    printf \'%s\\t%s\\t%s\\n\' "$1" "$2" "$job" >>jobids.tsv.partial',
         "}",
     ]
     index = {t: k + 1 for k, t in enumerate(order)}
+    ahead = node_order_guards(dp) if keep_order else {}
     for t in order:
         parents = sorted(index[q] for q in wf.parents(t).tolist())
-        dep = " afterok" + "".join(f":$j{k}" for k in parents) if parents else ""
+        deps = []
+        if parents:
+            deps.append("afterok" + "".join(f":$j{k}" for k in parents))
+        if ahead.get(t):
+            deps.append("after" + "".join(f":$j{k}" for k in sorted(index[q] for q in ahead[t])))
+        dep = f" {','.join(deps)}" if deps else ""
         lines.append(
             f"submit {shlex.quote(wf.ids[t])} {shlex.quote(stems[t] + '.sh')}{dep}; "
             f"j{index[t]}=$job"
@@ -264,6 +309,7 @@ def write_job_set(
     placement: str = "nodelist",
     command: str | None = None,
     sleep: bool = False,
+    keep_order: bool = True,
 ) -> Path:
     """Write the job set of ``dp`` into the new directory ``directory``.
 
@@ -273,7 +319,7 @@ def write_job_set(
     Args:
         dp: The deploy plan.
         directory: Where to write; must not exist, or be an empty directory.
-        placement, command, sleep: See :func:`render_job_set`.
+        placement, command, sleep, keep_order: See :func:`render_job_set`.
 
     Returns:
         The directory.
@@ -281,7 +327,9 @@ def write_job_set(
     Raises:
         JobSetError: see :func:`render_job_set` and :func:`check_destination`.
     """
-    files = render_job_set(dp, placement=placement, command=command, sleep=sleep)
+    files = render_job_set(
+        dp, placement=placement, command=command, sleep=sleep, keep_order=keep_order
+    )
     dest = check_destination(directory)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))

@@ -23,6 +23,7 @@ def write_deployment(
     placement: str = "nodelist",
     command: str | None = None,
     sleep: bool = False,
+    keep_order: bool = True,
 ) -> str:
     """Write plan.json (to ``output``) and the Slurm job set (into ``slurm``).
 
@@ -34,7 +35,7 @@ def write_deployment(
         output: Where to write plan.json (None: nowhere).
         slurm: A new directory for the job set (None: no job set).
         explain: Add the per-task explanation to plan.json.
-        placement, command, sleep: How the job scripts place and run tasks
+        placement, command, sleep, keep_order: How the job scripts place and run tasks
             (see :func:`agents.deploy.slurm.render_job_set`).
 
     Returns:
@@ -46,11 +47,14 @@ def write_deployment(
     """
     text = json.dumps(plan_document(dp, explain=explain), indent=1) + "\n"
     if slurm is not None:
-        render_job_set(dp, placement=placement, command=command, sleep=sleep)  # validates
+        # Validate before writing anything.
+        render_job_set(dp, placement=placement, command=command, sleep=sleep, keep_order=keep_order)
         check_destination(slurm)
     written: Path | None = None
     if slurm is not None:
-        written = write_job_set(dp, slurm, placement=placement, command=command, sleep=sleep)
+        written = write_job_set(
+            dp, slurm, placement=placement, command=command, sleep=sleep, keep_order=keep_order
+        )
     try:
         if output is not None:
             atomic_write(output, text)

@@ -226,7 +226,9 @@ class Cluster:
         seen: set[str] = set()
         for nm in names:
             if not isinstance(nm, str) or not nm:
-                raise ClusterError(f"cluster {self.name!r}: node names must be non-empty strings, got {nm!r}")
+                raise ClusterError(
+                    f"cluster {self.name!r}: node names must be non-empty strings, got {nm!r}"
+                )
             if nm in seen:
                 raise ClusterError(f"cluster {self.name!r}: duplicate node name {nm!r}")
             seen.add(nm)
@@ -238,7 +240,9 @@ class Cluster:
             raise ClusterError(f"cluster {self.name!r}: every node is marked down")
         self.down = _readonly(dn.copy())
         self.dispatch_latency = float(
-            self._check(np.asarray([dispatch_latency], dtype=np.float64), "dispatch_latency", False)[0]
+            self._check(
+                np.asarray([dispatch_latency], dtype=np.float64), "dispatch_latency", False
+            )[0]
         )
 
     def _check(self, arr: np.ndarray, field: str, positive: bool) -> np.ndarray:

@@ -117,9 +117,7 @@ def _fail(source: str, field: str, problem: str) -> NoReturn:
     raise ClusterError(": ".join(p for p in (source, field, problem) if p))
 
 
-def _number(
-    source: str, field: str, value: Any, *, positive: bool, integer: bool = False
-) -> float:
+def _number(source: str, field: str, value: Any, *, positive: bool, integer: bool = False) -> float:
     x = math.nan
     if isinstance(value, str):
         # YAML 1.1 reads 1.25e9 (no sign after the e) as a string: accept numeric strings.
@@ -133,13 +131,17 @@ def _number(
         x = float(value)
     bad = not math.isfinite(x) or (x <= 0 if positive else x < 0)
     if bad:
-        _fail(source, field, f"must be a finite number {'> 0' if positive else '>= 0'}, got {value!r}")
+        _fail(
+            source, field, f"must be a finite number {'> 0' if positive else '>= 0'}, got {value!r}"
+        )
     if integer and x != int(x):
         _fail(source, field, f"must be a whole number, got {value!r}")
     return x
 
 
-def parse_cluster(data: Any, *, source: str = "<cluster>", default_name: str = "cluster") -> Cluster:
+def parse_cluster(
+    data: Any, *, source: str = "<cluster>", default_name: str = "cluster"
+) -> Cluster:
     """A cluster from an already parsed cluster file (see the module docstring).
 
     Raises:
@@ -149,7 +151,11 @@ def parse_cluster(data: Any, *, source: str = "<cluster>", default_name: str = "
         _fail(source, "", f"expected a mapping with a 'nodes' list, got {type(data).__name__}")
     extra = sorted(set(data) - _TOP_FIELDS)
     if extra:
-        _fail(source, str(extra[0]), f"unknown field; expected one of {', '.join(sorted(_TOP_FIELDS))}")
+        _fail(
+            source,
+            str(extra[0]),
+            f"unknown field; expected one of {', '.join(sorted(_TOP_FIELDS))}",
+        )
     name = data.get("name", default_name)
     if not isinstance(name, str) or not name:
         _fail(source, "name", f"expected a non-empty string, got {name!r}")
@@ -175,7 +181,9 @@ def parse_cluster(data: Any, *, source: str = "<cluster>", default_name: str = "
     for i, node in enumerate(nodes):
         where = f"nodes[{i}]"
         if not isinstance(node, Mapping):
-            _fail(source, where, f"expected a mapping (name, speed, cores, memory_gib), got {node!r}")
+            _fail(
+                source, where, f"expected a mapping (name, speed, cores, memory_gib), got {node!r}"
+            )
         extra = sorted(set(node) - _NODE_FIELDS)
         if extra:
             hint = " (memory is given as memory_gib, in GiB)" if "memory" in extra else ""
@@ -202,7 +210,9 @@ def parse_cluster(data: Any, *, source: str = "<cluster>", default_name: str = "
         cores.append(
             int(_number(source, f"{where}.cores", node["cores"], positive=True, integer=True))
         )
-        memory.append(_number(source, f"{where}.memory_gib", node["memory_gib"], positive=True) * GIB)
+        memory.append(
+            _number(source, f"{where}.memory_gib", node["memory_gib"], positive=True) * GIB
+        )
         ntype = node.get("type", "node")
         if not isinstance(ntype, str):
             _fail(source, f"{where}.type", f"expected a string, got {ntype!r}")

@@ -486,7 +486,7 @@ class Workflow:
         return f"Workflow({self.name!r}{fam}, tasks={self.n_tasks}, edges={self.n_edges})"
 
     def __eq__(self, other: object) -> bool:
-        """Structural equality: same ids, sizes and edges (names, sources and commands may differ)."""
+        """Structural equality: same ids, sizes and edges (names, sources, commands may differ)."""
         if not isinstance(other, Workflow):
             return NotImplemented
         return (

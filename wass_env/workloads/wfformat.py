@@ -19,9 +19,9 @@ What is read, per schema version:
 The mapping to :class:`~wass_env.sim.workflow.Workflow`: ``work`` = runtime [s] (the runtime on
 the traced machine is taken as the reference-node cost); ``cores`` = ``coreCount`` (default 1);
 ``memory`` = ``memoryInBytes`` (default 0); ``task_type`` = ``command.program``, else the
-``category``, else the task name without its ``_ID0000001`` suffix; ``command`` = ``command.program``
-followed by ``command.arguments``. The DAG comes from the
-explicit ``parents``/``children`` lists (their union); an edge carries the sizes of the files in
+``category``, else the task name without its ``_ID0000001`` suffix; ``command`` =
+``command.program`` followed by ``command.arguments``. The DAG comes from the explicit
+``parents``/``children`` lists (their union); an edge carries the sizes of the files in
 ``outputFiles(parent) ∩ inputFiles(child)`` (0 bytes when none); files that no task outputs are
 external inputs and count in the ``input_bytes`` of the tasks reading them.
 
