@@ -31,6 +31,7 @@ __all__ = [
     "TrainConfigError",
     "check_config",
     "env_kwargs_from_config",
+    "link_latest",
     "main",
     "make_baselines",
     "run_training",
@@ -122,6 +123,24 @@ def teacher_settings(cfg: DictConfig) -> dict[str, Any] | None:
     return {k: v for k, v in t.items() if v is not None or k in ("reference",)}
 
 
+def link_latest(out: Path) -> Path | None:
+    """Point ``<parent>/latest`` at a finished run directory under ``runs/train/`` (atomically).
+
+    ``make run`` then leaves ``runs/train/latest/model.zip`` for the commands that follow it.
+    Other output directories (sweeps, tests) are left alone.
+    """
+    out = Path(out).resolve()
+    if out.parent.name != "train":
+        return None
+    link = out.parent / "latest"
+    tmp = out.parent / f".latest.{os.getpid()}.tmp"
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    tmp.symlink_to(out.name)
+    os.replace(tmp, link)
+    return link
+
+
 def make_baselines(names: Sequence[str], seed: int) -> dict[str, Scheduler]:
     """Baseline schedulers by registry name."""
     from agents.registry import make_scheduler
@@ -161,6 +180,7 @@ def run_training(
     curve: list[tuple[int, float]] = []
     if getattr(agent, "trainable", False):
         checkpoint, train_seconds, curve = _train(agent, cfg, env_kwargs, out)
+        link_latest(out)
 
     eval_seeds = [seed + int(cfg.eval.seed_offset) + i for i in range(int(cfg.eval.episodes))]
     problems = episode_problems(env_kwargs, eval_seeds)

@@ -24,6 +24,8 @@ edges from ``t``), so a step costs ``O(children x nodes^2)`` whatever the workfl
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -65,17 +67,53 @@ class Lookahead:
             delay = problem.mean_comm
         self._delay = np.asarray(delay, dtype=np.float64)  # [s] per edge between distinct nodes
         self._off_diag = ~np.eye(n, dtype=bool)
-        # Per task: its child edges, largest bytes first, at most MAX_CHILDREN.
-        cptr = wf.child_ptr
-        cedges = wf.child_edges
-        self._child_edges: list[NDArray[np.int64]] = []
-        for t in range(wf.n_tasks):
-            edges = cedges[cptr[t] : cptr[t + 1]]
-            if edges.size > MAX_CHILDREN:
-                edges = edges[np.argsort(-wf.edge_bytes[edges], kind="stable")[:MAX_CHILDREN]]
-            self._child_edges.append(edges)
+        # Per task: its child edges, largest bytes first, at most MAX_CHILDREN, and the
+        # children's other parent edges, grouped by child (built lazily, once per task).
+        self._cptr = wf.child_ptr
+        self._cedges = wf.child_edges
+        self._per_task: dict[int, tuple[Any, ...]] = {}
         self._cores = wf.cores
         self._cap = problem.cluster.cores
+        self._nodes = np.arange(n)
+
+    def _static(self, task: int) -> tuple[Any, ...]:
+        """Child edges of ``task`` and its children's other parent edges (cached)."""
+        got = self._per_task.get(task)
+        if got is not None:
+            return got
+        wf = self.problem.workflow
+        edges = self._cedges[self._cptr[task] : self._cptr[task + 1]]
+        if edges.size > MAX_CHILDREN:
+            edges = edges[np.argsort(-wf.edge_bytes[edges], kind="stable")[:MAX_CHILDREN]]
+        children = wf.edge_dst[edges]
+        co_edges: list[int] = []
+        starts: list[int] = []
+        for c in children.tolist():
+            starts.append(len(co_edges) + len(starts))  # one stage-in row leads each group
+            sl = wf.parent_edge_slice(c)
+            co_edges.extend(e for e in range(sl.start, sl.stop) if wf.edge_src[e] != task)
+        co = np.asarray(co_edges, dtype=np.int64)
+        # Row layout: per child, a stage-in row then its other parents' edges.
+        rows = len(co_edges) + len(starts)
+        is_stage = np.zeros(rows, dtype=bool)
+        is_stage[starts] = True
+        row_edge = np.full(rows, -1, dtype=np.int64)
+        row_edge[~is_stage] = co
+        row_child = np.cumsum(is_stage) - 1
+        got = (
+            edges,
+            children,
+            np.asarray(starts, dtype=np.int64),
+            row_edge,
+            is_stage,
+            self.problem.stage_in[children][row_child],
+            self._cost[children],
+            self._cores[children],
+            self._delay[edges],
+            wf.edge_bytes[edges],
+        )
+        self._per_task[task] = got
+        return got
 
     def __call__(
         self,
@@ -104,46 +142,44 @@ class Lookahead:
         out[:, 0] = oct_t * inv
         crit = np.where(feasible, eft + oct_t, np.inf)
         out[:, 1] = (crit - crit[feasible].min()) * inv
-        edges = self._child_edges[task]
+        (edges, _children, starts, row_edge, is_stage, stage, cost, cores_c, d_own, b_own) = (
+            self._static(task)
+        )
         if edges.size:
-            children = wf.edge_dst[edges]
-            c_n = children.size
-            # Other placed parents of each child: arrival at every node, and local bytes.
-            drt_other = np.zeros((c_n, n))
-            local_other = np.zeros((c_n, n))
-            known_bytes = wf.edge_bytes[edges].copy()
-            for i, c in enumerate(children.tolist()):
-                sl = wf.parent_edge_slice(c)
-                stage = p.stage_in[c]
-                drt_other[i] = stage
-                par = wf.edge_src[sl]
-                placed = (builder.node[par] >= 0) & (par != task)
-                if placed.any():
-                    pe = np.arange(sl.start, sl.stop)[placed]
-                    pn = builder.node[par[placed]]
-                    pf = builder.finish[par[placed]]
-                    arr = pf[:, None] + self._delay[pe][:, None] * (
-                        pn[:, None] != np.arange(n)[None, :]
-                    )
-                    np.maximum(drt_other[i], arr.max(axis=0), out=drt_other[i])
-                    pb = wf.edge_bytes[pe]
-                    local_other[i] = np.bincount(pn, weights=pb, minlength=n)
-                    known_bytes[i] += pb.sum()
+            wf = p.workflow
+            # Arrival of the children's other placed parents at every node: (rows, n); each
+            # child's group starts with its stage-in row, so every group is non-empty.
+            arr = np.repeat(stage[:, None], n, axis=1)
+            co = row_edge[~is_stage]
+            src = wf.edge_src[co]
+            pn = builder.node[src]
+            placed = pn >= 0
+            local = np.zeros(n)
+            known = float(b_own.sum())
+            if placed.any():
+                co_rows = np.flatnonzero(~is_stage)[placed]
+                pe = co[placed]
+                pnp = pn[placed]
+                arr[co_rows] = builder.finish[src[placed]][:, None] + self._delay[pe][:, None] * (
+                    pnp[:, None] != self._nodes[None, :]
+                )
+                pb = wf.edge_bytes[pe]
+                local = np.bincount(pnp, weights=pb, minlength=n)
+                known += float(pb.sum())
+            drt_other = np.maximum.reduceat(arr, starts, axis=0)  # (c, n)
             # Data ready of child i on node m if the task runs on node k: (c, k, m).
-            own = eft[None, :, None] + self._delay[edges][:, None, None] * self._off_diag[None]
+            own = eft[None, :, None] + d_own[:, None, None] * self._off_diag[None]
             drt = np.maximum(drt_other[:, None, :], own)
-            cores_c = self._cores[children]
-            tail = builder.free_from(1)  # [s] when a core frees for good on each node
             # Per child, when its cores free up on each node (the task's own cores ignored,
             # except that a node too small for both waits for the task).
-            avail = np.stack([builder.free_from(int(k)) for k in cores_c]) if c_n else tail
+            avail = np.stack([builder.free_from(int(k)) for k in cores_c.tolist()])
             est = np.maximum(drt, avail[:, None, :])
             both_fit = (self._cap[None, :] - self._cores[task]) >= cores_c[:, None]  # (c, k)
-            diag = np.arange(n)
+            diag = self._nodes
             est[:, diag, diag] = np.where(
                 both_fit, est[:, diag, diag], np.maximum(est[:, diag, diag], eft[None, :])
             )
-            child_fin = est + self._cost[children][:, None, :]  # (c, k, m)
+            child_fin = est + cost[:, None, :]  # (c, k, m)
             best = child_fin.min(axis=2).max(axis=0)  # (k,): latest child at its best
             colocated = child_fin[:, diag, diag].max(axis=0)  # every child on k too
             best = np.where(feasible, best, np.inf)
@@ -153,10 +189,8 @@ class Lookahead:
             out[:, 4] = (best - low) * inv
             out[:, 5] = (colocated - low) * inv
             # Local share of the children's known input bytes if they followed the task to k.
-            total = known_bytes.sum()
-            if total > 0:
-                mine = wf.edge_bytes[edges].sum()
-                out[:, 2] = (local_other.sum(axis=0) + mine) / total
+            if known > 0:
+                out[:, 2] = (local + float(b_own.sum())) / known
         out[~feasible] = self.clip
         np.clip(out, 0.0, self.clip, out=out)
         return out
