@@ -15,10 +15,10 @@ How it drives the wrapped scheduler:
 * a list scheduler (one that only chooses nodes: HEFT, PEFT, ...) is run decision by decision in
   its own task order, and each node it picks is checked before it is placed;
 * a scheduler with its own :meth:`~wass_env.scheduling.Scheduler.plan` (Min-Min, CP-SAT, a
-  policy rolling out an environment) plans first; its plan is then replayed in its placement
-  order, node by node, with the same check. A plan the builder accepted never needs a fallback,
-  so for these the check only matters for nodes such a scheduler reports through
-  :meth:`select_node`.
+  trained policy) plans first; its plan is then replayed in its placement order, node by node,
+  with the same check. If its own planning fails on a node it cannot use (a
+  :class:`~wass_env.sim.plan.PlanError`), it is driven decision by decision like a list
+  scheduler instead, its task priority and :meth:`select_node` checked as above.
 
 Example::
 
@@ -39,7 +39,7 @@ from numpy.typing import NDArray
 from wass_env.scheduling import Scheduler, env_core, make_scheduler
 from wass_env.sim.cluster import GIB
 from wass_env.sim.ordering import ReadyQueue
-from wass_env.sim.plan import Plan, PlanBuilder
+from wass_env.sim.plan import Plan, PlanBuilder, PlanError
 from wass_env.sim.problem import Problem
 
 __all__ = ["Decision", "FallbackScheduler", "infeasible_reason"]
@@ -184,19 +184,24 @@ class FallbackScheduler(Scheduler):
         """
         self._problem = None
         self._ensure(problem)
+        if type(self.base).plan is not Scheduler.plan:
+            try:
+                own = self.base.plan(problem, insertion=insertion)
+            except PlanError:
+                # Its own plan hit a node it cannot use: drive it decision by decision instead.
+                self.decisions = []
+            else:
+                builder = PlanBuilder(problem, insertion=insertion)
+                for task in np.argsort(own.decision, kind="stable").tolist():
+                    builder.assign(task, self.check(builder, task, int(own.node[task])))
+                return builder.plan()
         builder = PlanBuilder(problem, insertion=insertion)
-        if type(self.base).plan is Scheduler.plan:
-            queue = ReadyQueue(builder, self.base.priority(problem))
-            while not builder.done:
-                task = queue.pop()
-                builder.assign(
-                    task, self.check(builder, task, self.base.select_node(builder, task))
-                )
-                queue.update()
-        else:
-            own = self.base.plan(problem, insertion=insertion)
-            for task in np.argsort(own.decision, kind="stable").tolist():
-                builder.assign(task, self.check(builder, task, int(own.node[task])))
+        queue = ReadyQueue(builder, self.base.priority(problem))
+        while not builder.done:
+            task = queue.pop()
+            node = self.check(builder, task, self.base.select_node(builder, task))
+            builder.assign(task, node)
+            queue.update()
         return builder.plan()
 
     def __repr__(self) -> str:

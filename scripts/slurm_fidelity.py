@@ -21,6 +21,7 @@ import numpy as np
 
 from agents.deploy.fidelity import fidelity_workflow, measure_dispatch_latency, sim_to_real
 from agents.deploy.realised import SlurmError, slurm_cluster_spec
+from agents.evaluation import ci95
 from wass_env.sim.cluster_file import parse_cluster
 
 SPEEDS = (2.0, 1.5, 1.0, 0.5)
@@ -76,12 +77,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{r.realised:.2f} | {r.realised / r.simulated:.3f} | "
             f"{r.realised / r.simulated_dl:.3f} |"
         )
-    a = np.array([r.realised / r.simulated for r in rows])
-    b = np.array([r.realised / r.simulated_dl for r in rows])
-    print(
-        f"| mean over {len(rows)} | | | | | {a.mean():.3f} (max {a.max():.3f}) "
-        f"| {b.mean():.3f} (max {b.max():.3f}) |"
-    )
+    cells = []
+    for ratios in ([r.realised / r.simulated for r in rows], [r.error_dl + 1 for r in rows]):
+        mean, half = ci95(ratios)
+        cells.append(f"{mean:.3f} ± {half:.3f} (max {max(ratios):.3f})")
+    print(f"| mean ± 95% CI over {len(rows)} | | | | | {cells[0]} | {cells[1]} |")
     return 0
 
 

@@ -26,7 +26,7 @@ from wass_env.cli import main as wass
 from wass_env.scheduling import SCHEDULERS, Scheduler, UnknownSchedulerError, make_scheduler
 from wass_env.sim import Cluster, Problem, Workflow
 from wass_env.sim.cluster_file import parse_cluster
-from wass_env.sim.plan import PlanBuilder
+from wass_env.sim.plan import PlanBuilder, PlanError
 from wass_env.workloads import layered
 
 NODES = [
@@ -121,6 +121,25 @@ class FixedNode(Scheduler):
 
     def select_node(self, builder: PlanBuilder, task: int) -> int:
         return self.node
+
+
+class OwnPlanFirstNode(FirstNode):
+    """FirstNode with its own plan(), which fails on the down node (as a policy's would)."""
+
+    name: ClassVar[str] = "own_plan_first_node"
+
+    def plan(self, problem: Problem, *, insertion: bool = True) -> Any:
+        return Scheduler.plan(self, problem, insertion=insertion)
+
+
+def test_fallback_drives_a_failing_own_plan_decision_by_decision() -> None:
+    problem = Problem(_workflow(2), _cluster(down="n1"))
+    with pytest.raises(PlanError, match="cannot run on node 0"):
+        OwnPlanFirstNode().plan(problem)
+    safe = FallbackScheduler(OwnPlanFirstNode())
+    plan = safe.plan(problem)
+    assert len(safe.decisions) == problem.n_tasks and all(d.fallback for d in safe.decisions)
+    assert np.array_equal(plan.node, HEFTScheduler().plan(problem).node)
 
 
 def test_fallback_replays_schedulers_with_their_own_plan() -> None:

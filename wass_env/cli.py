@@ -6,6 +6,9 @@
 is a callable taking the remaining arguments (a list of strings) and returning an exit code.
 Entries are imported only when run. ``wass --help`` lists the installed subcommands.
 
+A Hydra app (``@hydra.main``) reads ``sys.argv``; its entry point sets
+``sys.argv = [f"wass {name}", *argv]`` before calling it.
+
 Exit codes: 0 success; 2 bad usage or bad input (one line on stderr); subcommands may use others.
 """
 
