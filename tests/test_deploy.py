@@ -151,8 +151,8 @@ def test_fallback_replays_schedulers_with_their_own_plan() -> None:
     assert np.array_equal(np.argsort(plan.decision), np.argsort(own.decision))
 
 
-def test_fallback_is_registered() -> None:
-    g = make_scheduler("fallback", base="peft")
+def test_fallback_from_a_config_target() -> None:
+    g = make_scheduler({"_target_": "agents.fallback.FallbackScheduler", "base": "peft"})
     assert isinstance(g, FallbackScheduler) and g.base.name == "peft"
 
 
