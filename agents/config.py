@@ -70,6 +70,8 @@ class ImitationConfig:
     k: int = 4  # candidate nodes the expert completes per decision
     base: str = "heft"  # the heuristic completing the expert's rollouts
     n_jobs: int = 1  # collection worker processes
+    label_fraction: float = 1.0  # share of the learner's states the expert labels (DAgger)
+    cache: str | None = None  # directory where expert episodes are kept and reused
 
 
 @dataclass

@@ -26,14 +26,19 @@ here (about 40 lines) because the ``imitation`` package pins an older Stable-Bas
 
 from __future__ import annotations
 
+import io
+import json
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from wass_env.io import atomic_write
 from wass_env.scheduling import Scheduler, make_scheduler
 from wass_env.sim.ordering import ReadyQueue, task_priority
 from wass_env.sim.plan import PlanBuilder
@@ -45,6 +50,7 @@ __all__ = [
     "collect",
     "collect_parallel",
     "discounted_returns",
+    "expert_dataset",
     "run_imitation",
 ]
 
@@ -114,6 +120,7 @@ class Dataset:
         mask: Bool action masks.
         label: Label distributions over actions (rows sum to 1).
         ret: Discounted return from each state under the behaviour policy.
+        family: Workflow family of each state's episode.
         episodes: Number of episodes collected.
         info: Per-episode summaries (makespans of the behaviour policy, HEFT, ...).
     """
@@ -122,6 +129,7 @@ class Dataset:
     mask: NDArray[np.bool_] = field(default_factory=lambda: np.zeros((0, 0), dtype=bool))
     label: NDArray[np.float32] = field(default_factory=lambda: np.zeros((0, 0), np.float32))
     ret: NDArray[np.float32] = field(default_factory=lambda: np.zeros(0, np.float32))
+    family: NDArray[np.str_] = field(default_factory=lambda: np.zeros(0, dtype="<U1"))
     episodes: int = 0
     info: list[dict[str, Any]] = field(default_factory=list)
 
@@ -137,9 +145,51 @@ class Dataset:
             mask=np.concatenate([self.mask, other.mask]),
             label=np.concatenate([self.label, other.label]),
             ret=np.concatenate([self.ret, other.ret]),
+            family=np.concatenate([self.family, other.family]),
             episodes=self.episodes + other.episodes,
             info=[*self.info, *other.info],
         )
+
+    def without_families(self, families: Iterable[str]) -> Dataset:
+        """The rows (and episode summaries) of every family but ``families``."""
+        drop = {str(f) for f in families}
+        if not drop or not len(self):
+            return self
+        keep = ~np.isin(self.family, sorted(drop))
+        info = [i for i in self.info if i.get("family") not in drop]
+        return Dataset(
+            obs={k: v[keep] for k, v in self.obs.items()},
+            mask=self.mask[keep],
+            label=self.label[keep],
+            ret=self.ret[keep],
+            family=self.family[keep],
+            episodes=len(info),
+            info=info,
+        )
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the dataset as a compressed ``.npz`` (atomically)."""
+        arrays: dict[str, NDArray[Any]] = {f"obs.{k}": v for k, v in self.obs.items()}
+        arrays.update(mask=self.mask, label=self.label, ret=self.ret, family=self.family)
+        arrays["info"] = np.asarray(json.dumps(self.info))
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]
+        return atomic_write(path, buf.getvalue())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Dataset:
+        """Read a dataset written by :meth:`save`."""
+        with np.load(path, allow_pickle=False) as z:
+            info = json.loads(str(z["info"]))
+            return cls(
+                obs={k[4:]: z[k] for k in z.files if k.startswith("obs.")},
+                mask=z["mask"],
+                label=z["label"],
+                ret=z["ret"],
+                family=z["family"],
+                episodes=len(info),
+                info=info,
+            )
 
 
 def discounted_returns(rewards: Iterable[float], gamma: float) -> NDArray[np.float32]:
@@ -162,9 +212,10 @@ def collect(
     beta: float = 1.0,
     gamma: float = 0.99,
     rng: np.random.Generator | None = None,
+    label_fraction: float = 1.0,
     progress: Callable[[int], None] | None = None,
 ) -> Dataset:
-    """Run one episode per seed, labelling every state with the expert.
+    """Run one episode per seed, labelling the states with the expert.
 
     Args:
         env: A ``WassSchedEnv`` (or a wrapper of one).
@@ -175,6 +226,9 @@ def collect(
         beta: Probability of acting with the expert at each step (1 with no learner).
         gamma: Discount of the recorded returns.
         rng: Source of the expert/learner coin flips.
+        label_fraction: Share of the learner's states that are labelled and kept (the expert's
+            are always labelled: it needs its own answer to act). Labels are the expensive part;
+            DAgger needs a sample of the learner's states, not all of them.
         progress: Called with 1 after every episode.
     """
     core = getattr(env, "unwrapped", env)
@@ -183,36 +237,45 @@ def collect(
     masks: list[NDArray[np.bool_]] = []
     labels: list[NDArray[np.float64]] = []
     returns: list[NDArray[np.float32]] = []
+    families: list[str] = []
     info_rows: list[dict[str, Any]] = []
     n_eps = 0
     for seed in seeds:
         obs, _ = env.reset(seed=int(seed))
         prio = task_priority(core.problem, core.task_order)
         rewards: list[float] = []
+        kept: list[int] = []
         expert_steps = 0
         t0 = time.perf_counter()
         while True:
             mask = core.action_masks()
-            scores = expert.scores(core.builder, core.current_task, prio)
-            label = np.zeros(mask.shape[0])
-            label[: scores.size] = expert.label(scores)
-            for k, v in obs.items():
-                obs_rows.setdefault(k, []).append(np.asarray(v, dtype=np.float32))
-            masks.append(mask)
-            labels.append(label)
-            if learner is None or rng.random() < beta:
+            by_expert = learner is None or rng.random() < beta
+            label = None
+            if by_expert or label_fraction >= 1.0 or rng.random() < label_fraction:
+                scores = expert.scores(core.builder, core.current_task, prio)
+                label = np.zeros(mask.shape[0])
+                label[: scores.size] = expert.label(scores)
+                for k, v in obs.items():
+                    obs_rows.setdefault(k, []).append(np.asarray(v, dtype=np.float32))
+                masks.append(mask)
+                labels.append(label)
+                kept.append(len(rewards))
+            if by_expert:
+                assert label is not None
                 action = int(np.argmax(label))
                 expert_steps += 1
             else:
-                action = int(learner(obs, mask))
+                action = int(learner(obs, mask))  # type: ignore[misc]
             obs, reward, terminated, truncated, info = env.step(action)
             rewards.append(float(reward))
             if terminated or truncated:
                 break
-        returns.append(discounted_returns(rewards, gamma))
+        returns.append(discounted_returns(rewards, gamma)[kept])
+        families.extend([str(info.get("family", ""))] * len(kept))
         info_rows.append(
             {
                 "seed": int(seed),
+                "family": str(info.get("family", "")),
                 "makespan": float(info["makespan"]),
                 "ratio_to_lower_bound": float(info["ratio_to_lower_bound"]),
                 "steps": len(rewards),
@@ -235,6 +298,7 @@ def collect(
         mask=np.stack(masks),
         label=np.stack(labels).astype(np.float32),
         ret=np.concatenate(returns),
+        family=np.asarray(families),
         episodes=n_eps,
         info=info_rows,
     )
@@ -292,9 +356,9 @@ def bc_train(
 
 
 def _collect_job(
-    job: tuple[dict[str, Any], list[int], dict[str, Any], str | None, float, float, int],
+    job: tuple[dict[str, Any], list[int], dict[str, Any], str | None, float, float, int, float],
 ) -> Dataset:
-    env_kwargs, seeds, expert_kwargs, learner_path, beta, gamma, rng_seed = job
+    env_kwargs, seeds, expert_kwargs, learner_path, beta, gamma, rng_seed, fraction = job
     import gymnasium as gym
     import torch
 
@@ -320,6 +384,7 @@ def _collect_job(
         beta=beta,
         gamma=gamma,
         rng=np.random.default_rng(rng_seed),
+        label_fraction=fraction,
     )
 
 
@@ -333,6 +398,7 @@ def collect_parallel(
     gamma: float = 0.99,
     n_jobs: int = 1,
     rng_seed: int = 0,
+    label_fraction: float = 1.0,
 ) -> Dataset:
     """:func:`collect` over ``seeds`` split between ``n_jobs`` worker processes.
 
@@ -348,6 +414,7 @@ def collect_parallel(
         gamma: Discount of the recorded returns.
         n_jobs: Worker processes (1: in this process).
         rng_seed: Seed of the coin flips.
+        label_fraction: See :func:`collect`.
     """
     seeds = [int(s) for s in seeds]
     chunks = [seeds[i : i + 8] for i in range(0, len(seeds), 8)]
@@ -360,6 +427,7 @@ def collect_parallel(
             beta,
             gamma,
             rng_seed * 100_003 + i,
+            float(label_fraction),
         )
         for i, chunk in enumerate(chunks)
     ]
@@ -377,6 +445,52 @@ def collect_parallel(
     return out
 
 
+#: Version of the cached expert episodes (bump when the observation or labels change).
+CACHE_VERSION = 1
+
+
+def expert_dataset(
+    env_kwargs: Mapping[str, Any],
+    seeds: Iterable[int],
+    *,
+    expert: Mapping[str, Any] | None = None,
+    gamma: float = 0.99,
+    n_jobs: int = 1,
+    seed: int = 0,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> Dataset:
+    """Expert episodes (the expert acting and labelling), from ``cache_dir`` when present.
+
+    The cache key is a hash of everything the episodes depend on: the environment arguments,
+    the seeds, the expert's settings, ``gamma`` and :data:`CACHE_VERSION`.
+    """
+    seeds = [int(s) for s in seeds]
+    path: Path | None = None
+    if cache_dir is not None:
+        import hashlib
+
+        key = json.dumps(
+            {
+                "env": dict(env_kwargs),
+                "seeds": seeds,
+                "expert": dict(expert or {}),
+                "gamma": gamma,
+                "version": CACHE_VERSION,
+            },
+            sort_keys=True,
+            default=str,
+        )
+        path = Path(cache_dir) / f"expert-{hashlib.sha256(key.encode()).hexdigest()[:20]}.npz"
+        if path.exists():
+            return Dataset.load(path)
+    data = collect_parallel(
+        env_kwargs, seeds, expert=expert, gamma=gamma, n_jobs=n_jobs, rng_seed=seed
+    )
+    if path is not None:
+        data.save(path)
+    return data
+
+
 def run_imitation(
     model: Any,
     env_kwargs: Mapping[str, Any],
@@ -391,6 +505,8 @@ def run_imitation(
     gamma: float = 0.99,
     n_jobs: int = 1,
     seed: int = 0,
+    label_fraction: float = 1.0,
+    cache_dir: str | os.PathLike[str] | None = None,
     work_dir: str | None = None,
     logger: Any = None,
     log: Callable[[str], None] | None = None,
@@ -408,6 +524,9 @@ def run_imitation(
         gamma: Discount of the value targets.
         n_jobs: Collection worker processes.
         seed: Seed of the coin flips and minibatch order.
+        label_fraction: Share of the learner's states the expert labels in DAgger rounds.
+        cache_dir: If given, the expert episodes are kept there (keyed by the environment
+            arguments, seeds and expert settings) and reused by later runs with the same key.
         work_dir: Where the learner is saved for the collection workers (a temp dir if None).
         logger: An SB3 logger; ``imitation/*`` values are recorded with the round as the step.
         log: Called with one line per stage.
@@ -444,8 +563,8 @@ def run_imitation(
                 f"loss {row['loss']:.3f}, {row['seconds']:.0f} s"
             )
 
-    data = collect_parallel(
-        env_kwargs, seeds, expert=expert, gamma=gamma, n_jobs=n_jobs, rng_seed=seed
+    data = expert_dataset(
+        env_kwargs, seeds, expert=expert, gamma=gamma, n_jobs=n_jobs, seed=seed, cache_dir=cache_dir
     )
     loss = bc_train(model.policy, data, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
     record(0, data, data, loss)
@@ -462,6 +581,7 @@ def run_imitation(
                 gamma=gamma,
                 n_jobs=n_jobs,
                 rng_seed=seed + r,
+                label_fraction=label_fraction,
             )
             data = data.extend(new)
             loss = bc_train(

@@ -241,3 +241,25 @@ def test_policy_scheduler_stepwise_equals_plan_and_labels(tiny_agent: MaskablePP
     assert PolicyScheduler(agent=tiny_agent, rollout=3).label == "policy+rollout3"
     with pytest.raises(ValueError, match="at most 16 nodes"):
         sch.plan(Problem(p.workflow, preset("het32")))
+
+
+def test_dataset_save_load_filter_and_expert_cache(tmp_path: Path) -> None:
+    from agents.imitation import Dataset, expert_dataset
+
+    kw = {
+        "workload": {"mix": [LAYERED, {"generator": "fork_join", "n_tasks": [6, 10]}]},
+        "cluster": "het16",
+        "lookahead": True,
+    }
+    data = expert_dataset(kw, range(6), expert={"k": 2}, cache_dir=tmp_path)
+    (cached,) = tmp_path.glob("expert-*.npz")
+    again = expert_dataset(kw, range(6), expert={"k": 2}, cache_dir=tmp_path)  # from the cache
+    for k in data.obs:
+        np.testing.assert_array_equal(again.obs[k], data.obs[k])
+    np.testing.assert_array_equal(again.label, data.label)
+    assert again.info == data.info and set(data.family) == {"layered", "fork_join"}
+    only = data.without_families(["fork_join"])
+    assert set(only.family) == {"layered"} and len(only) == int((data.family == "layered").sum())
+    assert only.episodes == sum(i["family"] == "layered" for i in data.info)
+    loaded = Dataset.load(cached)
+    assert len(loaded) == len(data) and loaded.mask.dtype == bool

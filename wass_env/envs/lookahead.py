@@ -164,7 +164,7 @@ class Lookahead:
                     pnp[:, None] != self._nodes[None, :]
                 )
                 pb = wf.edge_bytes[pe]
-                local = np.bincount(pnp, weights=pb, minlength=n)
+                local = np.bincount(pnp, weights=pb, minlength=n).astype(np.float64)
                 known += float(pb.sum())
             drt_other = np.maximum.reduceat(arr, starts, axis=0)  # (c, n)
             # Data ready of child i on node m if the task runs on node k: (c, k, m).
