@@ -25,6 +25,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
 from agents.policies import NodeScoringPolicy
 from wass_env.envs.wass_sched import WassSchedEnv
+from wass_env.errors import WassError
 from wass_env.io import atomic_path, atomic_write
 from wass_env.scheduling import Scheduler, resolve_target
 from wass_env.sim.plan import Plan, PlanBuilder
@@ -32,6 +33,8 @@ from wass_env.sim.problem import Problem
 
 __all__ = [
     "SCHED_METRICS",
+    "AgentConfigError",
+    "CheckpointError",
     "MaskablePPOAgent",
     "SchedMetricsCallback",
     "make_env_fn",
@@ -49,6 +52,16 @@ SCHED_METRICS: tuple[str, ...] = (
     "cross_node_bytes",
 )
 ENV_KWARGS_FILE = "env_kwargs.json"
+
+
+class AgentConfigError(WassError):
+    """An invalid agent argument, or a problem the policy cannot act on."""
+
+
+class CheckpointError(WassError):
+    """A checkpoint that cannot be used as saved (its settings file missing or damaged)."""
+
+
 #: Policy names accepted besides SB3's own (``"MultiInputPolicy"``).
 POLICIES: dict[str, Any] = {"node_scoring": NodeScoringPolicy}
 #: sb3-contrib MaskablePPO's own policy names.
@@ -180,7 +193,7 @@ class MaskablePPOAgent(Scheduler):
     ) -> None:
         super().__init__(seed)
         if model is None and policy not in POLICIES and policy not in SB3_POLICIES:
-            raise ValueError(
+            raise AgentConfigError(
                 f"agent.policy: unknown policy {policy!r}; choose one of "
                 f"{sorted([*POLICIES, *SB3_POLICIES])}"
             )
@@ -257,16 +270,31 @@ class MaskablePPOAgent(Scheduler):
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, device: str = "cpu") -> MaskablePPOAgent:
-        """Load an agent saved by :meth:`save`.
+        """Load an agent saved by :meth:`save`, with the env settings it was trained with.
 
         Raises:
             FileNotFoundError: naming the missing checkpoint.
+            CheckpointError: when its settings file (``<stem>.env_kwargs.json`` next to it) is
+                missing or not a JSON object: the policy's ``task_order``, ``insertion`` and
+                reward settings would silently fall back to the env's defaults.
         """
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"no MaskablePPO checkpoint at {path}")
         meta = path.with_name(path.stem + "." + ENV_KWARGS_FILE)
-        env_kwargs = json.loads(meta.read_text()) if meta.exists() else {}
+        try:
+            env_kwargs = json.loads(meta.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise CheckpointError(
+                f"{path}: its settings file {meta} is missing, so the env settings the policy "
+                "was trained with are unknown; copy it along with the checkpoint"
+            ) from None
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise CheckpointError(f"{meta}: unreadable settings file ({exc})") from None
+        if not isinstance(env_kwargs, dict):
+            raise CheckpointError(
+                f"{meta}: expected a JSON object of env settings, got {type(env_kwargs).__name__}"
+            )
         model = MaskablePPO.load(path, device=device)
         return cls(model, env_kwargs=env_kwargs, device=device)
 
@@ -337,7 +365,7 @@ class MaskablePPOAgent(Scheduler):
             ValueError: if the cluster is larger than the policy's ``max_nodes``.
         """
         if problem.n_nodes > self.max_nodes:
-            raise ValueError(
+            raise AgentConfigError(
                 f"the policy was trained for at most {self.max_nodes} nodes; cluster "
                 f"{problem.cluster.name!r} has {problem.n_nodes}"
             )

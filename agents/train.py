@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from agents.config import ConfigValueError, check_values
 from agents.evaluation import (
     episode_problems,
     evaluate,
@@ -24,6 +24,7 @@ from agents.evaluation import (
     write_csv,
     write_text,
 )
+from wass_env.cli import run_cli
 from wass_env.errors import WassError
 from wass_env.scheduling import Scheduler
 
@@ -49,16 +50,10 @@ def check_config(cfg: DictConfig) -> None:
     Raises:
         TrainConfigError: naming the field and its value.
     """
-    checks = [
-        ("train.total_timesteps", cfg.train.total_timesteps, lambda v: v >= 1, ">= 1"),
-        ("train.n_envs", cfg.train.n_envs, lambda v: v >= 1, ">= 1"),
-        ("train.torch_threads", cfg.train.torch_threads, lambda v: v >= 1, ">= 1"),
-        ("eval.episodes", cfg.eval.episodes, lambda v: v >= 1, ">= 1"),
-        ("eval.noise", cfg.eval.noise, lambda v: v >= 0, ">= 0"),
-    ]
-    for field, value, ok, want in checks:
-        if not ok(value):
-            raise TrainConfigError(f"{field}: must be {want}, got {value!r}")
+    try:
+        check_values(cfg)  # ranges of the typed fields: seed, loop, agent, teacher
+    except ConfigValueError as exc:
+        raise TrainConfigError(str(exc)) from None
     from hydra.utils import get_class
 
     from agents.registry import SCHEDULERS
@@ -79,6 +74,9 @@ def check_config(cfg: DictConfig) -> None:
             f"eval.reference: {cfg.eval.reference!r} is not among the evaluated schedulers "
             f"{sorted(known - {''})}"
         )
+    from wass_env.envs.wass_sched import WassSchedEnv
+
+    WassSchedEnv(**env_kwargs_from_config(cfg))  # env, workload and cluster settings, in seconds
 
 
 def env_kwargs_from_config(cfg: DictConfig) -> dict[str, Any]:
@@ -226,20 +224,12 @@ def run_training(
 
 
 def main(cfg: DictConfig, out_dir: str | os.PathLike[str]) -> int:
-    """:func:`run_training` with user mistakes reported as one line on stderr.
+    """:func:`run_training` behind the command-line error boundary (:func:`wass_env.cli.run_cli`).
 
     Returns:
         0 on success, 2 on bad input (the message names the field and its value).
     """
-    from hydra.errors import InstantiationException
-
-    user_errors = (WassError, FileNotFoundError, InstantiationException)
-    try:
-        run_training(cfg, out_dir)
-    except user_errors as exc:
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli(run_training, cfg, out_dir)
 
 
 def _train(

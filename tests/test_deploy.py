@@ -22,7 +22,7 @@ from agents.fallback import FallbackScheduler
 from agents.heft import HEFTScheduler
 from agents.heuristics import min_eft_node
 from agents.minmin import MinMinScheduler
-from wass_env.cli import main as wass
+from wass_env.commands import main as wass
 from wass_env.scheduling import SCHEDULERS, Scheduler, UnknownSchedulerError, make_scheduler
 from wass_env.sim import Cluster, Problem, Workflow
 from wass_env.sim.cluster_file import parse_cluster
@@ -533,7 +533,7 @@ def test_wass_plan_bad_input_is_one_line_exit_2_and_writes_nothing(
     before = sorted(p.name for p in tmp_path.iterdir())
     assert wass(argv) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("wass plan: error: ")
+    assert err.count("\n") == 1 and err.startswith("error: ")
     assert re.search(message, err), err
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written
 

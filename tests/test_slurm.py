@@ -28,7 +28,7 @@ from agents.deploy.realised import (
     submit_job_set,
     wait_for_jobs,
 )
-from wass_env.cli import main as wass
+from wass_env.commands import main as wass
 from wass_env.sim.cluster_file import load_cluster
 from wass_env.workloads import load_workflow
 

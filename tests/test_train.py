@@ -178,7 +178,7 @@ def test_user_mistakes_give_one_line_and_exit_code_2(tmp_path: Path, capsys):
     assert main(compose_train([*SHORT, "agent=slurm", "eval.baselines=[foo]"]), tmp_path) == 2
     assert "unknown scheduler 'foo'" in capsys.readouterr().err
     for override, message in [
-        ("train.n_envs=0", "train.n_envs: must be >= 1, got 0"),
+        ("train.n_envs=0", "train.n_envs: must be an integer in [1, 1024], got 0"),
         ("eval.reference=nope", "eval.reference: 'nope' is not among"),
         ("env.task_order=bad", "task_order must be one of"),
     ]:

@@ -8,9 +8,9 @@
 
 The logic lives in :mod:`agents.deploy` (:func:`~agents.deploy.plan.make_deploy_plan`,
 :func:`~agents.deploy.write.write_deployment`); this module only parses arguments and reports.
-Bad input (a missing or malformed file, a bad cluster field, an unknown scheduler, a bad
-template, a directory in the way) prints one line naming the file, field and value, exits with
-code 2 and writes nothing.
+It runs behind the command-line boundary (:mod:`wass_env.cli`): bad input (a missing or
+malformed file, a bad cluster field, an unknown scheduler, a bad template, a directory in the
+way) prints one line naming the file, field and value, exits with code 2 and writes nothing.
 """
 
 from __future__ import annotations
@@ -18,12 +18,11 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
 
 from agents.deploy.plan import make_deploy_plan
-from agents.deploy.slurm import PLACEHOLDERS, PLACEMENTS
+from agents.deploy.slurm import PLACEHOLDERS, PLACEMENTS, JobSetError
 from agents.deploy.write import write_deployment
-from wass_env.errors import WassError
+from wass_env.cli import ArgumentParser, check_output_file, cli
 from wass_env.scheduling import scheduler_names
 from wass_env.sim.cluster_file import load_cluster
 from wass_env.workloads.loader import load_workflow
@@ -31,15 +30,9 @@ from wass_env.workloads.loader import load_workflow
 __all__ = ["build_parser", "main"]
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        """One line, exit code 2 (argparse prints the whole usage otherwise)."""
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``wass plan``."""
-    p = _Parser(
+    p = ArgumentParser(
         prog="wass plan",
         description="Plan a workflow on a cluster; write plan.json and a Slurm job set.",
         epilog="command placeholders: "
@@ -93,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@cli
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``wass plan`` with ``argv``; returns the exit code."""
     try:
@@ -100,25 +94,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as stop:  # --help, or a usage error already reported on one line
         return int(stop.code or 0)
     if args.placement != "nodelist" and args.slurm is None:
-        print("wass plan: error: --placement needs --slurm DIR", file=sys.stderr)
-        return 2
-    try:
-        workflow = load_workflow(args.workflow)
-        cluster = load_cluster(args.cluster)
-        dp = make_deploy_plan(workflow, cluster, args.scheduler, insertion=args.insertion)
-        text = write_deployment(
-            dp,
-            output=args.output,
-            slurm=args.slurm,
-            explain=args.explain,
-            placement=args.placement,
-            command=args.command,
-            sleep=args.sleep,
-            keep_order=not args.free_order,
-        )
-    except (WassError, OSError) as exc:
-        print(f"wass plan: error: {exc}", file=sys.stderr)
-        return 2
+        raise JobSetError("--placement needs --slurm DIR")
+    if args.output is not None:
+        check_output_file(args.output, "-o")
+    workflow = load_workflow(args.workflow)
+    cluster = load_cluster(args.cluster)
+    dp = make_deploy_plan(workflow, cluster, args.scheduler, insertion=args.insertion)
+    text = write_deployment(
+        dp,
+        output=args.output,
+        slurm=args.slurm,
+        explain=args.explain,
+        placement=args.placement,
+        command=args.command,
+        sleep=args.sleep,
+        keep_order=not args.free_order,
+    )
     if args.output is None:
         sys.stdout.write(text)
     else:

@@ -13,8 +13,9 @@ from numpy.typing import NDArray
 from wass_env.envs.graph import GRAPH_EDGE_FEATURES, GRAPH_TASK_FEATURES, GraphWindow
 from wass_env.envs.lookahead import LOOKAHEAD_FEATURES, Lookahead
 from wass_env.errors import WassError
+from wass_env.limits import whole_number
 from wass_env.scheduling import Scheduler, make_scheduler
-from wass_env.sim.cluster import Cluster, cluster_from_spec
+from wass_env.sim.cluster import Cluster, ClusterError, cluster_from_spec
 from wass_env.sim.execute import execute
 from wass_env.sim.metrics import schedule_metrics
 from wass_env.sim.ordering import TASK_ORDERS, ReadyQueue, task_priority
@@ -22,7 +23,15 @@ from wass_env.sim.plan import PlanBuilder
 from wass_env.sim.problem import Problem
 from wass_env.sim.workflow import Workflow
 
-__all__ = ["NODE_FEATURES", "REWARD_TERMS", "TASK_FEATURES", "EnvConfigError", "WassSchedEnv"]
+__all__ = [
+    "NODE_FEATURES",
+    "RESET_OPTIONS",
+    "REWARD_TERMS",
+    "TASK_FEATURES",
+    "ActionError",
+    "EnvConfigError",
+    "WassSchedEnv",
+]
 
 #: Names of the columns of ``obs["task"]``.
 TASK_FEATURES: tuple[str, ...] = (
@@ -71,8 +80,72 @@ REWARD_TERMS: tuple[str, ...] = ("makespan", "progress", "illegal")
 _CLIP = 100.0  # features are clipped to [0, _CLIP] so the Box bounds hold
 
 
+_TINY = float(np.finfo(np.float64).tiny)  # smallest normal float: 1 / _TINY is finite
+#: Largest accepted magnitude of a reward weight (rewards stay finite: every term is bounded).
+MAX_REWARD_WEIGHT = 1e6
+#: Keys ``reset(options=...)`` accepts.
+RESET_OPTIONS: tuple[str, ...] = ("problem", "workflow", "cluster")
+
+
 class EnvConfigError(WassError):
     """An invalid environment argument (the message names it and its value)."""
+
+
+class ActionError(WassError):
+    """An action that is not a node index, or (with ``illegal_action="raise"``) a masked one."""
+
+
+def _node_index(action: Any) -> int:
+    """The node an action names: a Python or NumPy integer, or an integer array of size 1.
+
+    Anything else (a float, even ``2.0``; a bool; a string; NaN; a longer array) is refused,
+    so that no action silently becomes another node.
+    """
+    a = action
+    if isinstance(a, np.ndarray) and a.size == 1 and np.issubdtype(a.dtype, np.integer):
+        a = a.reshape(()).item()
+    if isinstance(a, (int, np.integer)) and not isinstance(a, (bool, np.bool_)):
+        return int(a)
+    shape = f" of shape {a.shape} and dtype {a.dtype}" if isinstance(a, np.ndarray) else ""
+    raise ActionError(
+        f"action: expected a node index (a Python or NumPy integer, or an integer array of "
+        f"size 1), got {_short(action)} ({type(action).__name__}{shape})"
+    )
+
+
+def _reset_options(options: Any) -> dict[str, Any]:
+    """``reset``'s ``options``, checked: a dict with known keys and values of the right type."""
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise EnvConfigError(
+            f"reset: options must be a dict with keys from {RESET_OPTIONS}, got "
+            f"{_short(options)} ({type(options).__name__})"
+        )
+    unknown = [k for k in options if k not in RESET_OPTIONS]
+    if unknown:
+        raise EnvConfigError(f"reset: unknown option {unknown[0]!r}; options are {RESET_OPTIONS}")
+    if "problem" in options and len(options) > 1:
+        raise EnvConfigError(
+            "reset: options['problem'] is a whole instance; it cannot be combined with "
+            f"{sorted(k for k in options if k != 'problem')}"
+        )
+    for key, kind in (("problem", Problem), ("workflow", Workflow)):
+        if key in options and not isinstance(options[key], kind):
+            raise EnvConfigError(
+                f"reset: options[{key!r}] must be a {kind.__name__}, got "
+                f"{_short(options[key])} ({type(options[key]).__name__})"
+            )
+    return dict(options)
+
+
+def _is_real(x: Any) -> bool:
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
@@ -93,9 +166,17 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
     ``info["action_mask"]`` the same mask as a read-only int8 array
     (``action_space.sample(mask=...)`` accepts it).
 
+    An action is a node index: a Python ``int``, a NumPy integer (what ``action_space.sample()``
+    and SB3 give) or an integer array of size 1 (what ``model.predict`` gives for one
+    observation). Anything else raises :class:`ActionError` naming the action and its type:
+    floats (even ``2.0``: a policy that emits floats has a bug that rounding would hide), bools,
+    strings, NaN, arrays of other sizes or dtypes. An integer outside the mask, however large or
+    negative, is an illegal action (below).
+
     ## Observation Space
     ``Dict`` of fixed-shape ``Box``es (float32, clipped to [0, 100]); times are divided by the
-    episode's lower bound on the makespan, so one scale fits tiny and huge workflows:
+    episode's lower bound on the makespan (its serial time when no task has work), so one scale
+    fits tiny and huge workflows:
 
     * ``"task"``: ``(len(TASK_FEATURES),)``: the task to place (see :data:`TASK_FEATURES`).
     * ``"nodes"``: ``(max_nodes, len(NODE_FEATURES))``: per node, what placing the task there
@@ -114,7 +195,7 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
     An action outside the mask (padding, or a node the task does not fit on) does not corrupt
     the schedule: with ``illegal_action="fallback"`` (default) the task goes to the lowest-index
     feasible node, ``info["illegal_action"]`` is True and the ``"illegal"`` term is -1; with
-    ``"raise"`` a ``ValueError`` is raised.
+    ``"raise"`` an :class:`ActionError` (a ``ValueError``) is raised.
 
     ## Episode End
     Terminates when every task is placed (episode length = number of tasks). Never truncates.
@@ -135,7 +216,8 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
     * ``task_order``: ``"rank"`` (upward rank, default) or ``"fifo"`` (file order).
     * ``noise``: sigma of the mean-one lognormal runtime noise at execution (default 0).
     * ``reward_weights``: weights of the reward terms (default
-      ``{"makespan": 1, "progress": 0, "illegal": 1}``).
+      ``{"makespan": 1, "progress": 0, "illegal": 1}``), finite numbers of magnitude at most
+      :data:`MAX_REWARD_WEIGHT`.
     * ``illegal_action``: ``"fallback"`` or ``"raise"``.
     * ``reference``: a baseline :class:`~wass_env.scheduling.Scheduler` or its registered name
       (``"heft"``, see :func:`wass_env.scheduling.make_scheduler`); at
@@ -153,8 +235,11 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
       reset, so the episode's return is minus the makespan relative to, e.g., HEFT's).
     * ``render_mode``: ``"ansi"`` (text Gantt) or ``"rgb_array"`` (Gantt image).
 
-    ``reset(options=...)`` accepts ``{"workflow": Workflow, "cluster": spec}`` or
-    ``{"problem": Problem}`` to schedule a given instance instead of a sampled one.
+    ``reset(options=...)`` accepts ``{"workflow": Workflow, "cluster": spec}`` (either key
+    alone, the other drawn as usual) or ``{"problem": Problem}`` to schedule a given instance
+    instead of a sampled one; ``None`` or ``{}`` draws both. Anything else (another key, a
+    value of the wrong type, ``problem`` together with another key, options that are not a
+    dict) raises :class:`EnvConfigError` naming the option and its value.
 
     ## Version History
     * v0: initial version.
@@ -189,13 +274,17 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         largest = max(c.n_nodes for c in self.clusters)
         if max_nodes is None:
             max_nodes = largest
+        try:
+            max_nodes = whole_number(max_nodes)
+        except ValueError as exc:
+            raise EnvConfigError(f"max_nodes: {exc}") from None
         if max_nodes < largest:
             raise EnvConfigError(
                 f"max_nodes={max_nodes} is smaller than the largest cluster ({largest} nodes)"
             )
         if task_order not in TASK_ORDERS:
             raise EnvConfigError(f"task_order must be one of {TASK_ORDERS}, got {task_order!r}")
-        if not (np.isfinite(noise) and noise >= 0):
+        if not (_is_real(noise) and np.isfinite(noise) and noise >= 0):
             raise EnvConfigError(f"noise must be finite and >= 0, got {noise!r}")
         if illegal_action not in ("fallback", "raise"):
             raise EnvConfigError(
@@ -207,7 +296,16 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
                 raise EnvConfigError(
                     f"reward_weights: unknown term {k!r}; terms are {REWARD_TERMS}"
                 )
-            weights[k] = float(v)
+            try:
+                w = float(v)
+            except (TypeError, ValueError, OverflowError):
+                w = float("nan")
+            if not (np.isfinite(w) and abs(w) <= MAX_REWARD_WEIGHT):
+                raise EnvConfigError(
+                    f"reward_weights[{k!r}]: must be a number in "
+                    f"[-{MAX_REWARD_WEIGHT:g}, {MAX_REWARD_WEIGHT:g}], got {v!r}"
+                )
+            weights[k] = w
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise EnvConfigError(
                 f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}"
@@ -274,18 +372,19 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
             # Runtime noise has its own stream, so the workflows an env draws do not depend on
             # whether (or how much) noise is on.
             self._noise_rng = np.random.default_rng(None if seed is None else [seed, 0x6E6F6973])
-        options = options or {}
+        options = _reset_options(options)
         if "problem" in options:
             problem = options["problem"]
         else:
             if "cluster" in options:
-                cluster = cluster_from_spec(options["cluster"])
+                try:
+                    cluster = cluster_from_spec(options["cluster"])
+                except ClusterError as exc:
+                    raise EnvConfigError(f"reset: options['cluster']: {exc}") from None
             else:
                 cluster = self.clusters[int(self.np_random.integers(len(self.clusters)))]
             if "workflow" in options:
                 workflow = options["workflow"]
-                if not isinstance(workflow, Workflow):
-                    raise TypeError(f"options['workflow'] must be a Workflow, got {workflow!r}")
             else:
                 workflow = self.workload.sample(self.np_random, cluster)
             problem = Problem(workflow, cluster)
@@ -308,12 +407,12 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         if self.current_task < 0:
             raise RuntimeError("the episode is over; call reset()")
         b = self.builder
-        node = int(action)
+        node = _node_index(action)
         illegal = not (0 <= node < self.max_nodes and self._mask[node])
         if illegal:
             if self.illegal_action == "raise":
                 task_id = self.problem.workflow.ids[self.current_task]
-                raise ValueError(
+                raise ActionError(
                     f"illegal action {node} for task {task_id!r}: feasible nodes are "
                     f"{np.flatnonzero(self._mask).tolist()}"
                 )
@@ -386,7 +485,10 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         self.builder = PlanBuilder(problem, insertion=self.insertion)
         self._queue = ReadyQueue(self.builder, task_priority(problem, self.task_order))
         self.current_task = self._queue.pop()
-        self._scale = problem.lower_bound() or 1.0  # [s] time unit of observations and rewards
+        # [s] time unit of observations and rewards: the lower bound (the serial time when there
+        # is no work). Problem bounds every time by 1e100 of them; the floor keeps 1 / scale finite.
+        lb = problem.lower_bound()
+        self._scale = max(lb if lb > 0 else problem.serial_time(), _TINY)
         self._reference_makespan: float | None = None
         self._reward_unit = self._scale
         if self.reward_scale == "reference":
