@@ -8,6 +8,11 @@ HEFT literature): moving ``b`` bytes from node ``i`` to node ``j != i`` takes
 files are read from shared storage at ``storage_latency + b / storage_bandwidth`` seconds,
 whatever the node.
 
+Nodes have names (hostnames on a real cluster; ``node0``, ``node1``, ... by default), and a node
+may be marked *down*: no task fits on it. ``dispatch_latency`` models a batch system's delay
+between the last parent of a task finishing and the task starting (Slurm's dependency release
+and dispatch: about a second); 0, the default, is the classic model.
+
 Presets: ``hom16 .. hom128`` (identical nodes) and ``het16 .. het128`` (four node types of
 different speeds, cores and memory, interleaved); see :func:`make_cluster`.
 """
@@ -78,16 +83,23 @@ class Cluster:
             (default: ``bandwidth`` if it is a scalar, else its mean).
         storage_latency: Latency of a read from shared storage [s] (default: like ``latency``).
         name: Cluster name.
+        node_name: Name per node (default ``node0``, ``node1``, ...); unique.
+        down: Per node, True if it is marked down (it takes no tasks); default all up.
+        dispatch_latency: Delay between the last parent of a task finishing and the task
+            starting [s] (a batch system's dependency release and dispatch); default 0.
     """
 
     __slots__ = (
         "bandwidth",
         "bandwidth_matrix",
         "cores",
+        "dispatch_latency",
+        "down",
         "latency",
         "latency_matrix",
         "memory",
         "name",
+        "node_name",
         "node_type",
         "speed",
         "storage_bandwidth",
@@ -108,6 +120,9 @@ class Cluster:
         storage_bandwidth: float | None = None,
         storage_latency: float | None = None,
         name: str = "cluster",
+        node_name: Sequence[str] | None = None,
+        down: ArrayLike | None = None,
+        dispatch_latency: float = 0.0,
     ) -> None:
         self.name = name
         sp = self._numbers(speed, "speed")
@@ -209,6 +224,33 @@ class Cluster:
         slat_a = self._numbers(slat, "storage_latency", scalar=True)
         self.storage_bandwidth = float(self._check(sbw_a, "storage_bandwidth", True)[0])
         self.storage_latency = float(self._check(slat_a, "storage_latency", False)[0])
+        self._set_deploy_fields(node_name, down, dispatch_latency)
+
+    def _set_deploy_fields(
+        self, node_name: Sequence[str] | None, down: ArrayLike | None, dispatch_latency: float
+    ) -> None:
+        n = self.speed.size
+        names = tuple(f"node{i}" for i in range(n)) if node_name is None else tuple(node_name)
+        if len(names) != n:
+            raise ClusterError(f"cluster {self.name!r}: {len(names)} node names for {n} nodes")
+        seen: set[str] = set()
+        for nm in names:
+            if not isinstance(nm, str) or not nm:
+                raise ClusterError(
+                    f"cluster {self.name!r}: node names must be non-empty strings, got {nm!r}"
+                )
+            if nm in seen:
+                raise ClusterError(f"cluster {self.name!r}: duplicate node name {nm!r}")
+            seen.add(nm)
+        self.node_name: tuple[str, ...] = names
+        dn = np.zeros(n, dtype=bool) if down is None else np.asarray(down, dtype=bool).reshape(-1)
+        if dn.size != n:
+            raise ClusterError(f"cluster {self.name!r}: {dn.size} 'down' flags for {n} nodes")
+        if dn.all():
+            raise ClusterError(f"cluster {self.name!r}: every node is marked down")
+        self.down = _readonly(dn.copy())
+        dl = self._numbers(dispatch_latency, "dispatch_latency", scalar=True)
+        self.dispatch_latency = float(self._check(dl, "dispatch_latency", False)[0])
 
     def _numbers(self, values: Any, field: str, scalar: bool = False) -> np.ndarray:
         """``values`` as a flat float64 array, or a :class:`ClusterError` naming ``field``."""
@@ -317,6 +359,9 @@ class Cluster:
             storage_bandwidth=self.storage_bandwidth,
             storage_latency=self.storage_latency,
             name=name or f"{self.name}[{len(idx)}]",
+            node_name=[self.node_name[i] for i in idx],
+            down=self.down[idx],
+            dispatch_latency=self.dispatch_latency,
         )
 
     def __repr__(self) -> str:
@@ -328,6 +373,21 @@ class Cluster:
     def __setstate__(self, state: dict[str, Any]) -> None:
         for k, v in state.items():
             object.__setattr__(self, k, v)
+        if "node_name" not in state:  # pickled before nodes had names and states
+            self._set_deploy_fields(None, None, 0.0)
+
+    def node_index(self, name: str) -> int:
+        """Index of the node called ``name``.
+
+        Raises:
+            ClusterError: if there is no such node (the message lists the names).
+        """
+        try:
+            return self.node_name.index(name)
+        except ValueError:
+            raise ClusterError(
+                f"cluster {self.name!r} has no node {name!r}; nodes: {', '.join(self.node_name)}"
+            ) from None
 
 
 def make_cluster(

@@ -6,6 +6,8 @@ placing a ready task on a node starts it at the earliest time when
 
 * all its inputs have arrived there (parents' finish + transfer time, and the stage-in of its
   external inputs), and
+* the cluster's ``dispatch_latency`` has passed since its last parent finished (0 by default),
+  and
 * the node has ``cores[task]`` cores free for the whole runtime (a zero-length task takes no
   cores: it only waits for its inputs and, under the queue policy, for its turn).
 
@@ -251,6 +253,7 @@ class PlanBuilder:
         self._partial_fit = st["partial_fit"]
         self._zero_len = st["zero_len"]
         self._delay = problem.edge_delay()
+        self._dispatch = cl.dispatch_latency  # [s]
         self._no_fit = ~problem.fits
         self._cmax = int(wf.cores.max())
         self._profiles = [_NodeProfile(int(c)) for c in cl.cores.tolist()]
@@ -340,6 +343,9 @@ class PlanBuilder:
                 drt[k] = best
         if stage > 0:
             np.maximum(drt, stage, out=drt)
+        if self._dispatch > 0:
+            # The batch system releases a dependent task this long after its last parent ends.
+            np.maximum(drt, float(pf.max()) + self._dispatch, out=drt)
         return drt
 
     def start_times(self, task: int, ready: FloatArray) -> FloatArray:
