@@ -45,12 +45,14 @@ from wass_env.sim.plan import PlanBuilder
 
 __all__ = [
     "Dataset",
+    "HeuristicExpert",
     "PilotExpert",
     "bc_train",
     "collect",
     "collect_parallel",
     "discounted_returns",
     "expert_dataset",
+    "make_expert",
     "run_imitation",
 ]
 
@@ -61,6 +63,9 @@ class PilotExpert:
     Args:
         k: Candidate nodes tried per decision (those with the earliest finish times); the base
             heuristic's own node is always among them. ``k <= 0`` tries every feasible node.
+        fortify: Names of stronger (slower) heuristics: at every decision each one's own node is
+            also tried, completed by that heuristic itself, so following the expert from the
+            start is never worse than any of them either (a fortified rollout).
         locality: Also try the nodes that keep data local (the one holding most of the task's
             inputs, the one holding most of its children's other inputs): earliest-finish
             candidates alone never propose gathering a fan-in on few nodes.
@@ -75,9 +80,11 @@ class PilotExpert:
         base: str | Mapping[str, Any] = "heft",
         tie: float = 1e-9,
         locality: bool = True,
+        fortify: tuple[str, ...] | list[str] = (),
     ):
         self.k = int(k)
         self.locality = bool(locality)
+        self.fortify: list[Scheduler] = [make_scheduler(f) for f in fortify]
         self.base: Scheduler = make_scheduler(base)
         self.tie = float(tie)
         self.completions = 0  # completed rollouts so far (a cost counter)
@@ -106,16 +113,31 @@ class PilotExpert:
                 cand = np.append(cand, n)
         out = np.full(problem.n_nodes, np.inf)
         for n in cand.tolist():
-            b = builder.copy()
-            b.assign(task, n)
-            q = ReadyQueue(b, priority)
-            while not b.done:
-                t = q.pop()
-                b.assign(t, self.base.select_node(b, t))
-                q.update()
-            out[n] = b.max_finish
-            self.completions += 1
+            out[n] = self._complete(builder, task, n, self.base, priority)
+        for other in self.fortify:
+            # A stronger, slower heuristic: its own choice, completed by itself.
+            other._ensure(problem)
+            n = other.select_node(builder, task)
+            out[n] = min(out[n], self._complete(builder, task, n, other, priority))
         return out
+
+    def _complete(
+        self,
+        builder: PlanBuilder,
+        task: int,
+        node: int,
+        sch: Scheduler,
+        priority: NDArray[np.float64],
+    ) -> float:
+        b = builder.copy()
+        b.assign(task, node)
+        q = ReadyQueue(b, priority)
+        while not b.done:
+            t = q.pop()
+            b.assign(t, sch.select_node(b, t))
+            q.update()
+        self.completions += 1
+        return float(b.max_finish)
 
     @staticmethod
     def _local_nodes(builder: PlanBuilder, task: int) -> list[int]:
@@ -149,6 +171,42 @@ class PilotExpert:
         best = float(scores.min())
         tied = scores <= best + self.tie * max(abs(best), 1.0)
         return tied / tied.sum()
+
+
+class HeuristicExpert(PilotExpert):
+    """A heuristic as the expert: its own node at every state (cheap; no rollouts).
+
+    Following it from any state is exactly the heuristic, so DAgger's labels are consistent
+    with the expert's own trajectories. With ``heft_lookahead`` this is the strongest single
+    heuristic of the evaluation at a fraction of a rollout expert's cost.
+
+    Args:
+        base: Registered name (or spec) of the heuristic.
+    """
+
+    def __init__(self, base: str | Mapping[str, Any] = "heft_lookahead") -> None:
+        super().__init__(k=1, base=base, locality=False)
+
+    def scores(
+        self, builder: PlanBuilder, task: int, priority: NDArray[np.float64]
+    ) -> NDArray[np.float64]:
+        """0 on the heuristic's node, ``inf`` elsewhere."""
+        self.base._ensure(builder.problem)
+        out = np.full(builder.problem.n_nodes, np.inf)
+        out[self.base.select_node(builder, task)] = 0.0
+        return out
+
+
+def make_expert(spec: Mapping[str, Any] | None = None) -> PilotExpert:
+    """An expert from its settings: ``{"kind": "pilot", k, base, locality, fortify, tie}``
+    (default) or ``{"kind": "heuristic", "base": "heft_lookahead"}``."""
+    kw = dict(spec or {})
+    kind = kw.pop("kind", "pilot")
+    if kind == "pilot":
+        return PilotExpert(**kw)
+    if kind == "heuristic":
+        return HeuristicExpert(**kw)
+    raise ValueError(f"imitation expert kind must be 'pilot' or 'heuristic', got {kind!r}")
 
 
 @dataclass
@@ -419,7 +477,7 @@ def _collect_job(
     return collect(
         env,
         seeds,
-        PilotExpert(**expert_kwargs),
+        make_expert(expert_kwargs),
         learner=learner,
         beta=beta,
         gamma=gamma,
