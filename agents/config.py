@@ -168,6 +168,8 @@ class EvalConfig:
         ]
     )
     reference: str = "heft"  # makespan ratios are reported against this scheduler
+    workload: Any = None  # evaluation workload spec (None: the training workload)
+    cluster: Any = None  # evaluation cluster spec (None: the training cluster)
 
 
 @dataclass

@@ -69,15 +69,15 @@ class PilotExpert:
         locality: Also try the nodes that keep data local (the one holding most of the task's
             inputs, the one holding most of its children's other inputs): earliest-finish
             candidates alone never propose gathering a fan-in on few nodes.
-        base: Registered name (or spec) of the completion heuristic (its ``select_node`` is
-            used in the environment's task order).
+        base: Registered name, spec or instance of the completion heuristic (its
+            ``select_node`` is used in the environment's task order).
         tie: Relative tolerance under which two completed makespans count as equal.
     """
 
     def __init__(
         self,
         k: int = 4,
-        base: str | Mapping[str, Any] = "heft",
+        base: str | Mapping[str, Any] | Scheduler = "heft",
         tie: float = 1e-9,
         locality: bool = True,
         fortify: tuple[str, ...] | list[str] = (),

@@ -127,12 +127,16 @@ class SchedMetricsCallback(BaseCallback):
 
     Attributes:
         episodes: ``(timestep, makespan / lower bound)`` of every finished training episode.
+        curve: One dict per finished training episode: ``timestep``, ``family``,
+            ``ratio_to_lower_bound`` and (with a reference) ``ratio_to_<reference_name>``:
+            the learning curve on the training distribution.
     """
 
     def __init__(self, reference_name: str = "reference", verbose: int = 0) -> None:
         super().__init__(verbose)
         self.reference_name = reference_name
         self.episodes: list[tuple[int, float]] = []
+        self.curve: list[dict[str, Any]] = []
 
     def _on_step(self) -> bool:
         for done, info in zip(self.locals["dones"], self.locals["infos"], strict=True):
@@ -147,6 +151,14 @@ class SchedMetricsCallback(BaseCallback):
             if not done or "makespan" not in info:
                 continue
             self.episodes.append((self.num_timesteps, float(info["ratio_to_lower_bound"])))
+            point: dict[str, Any] = {
+                "timestep": int(self.num_timesteps),
+                "family": str(info.get("family", "")),
+                "ratio_to_lower_bound": float(info["ratio_to_lower_bound"]),
+            }
+            if "ratio_to_reference" in info:
+                point[f"ratio_to_{self.reference_name}"] = float(info["ratio_to_reference"])
+            self.curve.append(point)
             if "ratio_to_reference" in info:
                 self.logger.record_mean(
                     f"sched/ratio_to_{self.reference_name}", float(info["ratio_to_reference"])

@@ -90,6 +90,36 @@ def check_config(cfg: DictConfig) -> None:
     from wass_env.envs.wass_sched import WassSchedEnv
 
     WassSchedEnv(**env_kwargs_from_config(cfg))  # env, workload and cluster settings, in seconds
+    _check_eval_instances(cfg)
+
+
+def _check_eval_instances(cfg: DictConfig) -> None:
+    """``eval.workload`` and ``eval.cluster``, when set, must be valid, and the evaluation
+    clusters no larger than the training ones (the policy's action space)."""
+    from wass_env.sim.cluster import cluster_from_spec
+    from wass_env.workloads import make_sampler
+
+    workload = _plain(cfg.eval.get("workload"))
+    if workload is not None:
+        try:
+            make_sampler(workload)
+        except WassError as exc:
+            raise TrainConfigError(f"eval.workload: {exc}") from None
+    cluster = _plain(cfg.eval.get("cluster"))
+    if cluster is None:
+        return
+    try:
+        evals = expand_cluster_spec(cluster)
+        biggest = max(cluster_from_spec(c).n_nodes for c in evals)
+        train = expand_cluster_spec(_plain(cfg.cluster))
+        limit = cfg.env.get("max_nodes") or max(cluster_from_spec(c).n_nodes for c in train)
+    except ClusterError as exc:
+        raise TrainConfigError(f"eval.cluster: {exc}") from None
+    if biggest > int(limit):
+        raise TrainConfigError(
+            f"eval.cluster: has clusters of {biggest} nodes, more than the policy's "
+            f"{int(limit)} (env.max_nodes, or the largest training cluster)"
+        )
 
 
 def _baseline_entries(cfg: DictConfig) -> list[SchedulerEntry]:
@@ -233,8 +263,10 @@ def run_training(
 def evaluate_after_training(
     agent: Scheduler, cfg: DictConfig, env_kwargs: dict[str, Any]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str]:
-    """The agent and ``eval.baselines`` on the fixed evaluation instances of the training
-    distribution (``eval.episodes`` seeds from ``eval.seed``, the same for every training run).
+    """The agent and ``eval.baselines`` on the fixed evaluation instances (``eval.episodes``
+    seeds from ``eval.seed``, the same for every training run) of the training distribution,
+    or of ``eval.workload`` / ``eval.cluster`` when set (e.g. the whole mix, families held out
+    of training included).
 
     Returns:
         ``(summary, rows, markdown table)``.
@@ -243,9 +275,11 @@ def evaluate_after_training(
         agents.evaluation.EvaluationError: on a bad baseline or workload (:func:`check_config`
             checks both first, naming them as the train config does).
     """
+    workload = _plain(cfg.eval.get("workload"))
+    cluster = _plain(cfg.eval.get("cluster"))
     grid = Grid(
-        workloads={"train": env_kwargs["workload"]},
-        clusters={"train": env_kwargs["cluster"]},
+        workloads={"train": env_kwargs["workload"] if workload is None else workload},
+        clusters={"train": env_kwargs["cluster"] if cluster is None else cluster},
         seeds=eval_seeds(int(cfg.eval.episodes), int(cfg.eval.seed)),
         schedulers=[SchedulerEntry(agent.name, agent, field="agent")]
         + [e for e in _baseline_entries(cfg) if e.name != agent.name],
@@ -333,6 +367,8 @@ def _train(
     finally:
         venv.close()
     elapsed = time.perf_counter() - t0
+    if sched.curve:  # the learning curve on the training distribution, one row per episode
+        write_csv(sched.curve, out / "curve.csv")
     return agent.save(out / "model.zip"), elapsed, sched.episodes
 
 

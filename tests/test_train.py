@@ -84,6 +84,16 @@ def test_tiny_training_run_end_to_end(tmp_path: Path):
     acc = EventAccumulator(str(events[0].parent))
     acc.Reload()
     assert {"sched/makespan", "sched/ratio_to_heft"} <= set(acc.Tags()["scalars"])
+    # the learning curve: one row per finished training episode, in order
+    with (tmp_path / "curve.csv").open() as f:
+        curve = list(csv.DictReader(f))
+    assert len(curve) == len(out["train_episodes"]) > 0
+    steps = [int(r["timestep"]) for r in curve]
+    assert steps == sorted(steps) and steps[-1] <= 256 + 2 * 128
+    assert all(float(r["ratio_to_heft"]) > 0 and r["family"] == "layered" for r in curve)
+    np.testing.assert_allclose(
+        [float(r["ratio_to_lower_bound"]) for r in curve], [x for _, x in out["train_episodes"]]
+    )
     # the checkpoint loads and plans a fresh instance validly
     agent = MaskablePPOAgent.load(out["checkpoint"])
     assert agent.env_kwargs["max_nodes"] == 16
@@ -95,6 +105,22 @@ def test_tiny_training_run_end_to_end(tmp_path: Path):
     # the same seed trains the same policy
     again = run_training(cfg, tmp_path / "again")
     assert [r["makespan"] for r in again["rows"]] == [r["makespan"] for r in out["rows"]]
+
+
+def test_evaluation_on_another_workload_and_cluster(tmp_path: Path):
+    # Trained on layered DAGs on het16; scored on chains on 4 heterogeneous nodes (e.g. the
+    # families a run held out): the rows name them.
+    over = [*SHORT, "agent=slurm", "eval.workload={generator: chain, n_tasks: 5}"]
+    over.append("eval.cluster={kind: heterogeneous, n_nodes: 4}")
+    out = run_training(compose_train(over), tmp_path)
+    assert {r["family"] for r in out["rows"]} == {"chain"}
+    assert {r["n_nodes"] for r in out["rows"]} == {4} and {r["n_tasks"] for r in out["rows"]} == {5}
+    from agents.train import TrainConfigError, check_config
+
+    with pytest.raises(TrainConfigError, match="eval.workload: .*generator"):
+        check_config(compose_train([*SHORT, "eval.workload={generator: nope}"]))
+    with pytest.raises(TrainConfigError, match="eval.cluster: has clusters of 32 nodes"):
+        check_config(compose_train([*SHORT, "eval.cluster=het32"]))
 
 
 def test_heuristic_agent_needs_no_training(tmp_path: Path):
