@@ -1,10 +1,14 @@
-"""Stage 1: seed the teacher's knowledge base with runs of heuristic policies.
+"""Stage 1: seed the teacher's knowledge base with runs of many policies.
 
 Examples::
 
     python scripts/build_kb.py            # default profile -> runs/kb/default.wkb
     python scripts/build_kb.py --profile large --out runs/kb/large.wkb
     python scripts/build_kb.py --profile tiny --instances 50 --seed 3 --append
+    # continual knowledge integration: runs of a trained policy (raw and rollout-improved),
+    # added to the saved base
+    python scripts/build_kb.py --instances 100 --seed 1 --append \
+        --policies policy:runs/train/latest/model.zip policy+rollout2:runs/train/latest/model.zip
 
 The logic lives in :func:`teacher.build.build_knowledge_base`; profiles in
 :data:`teacher.build.PROFILES`.
@@ -31,6 +35,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, help="worker processes")
     ap.add_argument("--seed", type=int, help="master seed (default: the profile's, 0)")
     ap.add_argument("--branch-prob", type=float, help="counterfactual branch probability")
+    ap.add_argument(
+        "--policies",
+        nargs="+",
+        metavar="SPEC",
+        help="policy specs instead of the profile's (heft, heft~0.2, pilot2, cpsat, "
+        "policy:PATH, policy+rollout2:PATH, ...; see teacher.policies)",
+    )
+    ap.add_argument(
+        "--always", nargs="*", metavar="SPEC", help="specs run on every instance they apply to"
+    )
+    ap.add_argument("--policies-per-instance", type=int, help="policies drawn per instance")
     ap.add_argument("--append", action="store_true", help="add the records to the base at --out")
     args = ap.parse_args(argv)
     if args.out is None:
@@ -42,9 +57,15 @@ def main(argv: list[str] | None = None) -> int:
             "workers": args.workers,
             "seed": args.seed,
             "branch_prob": args.branch_prob,
+            "policies": None if args.policies is None else tuple(args.policies),
+            "always": None if args.always is None else tuple(args.always),
+            "policies_per_instance": args.policies_per_instance,
         }.items()
         if v is not None
     }
+    if args.policies is not None and args.policies_per_instance is None:
+        base = PROFILES[args.profile].policies_per_instance
+        overrides["policies_per_instance"] = min(base, len(args.policies))
     config = replace(PROFILES[args.profile], **overrides)
     # Check the target before building anything: the build takes minutes.
     check_output_file(args.out, "--out")

@@ -1,4 +1,4 @@
-"""Features of a scheduling state, read from the simulator (no gymnasium, no torch).
+"""Features of a scheduling state, read from the simulator (no torch).
 
 The teacher describes a decision (place ready ``task`` given the partial plan of a
 :class:`~wass_env.sim.plan.PlanBuilder`) at three levels:
@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from wass_env.envs.lookahead import LOOKAHEAD_FEATURES, Lookahead
 from wass_env.sim.plan import PlanBuilder
 from wass_env.sim.problem import Problem
 
@@ -114,6 +115,10 @@ ACTION_FEATURES: tuple[str, ...] = (
     "bound_after",  # lower bound on the final makespan after this placement
     "bound_increase",  # bound_after - frontier bound
     "is_best",  # 1 where the earliest finish is the best over the nodes
+    # What the placement leaves for later (wass_env.envs.lookahead, the environment's own
+    # lookahead columns): PEFT's optimistic cost to the exit, the children's data locality and
+    # the latest child's best finish if the task goes there (HEFT with lookahead's criterion).
+    *(f"lookahead_{name}" for name in LOOKAHEAD_FEATURES),
 )
 _CLIP = 100.0  # features are clipped to [-_CLIP, _CLIP]: infinite or huge values stay finite
 
@@ -244,6 +249,7 @@ class ProblemFeatures:
             self._log_slowdown = np.where(
                 p.fits & (min_exec[:, None] > 0), np.log(np.maximum(ratio, 1e-300)), 0.0
             )
+        self.lookahead = Lookahead(problem, clip=_CLIP)  # per-node lookahead columns
 
     @property
     def n_tasks(self) -> int:
@@ -478,6 +484,7 @@ class FeatureTracker:
         np.maximum(a[10], other * inv, out=a[10])
         np.subtract(a[10], bound * inv, out=a[11])
         a[12] = a[1] <= 1e-9 * (best * inv) + 1e-12
+        a[13:] = pf.lookahead(builder, task, eft, release, pf.scale).T
         self._last_task = task
         self._last_a = a  # read back when the task gets placed (is_best, finish_gap)
         if not pf._fits_all[task]:

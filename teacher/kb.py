@@ -14,7 +14,12 @@ Granularity. K holds two linked tables:
   makespan) example the predictor trains on, and the unit of retrieval: a query is a state, its
   neighbours are similar states met in past runs. *Branch* records are counterfactuals: at a
   sampled decision of a run, another node was tried and the run continued with the same policy;
-  their target is that branch's makespan.
+  their target is that branch's makespan. Every record names its *continuation policy*
+  (``rec_cont``, an index into :attr:`KnowledgeBase.continuations`): the policy that made the
+  decisions after it. A main-run record continues with the run's own policy; a branch with the
+  deterministic policy that completed it (HEFT by default), so that its target is a function of
+  the state and the action, and records of one decision with one continuation are a same-state
+  comparison of actions.
 
 Keys. ``keys`` are L2-normalised float32 vectors searched by inner product (cosine similarity).
 A freshly built base is keyed by :func:`~teacher.features.descriptor` (``key_model ==
@@ -62,7 +67,7 @@ __all__ = [
 
 KIND = "wass-knowledge-base"
 #: Version of the file layout; bump it when arrays or their meaning change.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 DESCRIPTOR_KEYS = "descriptor"
 
 _QUERY_PARAMS = ("ef_search", "nprobe")  # index parameters that can change without a rebuild
@@ -93,6 +98,9 @@ class EpisodeRecords:
         target: Final makespan / lower bound of the run that followed each decision.
         branch: True for counterfactual records.
         task_rank: ``(n_tasks,)`` decision index of every task in the main run.
+        cont: ``(n,)`` continuation policy of each record, an index into ``cont_names``
+            (``None``: every record continues with the run's own policy).
+        cont_names: The continuation policies ``cont`` refers to.
     """
 
     step: NDArray[np.int32]
@@ -104,6 +112,8 @@ class EpisodeRecords:
     target: NDArray[np.float32]
     branch: NDArray[np.bool_]
     task_rank: NDArray[np.int32]
+    cont: NDArray[np.int32] | None = None
+    cont_names: tuple[str, ...] = ()
 
 
 # Column name -> (dtype, per-row shape source). Record columns first, then episode and task ones.
@@ -114,6 +124,7 @@ _RECORD_COLS = {
     "rec_action": np.int32,
     "rec_branch": np.bool_,
     "rec_target": np.float32,
+    "rec_cont": np.int32,
     "rec_state": np.float32,
     "rec_action_features": np.float32,
     "keys": np.float32,
@@ -153,6 +164,8 @@ class KnowledgeBase:
             c: [] for c in (*_RECORD_COLS, *_EPISODE_COLS, *_TASK_COLS, *_EDGE_COLS)
         }
         self._str: dict[str, list[str]] = {c: [] for c in _EPISODE_STR}
+        self._cont_names: list[str] = []
+        self._cont_index: dict[str, int] = {}
         self._n_records = 0
         self._n_episodes = 0
         self._index: NumpyRetriever | FaissRetriever | None = None
@@ -212,6 +225,28 @@ class KnowledgeBase:
             raise KeyError(f"no episode field {field!r}; fields are {_EPISODE_STR}")
         return self._str[field]
 
+    @property
+    def continuations(self) -> tuple[str, ...]:
+        """The continuation policies that ``rec_cont`` indexes."""
+        return tuple(self._cont_names)
+
+    def record_continuations(self) -> list[str]:
+        """The continuation policy of every record (see the module docstring)."""
+        names = self._cont_names
+        return [names[i] for i in self.column("rec_cont").tolist()]
+
+    def record_families(self) -> NDArray[np.str_]:
+        """The workflow family of every record's run."""
+        fam = np.asarray(self._str["family"], dtype=str)
+        return fam[self.column("rec_episode")] if len(fam) else np.zeros(0, dtype=str)
+
+    def _cont_id(self, name: str) -> int:
+        i = self._cont_index.get(name)
+        if i is None:
+            i = self._cont_index[name] = len(self._cont_names)
+            self._cont_names.append(name)
+        return i
+
     def record_info(self, rec: int) -> dict[str, Any]:
         """Everything known about record ``rec``, for explanations."""
         if not 0 <= rec < self._n_records:
@@ -225,6 +260,7 @@ class KnowledgeBase:
             task=int(self.column("rec_task")[rec]),
             action=int(self.column("rec_action")[rec]),
             branch=bool(self.column("rec_branch")[rec]),
+            continuation=self._cont_names[int(self.column("rec_cont")[rec])],
             target=float(self.column("rec_target")[rec]),
             makespan=float(self.column("ep_makespan")[ep]),
             lower_bound=float(self.column("ep_lower_bound")[ep]),
@@ -282,6 +318,16 @@ class KnowledgeBase:
         c["rec_action"].append(records.action.astype(np.int32))
         c["rec_branch"].append(records.branch.astype(np.bool_))
         c["rec_target"].append(records.target.astype(np.float32))
+        if records.cont is None:
+            cont = np.full(n, self._cont_id(policy), dtype=np.int32)
+        else:
+            if records.cont.shape != (n,):
+                raise KnowledgeBaseError(f"cont has shape {records.cont.shape}, expected ({n},)")
+            table = np.array([self._cont_id(p) for p in records.cont_names], dtype=np.int32)
+            if n and (records.cont.min() < 0 or records.cont.max() >= table.size):
+                raise KnowledgeBaseError("cont indexes past cont_names")
+            cont = table[records.cont] if n else np.zeros(0, dtype=np.int32)
+        c["rec_cont"].append(cont)
         c["rec_state"].append(records.state.astype(np.float32))
         c["rec_action_features"].append(records.action_features.astype(np.float32))
         c["keys"].append(normalize(records.keys) if n else records.keys.astype(np.float32))
@@ -319,10 +365,13 @@ class KnowledgeBase:
             )
         if other.n_episodes == 0:
             return
+        remap = np.array([self._cont_id(p) for p in other._cont_names], dtype=np.int32)
         for name in self._cols:
             col = other.column(name)
             if name == "rec_episode":
                 col = col + np.int32(self._n_episodes)
+            elif name == "rec_cont":
+                col = remap[col] if col.size else col
             self._cols[name].append(col)
         for f in _EPISODE_STR:
             self._str[f].extend(other._str[f])
@@ -402,6 +451,7 @@ class KnowledgeBase:
             "n_records": self._n_records,
             "n_episodes": self._n_episodes,
             "episodes": {f: self._str[f] for f in _EPISODE_STR},
+            "continuations": list(self._cont_names),
             "features": _FEATURES,
             "index": self._index_spec,
             "user": self.meta,
@@ -453,6 +503,8 @@ class KnowledgeBase:
             strings = meta["episodes"]
             for f in _EPISODE_STR:
                 kb._str[f] = [str(s) for s in strings[f]]
+            for name in meta["continuations"]:
+                kb._cont_id(str(name))
             kb.meta = dict(meta.get("user", {}))
             stored_spec = dict(meta.get("index", {"kind": "flat"}))
         except KnowledgeBaseError:
@@ -501,6 +553,9 @@ class KnowledgeBase:
             bad.append(f"keys have shape {self.keys.shape}, expected (n, {self.key_dim})")
         if n and (self.column("rec_episode").min() < 0 or self.column("rec_episode").max() >= e):
             bad.append("a record points to a missing episode")
+        cont = self.column("rec_cont")
+        if n and (cont.min() < 0 or cont.max() >= len(self._cont_names)):
+            bad.append("a record names a missing continuation policy")
         if bad:
             raise KnowledgeBaseError(f"{path}: inconsistent contents: " + "; ".join(bad))
 

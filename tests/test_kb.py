@@ -143,13 +143,20 @@ def test_build_records_every_decision(tiny_kb: KnowledgeBase) -> None:
     ratio = kb.column("ep_makespan") / kb.column("ep_lower_bound")
     np.testing.assert_allclose(kb.targets[~branch], ratio[main_ep], rtol=1e-6)
     assert (kb.targets >= 1.0 - 1e-6).all()  # no run beats the lower bound
-    # A branch record tries another node than its decision's main record.
+    # A branch record is completed by the deterministic continuation policy (HEFT); it never
+    # repeats its decision's main record (same node, same continuation), and a branched
+    # decision tries several nodes.
+    cont = np.array(kb.record_continuations())
+    policy = np.array(kb.episode_strings("policy"))[kb.column("rec_episode")]
+    assert (cont[~branch] == policy[~branch]).all() and (cont[branch] == "heft").all()
     for r in np.flatnonzero(branch)[:20]:
         ep, step = kb.column("rec_episode")[r], kb.column("rec_step")[r]
-        m = np.flatnonzero(
-            (kb.column("rec_episode") == ep) & (kb.column("rec_step") == step) & ~branch
-        )
-        assert m.size == 1 and kb.column("rec_action")[m[0]] != kb.column("rec_action")[r]
+        same = (kb.column("rec_episode") == ep) & (kb.column("rec_step") == step)
+        m = np.flatnonzero(same & ~branch)
+        assert m.size == 1
+        if policy[r] == "heft":
+            assert kb.column("rec_action")[m[0]] != kb.column("rec_action")[r]
+        assert np.unique(kb.column("rec_action")[same]).size >= 2
     assert branch.any()
 
 
