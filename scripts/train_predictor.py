@@ -1,83 +1,68 @@
-"""Stage 2: train the teacher's encoder and predictor on a knowledge base.
+"""Stage 2: train the teacher's encoder and predictor on a knowledge base, and measure it.
 
 Writes, under ``--out`` (default ``runs/teacher``): ``model.wtm`` (the model), ``kb.wkb`` (the
-base re-keyed with the model's state embeddings, which the teacher needs) and ``report.json``
-(MSE and R^2 of makespan / lower bound on held-out workflow instances, on a held-out family
-with ``--holdout-family``, without retrieval context, and with the continuation policy
-unknown).
+base re-keyed with the model's keys, which the teacher needs) and ``report.json``: at the top
+level ``r2``, ``pair_accuracy`` and ``family_hit_rate`` on held-out workflow instances of the
+base's families, and ``greedy_ratio_to_heft`` / ``greedy_ratio_to_best_heuristic``, the greedy
+teacher on the generalisation cells of the families the base left out; the details under
+``training`` and ``greedy``.
 
 Examples::
 
     python scripts/train_predictor.py                       # runs/kb/default.wkb -> runs/teacher
-    python scripts/train_predictor.py --holdout-family montage --out runs/teacher/holdout_montage
+    python scripts/train_predictor.py --context mean --out runs/teacher/mean   # averaged context
+    python scripts/train_predictor.py --rank-weight 0 --out runs/teacher/regression
     python scripts/train_predictor.py --rekey runs/kb/large.wkb --model runs/teacher/model.wtm \\
         --out runs/teacher/large --index hnsw                 # re-key another base
 
-The logic lives in :func:`teacher.training.train_teacher`.
+The logic lives in :func:`teacher.pipeline.run_stage2`.
 """
 
 from __future__ import annotations
 
-import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
+from teacher.build import DEFAULT_HOLDOUT
+from teacher.encoder import EncoderConfig
 from teacher.kb import KnowledgeBase
-from teacher.predictor import PredictorConfig, TeacherModel
-from teacher.training import TrainConfig, embed_records, train_teacher
+from teacher.predictor import CONTEXT_MODES, PredictorConfig, TeacherModel
+from teacher.training import TrainConfig, embed_records
 from wass_env.cli import ArgumentParser, check_output_dir, cli
-from wass_env.io import atomic_write
 from wass_env.limits import MAX_COUNT
 
 
-def _table(report: dict) -> str:
-    lines = [f"{'set':<28} {'n':>8} {'MSE':>9} {'R^2':>7} {'pairs':>6} {'pair acc':>8}"]
-    for block, label in (
-        ("context", ""),
-        ("no_context", " (no context)"),
-        ("unknown_policy", " (policy unknown)"),
-    ):
-        for name, m in report.get(block, {}).items():
+def _summary(r: dict) -> str:
+    t = r["training"]
+    lines = [f"{'set':<26} {'n':>8} {'MSE':>9} {'R^2':>7} {'pairs':>7} {'pair acc':>8}"]
+    for block, label in (("context", ""), ("no_context", " (no context)")):
+        for name, m in t.get(block, {}).items():
             if not m.get("n"):
                 continue
-            pairs = m.get("pairs", "")
-            acc = m.get("pair_accuracy")
-            acc_s = f"{acc:8.3f}" if isinstance(acc, float) and acc == acc else f"{'':>8}"
+            acc = m.get("pair_accuracy", float("nan"))
             lines.append(
-                f"{name + label:<28} {m['n']:>8} {m['mse']:9.4f} {m['r2']:7.3f} "
-                f"{pairs!s:>6} {acc_s}"
+                f"{name + label:<26} {m['n']:>8} {m['mse']:9.4f} {m['r2']:7.3f} "
+                f"{m.get('pairs', 0):>7} {acc:8.3f}"
             )
+    sim = r.get("similarity", {})
+    lines.append(
+        f"retrieval (held-out instances): family hit rate {r['family_hit_rate']:.3f}; "
+        f"similarity top-1 {sim.get('sim_top1_mean', float('nan')):.3f}, top-k "
+        f"{sim.get('sim_topk_mean', float('nan')):.3f}, random pair "
+        f"{sim.get('sim_random_mean', float('nan')):.3f}"
+    )
+    for part, prefix in (("unseen", "greedy_"), ("seen", "greedy_seen_")):
+        g = r.get("greedy", {}).get(part)
+        if not g:
+            continue
+        lines.append(
+            f"greedy teacher, {part} families ({', '.join(g['families'])}; {g['instances']} "
+            f"instances): {r[prefix + 'ratio_to_heft']:.3f} ± "
+            f"{r[prefix + 'ratio_to_heft_ci95']:.3f} x HEFT ({r[prefix + 'vs_heft']}), "
+            f"{r[prefix + 'ratio_to_best_heuristic']:.3f} x best heuristic"
+        )
     return "\n".join(lines)
-
-
-def _compare(model: TeacherModel, kb: KnowledgeBase, n: int, seed: int) -> dict:
-    """HEFT, the teacher's greedy policy and baselines on ``n`` fresh workflows."""
-    import numpy as np
-
-    from teacher.build import PROFILES
-    from teacher.policies import make_policy
-    from teacher.teacher import Teacher, TeacherScheduler
-    from teacher.training import compare_policies
-    from wass_env.sim.cluster import cluster_from_spec
-    from wass_env.sim.problem import Problem
-    from wass_env.workloads import make_sampler
-
-    cfg = PROFILES["default"]
-    sampler = make_sampler(cfg.workload)
-    clusters = [cluster_from_spec(c) for c in cfg.clusters]
-    rng = np.random.default_rng([seed, 987_654])  # not a seed the build uses
-    problems = []
-    for _ in range(n):
-        cl = clusters[int(rng.integers(len(clusters)))]
-        problems.append(Problem(sampler.sample(rng, cl), cl))
-    schedulers = {
-        "heft": make_policy("heft"),
-        "teacher (greedy)": TeacherScheduler(Teacher(model, kb)),
-        "data_locality": make_policy("data_locality"),
-        "slurm": make_policy("slurm"),
-        "random": make_policy("random", seed=seed),
-    }
-    return compare_policies(problems, schedulers)
 
 
 @cli
@@ -86,10 +71,14 @@ def main(argv: list[str] | None = None) -> int:
     ap = ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--kb", type=Path, default=Path("runs/kb/default.wkb"))
     ap.add_argument("--out", type=Path, default=Path("runs/teacher"))
-    ap.add_argument("--holdout-family", help="hold out this workflow family entirely")
+    ap.add_argument("--holdout-family", nargs="*", default=[], help="families held out of training")
     ap.add_argument("--epochs", type=int, default=TrainConfig.epochs)
     ap.add_argument("--context-epochs", type=int, default=TrainConfig.context_epochs)
     ap.add_argument("--k", type=int, default=5, help="retrieved cases per decision")
+    ap.add_argument("--context", default="expectation", choices=CONTEXT_MODES)
+    ap.add_argument("--rank-weight", type=float, default=TrainConfig.rank_weight)
+    ap.add_argument("--family-weight", type=float, default=TrainConfig.family_weight)
+    ap.add_argument("--family-dim", type=int, default=EncoderConfig.family_dim)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
     ap.add_argument(
@@ -99,11 +88,24 @@ def main(argv: list[str] | None = None) -> int:
         help="index stored with the re-keyed base (flat: exact)",
     )
     ap.add_argument(
+        "--unseen",
+        nargs="*",
+        default=list(DEFAULT_HOLDOUT),
+        help="families the base left out, on which the greedy teacher is measured",
+    )
+    ap.add_argument(
         "--eval-episodes",
         type=int,
         default=30,
-        help="fresh workflows on which to compare the teacher's own choices with HEFT (0: skip)",
+        help="instances per generalisation cell of an unseen family (0: skip)",
     )
+    ap.add_argument(
+        "--seen-episodes",
+        type=int,
+        default=5,
+        help="instances per generalisation cell of a family the base holds (0: skip)",
+    )
+    ap.add_argument("--workers", type=int, default=1, help="processes of the greedy evaluation")
     ap.add_argument("--rekey", type=Path, help="only re-key this base with --model")
     ap.add_argument("--model", type=Path, help="model for --rekey")
     args = ap.parse_args(argv)
@@ -112,11 +114,20 @@ def main(argv: list[str] | None = None) -> int:
         ("--context-epochs", args.context_epochs, 0, MAX_COUNT),
         ("--k", args.k, 0, MAX_COUNT),
         ("--threads", args.threads, 1, 1024),
+        ("--workers", args.workers, 1, 1024),
         ("--eval-episodes", args.eval_episodes, 0, MAX_COUNT),
+        ("--seen-episodes", args.seen_episodes, 0, MAX_COUNT),
+        ("--family-dim", args.family_dim, 0, 4096),
         ("--seed", args.seed, 0, 2**32 - 1),  # torch and NumPy seeds
     ):
         if not low <= value <= high:
             ap.error(f"{flag} must be in [{low}, {high}], got {value}")
+    for flag, value in (
+        ("--rank-weight", args.rank_weight),
+        ("--family-weight", args.family_weight),
+    ):
+        if not 0.0 <= value < float("inf"):
+            ap.error(f"{flag} must be a finite number >= 0, got {value}")
     if args.rekey is not None and args.model is None:
         ap.error("--rekey needs --model")
     check_output_dir(args.out, "--out")  # a bad --out fails before any training
@@ -128,40 +139,36 @@ def main(argv: list[str] | None = None) -> int:
         kb.save(args.out / "kb.wkb")
         print(f"{args.out / 'kb.wkb'}: {len(kb)} records keyed by {model.key_model}")
         return 0
+    from teacher.pipeline import run_stage2
+
     kb = KnowledgeBase.load(args.kb)
     config = TrainConfig(
-        predictor=PredictorConfig(k=args.k),
+        encoder=replace(EncoderConfig(), family_dim=args.family_dim),
+        predictor=PredictorConfig(k=args.k, context=args.context),
         epochs=args.epochs,
         context_epochs=args.context_epochs,
-        holdout_family=args.holdout_family,
+        holdout_families=tuple(args.holdout_family),
+        rank_weight=args.rank_weight,
+        family_weight=args.family_weight,
         seed=args.seed,
         threads=args.threads,
     )
-    result = train_teacher(kb, config, progress=lambda s: print(s, flush=True))
-    result.model.save(args.out / "model.wtm")
-    kb.set_keys(result.keys, result.model.key_model)
-    kb.index(args.index)
-    kb.save(args.out / "kb.wkb")
-    text = json.dumps(result.report, indent=2, default=str)
-    atomic_write(args.out / "report.json", text)
-    r = result.report
-    print(_table(r))
-    if args.eval_episodes > 0:
-        cmp = _compare(result.model, kb, args.eval_episodes, args.seed)
-        r["greedy_policies"] = cmp
-        print(
-            f"on {args.eval_episodes} fresh workflows (default profile's workloads and clusters):"
-        )
-        for name, m in cmp.items():
-            print(
-                f"  {name:<16} makespan / lower bound {m['mean_ratio_to_lb']:.3f} "
-                f"(worst {m['max_ratio_to_lb']:.2f}), / HEFT {m['mean_ratio_to_heft']:.3f}"
-            )
-        text = json.dumps(r, indent=2, default=str)
-        atomic_write(args.out / "report.json", text)
+    report = run_stage2(
+        kb,
+        args.out,
+        config,
+        index=args.index,
+        unseen=args.unseen,
+        unseen_episodes=args.eval_episodes,
+        seen_episodes=args.seen_episodes,
+        workers=args.workers,
+        progress=lambda s: print(s, flush=True),
+    )
+    print(_summary(report))
+    t = report["training"]
     print(
-        f"instances: {r['instances']}; trained in {r['seconds']:.1f} s; "
-        f"wrote {args.out / 'model.wtm'}, {args.out / 'kb.wkb'}, {args.out / 'report.json'}"
+        f"instances: {t['instances']}; trained in {t['seconds']:.1f} s; wrote "
+        f"{args.out / 'model.wtm'}, {args.out / 'kb.wkb'}, {args.out / 'report.json'}"
     )
     return 0
 

@@ -17,6 +17,13 @@ matrix products instead of a graph pass:
    tasks is how the partial plan enters the graph part (what is left to schedule), and the
    state features (:data:`~teacher.features.STATE_FEATURES`) carry the plan's timing and load.
 
+A *family head* maps the per-episode part (graph features and readout) to a ``family_dim``
+vector ``z``, trained to classify the workflow's family (cosine prototypes, see
+:mod:`teacher.training`). It is part of the retrieval key (:meth:`TeacherModel.key
+<teacher.predictor.TeacherModel.key>`), so that retrieved cases come from workflows of the same
+kind; a state embedding alone, trained only to predict makespans, mixes families whose makespan
+ratios look alike.
+
 :class:`GraphEncoder` is the trainable torch module; :class:`NumpyEncoder` runs the same
 computation in NumPy from exported weights (no torch at inference, so environment workers stay
 light) and is checked against the torch module in the tests.
@@ -25,7 +32,7 @@ light) and is checked against the torch module in the tests.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -46,12 +53,22 @@ class EncoderConfig:
     Attributes:
         hidden: Width of task embeddings and of the state MLP.
         layers: Message-passing rounds (each widens the receptive field by one hop each way).
-        embed_dim: Size of the state embedding ``e_t`` (and of the knowledge base keys).
+        embed_dim: Size of the state embedding ``e_t``.
+        family_dim: Size of the family embedding ``z`` (0: no family head).
+        family_share: Share of the family part in the keys' cosine similarity: a key is
+            ``[sqrt(s) * unit(z), sqrt(1 - s) * unit(e_t - centre)]``.
     """
 
     hidden: int = 64
     layers: int = 2
     embed_dim: int = 32
+    family_dim: int = 16
+    family_share: float = 0.7
+
+    @property
+    def key_dim(self) -> int:
+        """Size of the retrieval keys."""
+        return self.embed_dim + self.family_dim
 
 
 def _mean_aggregate(h: Tensor, src: Tensor, dst: Tensor, inv_deg: Tensor) -> Tensor:
@@ -78,6 +95,8 @@ class GraphEncoder(nn.Module):
         self.child_w = nn.ModuleList(nn.Linear(h, h, bias=False) for _ in range(config.layers))
         self.state_in = nn.Linear(len(GRAPH_FEATURES) + 4 * h + len(STATE_FEATURES), h)
         self.state_out = nn.Linear(h, config.embed_dim)
+        if config.family_dim > 0:
+            self.family = nn.Linear(len(GRAPH_FEATURES) + 2 * h, config.family_dim)
 
     def task_embeddings(self, x: Tensor, src: Tensor, dst: Tensor) -> Tensor:
         """Message passing over a DAG (or a disjoint union of DAGs).
@@ -101,6 +120,15 @@ class GraphEncoder(nn.Module):
             child = _mean_aggregate(h, dst, src, inv_out)
             h = h + torch.relu(ws(h) + wp(par) + wc(child))
         return h
+
+    def family_embedding(self, graph: Tensor, readout: Tensor) -> Tensor:
+        """The family embedding ``z`` of a batch of graphs, ``(G, family_dim)``.
+
+        Args:
+            graph: ``(G, len(GRAPH_FEATURES))`` graph features.
+            readout: ``(G, 2 * hidden)`` ``[mean(H), max(H)]``.
+        """
+        return self.family(torch.cat([graph, readout], dim=1))  # type: ignore[no-any-return]
 
     def state_embedding(
         self,
@@ -139,11 +167,13 @@ class EpisodeEncoding:
         static_pre: The part of the state MLP's first layer fixed for the episode (graph
             features and readout, plus the bias), shape ``(hidden,)``.
         unplaced_sum: Sum of ``task_h`` over all tasks (the unplaced sum before any placement).
+        family: The family embedding ``z`` (empty without a family head).
     """
 
     task_h: F32
     static_pre: F32
     unplaced_sum: F32
+    family: F32 = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
 
 
 class NumpyEncoder:
@@ -176,6 +206,9 @@ class NumpyEncoder:
         self._w_state = w_in[n_g + 4 * h :]
         self._b_in = g("state_in.bias")
         self._w_out, self._b_out = g("state_out.weight").T.copy(), g("state_out.bias")
+        self._w_fam: F32 | None = None
+        if config.family_dim > 0:
+            self._w_fam, self._b_fam = g("family.weight").T.copy(), g("family.bias")
 
     def encode_episode(
         self,
@@ -201,10 +234,14 @@ class NumpyEncoder:
         readout = np.concatenate([h.mean(axis=0), h.max(axis=0)])
         z = np.concatenate([np.asarray(graph, dtype=np.float32), readout])
         static_pre = z @ self._w_graph + self._b_in
+        fam = np.zeros(0, dtype=np.float32)
+        if self._w_fam is not None:
+            fam = (z @ self._w_fam + self._b_fam).astype(np.float32)
         return EpisodeEncoding(
             task_h=np.ascontiguousarray(h, dtype=np.float32),
             static_pre=static_pre.astype(np.float32),
             unplaced_sum=h.sum(axis=0).astype(np.float32),
+            family=fam,
         )
 
     def embed(

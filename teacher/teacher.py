@@ -5,9 +5,12 @@ At a decision (place ready task ``t`` given the partial plan) the teacher
 1. computes the state and per-node action features (:mod:`teacher.features`) and the state
    embedding ``e_t`` (:mod:`teacher.encoder`; the DAG part once per episode);
 2. retrieves the top-K most similar past decisions from the knowledge base (cosine similarity of
-   ``e_t`` to the keys) and builds the context ``C_t`` from them;
+   the key of ``e_t`` and the workflow's family embedding to the stored keys): the context
+   ``C_t``;
 3. predicts the final makespan / lower bound of every feasible node in one batched pass
-   (:meth:`~teacher.predictor.TeacherModel.predict`), continuing like the reference policy;
+   (:meth:`~teacher.predictor.TeacherModel.predict`), continuing like the reference policy: with
+   the default ``context="expectation"`` one prediction per retrieved case, averaged with the
+   cases' similarity weights (the paper's ``E_{k ~ C_t}[Predict(M | G_t, a)]``);
 4. names ``a*_t``, the feasible node of least predicted makespan.
 
 Rewards (:meth:`Teacher.reward`), in units of makespan / lower bound like the environment's
@@ -40,7 +43,12 @@ from numpy.typing import NDArray
 from teacher.encoder import EpisodeEncoding
 from teacher.features import DecisionFeatures, FeatureTracker, ProblemFeatures
 from teacher.kb import KnowledgeBase, KnowledgeBaseError
-from teacher.predictor import CONTEXT_STATS, TeacherModel, context_vector
+from teacher.predictor import (
+    TeacherModel,
+    case_contexts,
+    context_vector,
+    similarity_weights,
+)
 from wass_env.errors import WassError
 from wass_env.scheduling import Scheduler
 from wass_env.sim.plan import PlanBuilder
@@ -76,6 +84,8 @@ class Evaluation:
         embedding: ``e_t``.
         neighbours: Record ids of the retrieved cases (best first).
         similarities: Their cosine similarities.
+        weights: The cases' weights in ``E_{k ~ C_t}`` (empty with an averaged context).
+        context: The context the predictions used (``(ctx_dim,)``, or ``(k, ctx_dim)`` per case).
         baseline: The history-mode baseline ``E_k[Pred(a_k)]`` (NaN when nothing was
             retrieved: the baseline then falls back to ``Pred(a*_t)``).
         history_nodes: The candidate node each retrieved case maps to.
@@ -89,6 +99,8 @@ class Evaluation:
     embedding: NDArray[np.float32]
     neighbours: NDArray[np.int64]
     similarities: NDArray[np.float32]
+    weights: NDArray[np.float32]
+    context: NDArray[np.float32]
     baseline: float
     history_nodes: NDArray[np.int64]
     features: DecisionFeatures
@@ -134,10 +146,10 @@ class Teacher:
             raise TeacherConfigError(f"mode must be one of {REWARD_MODES}, got {mode!r}")
         if not 0.0 <= gamma <= 1.0:
             raise TeacherConfigError(f"gamma must be in [0, 1], got {gamma!r}")
-        if kb is not None and (kb.key_model != model.key_model or kb.key_dim != model.embed_dim):
+        if kb is not None and (kb.key_model != model.key_model or kb.key_dim != model.key_dim):
             raise KnowledgeBaseError(
                 f"the knowledge base is keyed by {kb.key_model!r} (dim {kb.key_dim}), the model "
-                f"is {model.key_model!r} (dim {model.embed_dim}): re-key the base with this "
+                f"is {model.key_model!r} (dim {model.key_dim}): re-key the base with this "
                 "model (scripts/train_predictor.py writes a matching base)"
             )
         self.model = model
@@ -161,8 +173,12 @@ class Teacher:
             self._index = kb.index(index, **index_params)
             self._keys = kb.keys
             self._log_t = np.log(kb.targets).astype(np.float32)
-            self._act = kb.column("rec_action_features")
-        self._ctx_zero = np.zeros(model.embed_dim + len(CONTEXT_STATS), dtype=np.float32)
+            self._act = np.asarray(kb.column("rec_action_features"), dtype=np.float32)
+        self._per_case = model.context == "expectation"
+        self._ctx_zero = np.zeros(
+            (1, model.ctx_dim) if self._per_case else model.ctx_dim, dtype=np.float32
+        )
+        self._w_zero = np.ones(1, dtype=np.float32)
         self._problem: Problem | None = None
         self._pf: ProblemFeatures | None = None
         self._tracker: FeatureTracker | None = None
@@ -192,10 +208,16 @@ class Teacher:
         d = self._tracker.decision(builder, task)
         e = self.model.embed(self._enc, d)
         t0 = time.perf_counter()
+        w = self._w_zero
         if self._index is not None:
-            sims, ids = self._index.search(self.model.key(e)[None, :], self.k)
+            key = self.model.key(e, self._enc.family)
+            sims, ids = self._index.search(key[None, :], self.k)
             sims, ids = sims[0], ids[0]
-            ctx = context_vector(sims, ids, self._keys, self._log_t)
+            if self._per_case:
+                ctx = case_contexts(sims, ids, self._keys, self._log_t, self._act)
+                w = similarity_weights(sims, ids)
+            else:
+                ctx = context_vector(sims, ids, self._keys, self._log_t)
         else:
             sims = np.zeros(0, dtype=np.float32)
             ids = np.zeros(0, dtype=np.int64)
@@ -205,7 +227,7 @@ class Teacher:
         pred = np.full(feas.size, np.inf)
         cand = np.flatnonzero(feas)
         acts = d.actions if cand.size == feas.size else d.actions[cand]
-        pred[cand] = self.model.predict(e, acts, ctx, self._slot)
+        pred[cand] = self.model.predict(e, acts, ctx, self._slot, w)
         best = int(cand[np.argmin(pred[cand])])
         baseline = float("nan")
         hist = np.zeros(0, dtype=np.int64)
@@ -226,6 +248,8 @@ class Teacher:
             embedding=e,
             neighbours=ids,
             similarities=sims,
+            weights=w if self._per_case else np.zeros(0, dtype=np.float32),
+            context=ctx,
             baseline=baseline,
             history_nodes=hist,
             features=d,
@@ -269,14 +293,44 @@ class TeacherScheduler(Scheduler):
     """The teacher as a policy: each task goes to ``a*_t``, the node of least predicted
     makespan (ties: lowest index). Measures what the teacher's judgement is worth on its own.
 
+    Registered as ``teacher``: ``make_scheduler("teacher", kb=PATH, model=PATH)`` loads the
+    files (once per process, see :func:`load_teacher`); ``teacher=`` takes a ready
+    :class:`Teacher` instead.
+
     Args:
         teacher: The teacher (evaluated at every decision, in order).
+        kb: Knowledge base file (keyed by ``model``), when ``teacher`` is not given.
+        model: Teacher model file, when ``teacher`` is not given.
         seed: Unused (the policy is deterministic); kept for the scheduler interface.
+        **teacher_kwargs: :class:`Teacher` arguments with ``kb``/``model`` (``k``,
+            ``reference``, ``index``, ...).
+
+    Raises:
+        TeacherConfigError: if neither a teacher nor both files are given.
     """
 
     name: ClassVar[str] = "teacher"
+    requires: ClassVar[tuple[str, ...]] = ("kb", "model")
 
-    def __init__(self, teacher: Teacher, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        teacher: Teacher | None = None,
+        *,
+        kb: str | os.PathLike[str] | None = None,
+        model: str | os.PathLike[str] | None = None,
+        seed: int | None = None,
+        **teacher_kwargs: Any,
+    ) -> None:
+        if teacher is None:
+            if kb is None or model is None:
+                raise TeacherConfigError(
+                    "scheduler 'teacher' needs kb=<knowledge base file> and model=<teacher "
+                    f"model file> (got kb={kb!r}, model={model!r}); "
+                    "python scripts/train_predictor.py writes both under runs/teacher/"
+                )
+            teacher = load_teacher(kb, model, **teacher_kwargs)
+        elif kb is not None or model is not None or teacher_kwargs:
+            raise TeacherConfigError("give either teacher= or kb= and model=, not both")
         self.teacher = teacher
         super().__init__(seed)
 
@@ -286,7 +340,11 @@ class TeacherScheduler(Scheduler):
 
     def select_node(self, builder: PlanBuilder, task: int) -> int:
         """``a*_t`` for placing ``task``."""
+        self._ensure(builder.problem)
         return self.teacher.evaluate(builder, task).best
+
+    def __repr__(self) -> str:
+        return f"TeacherScheduler({self.teacher!r})"
 
 
 _CACHE: dict[tuple[Any, ...], tuple[TeacherModel, KnowledgeBase]] = {}

@@ -4,20 +4,36 @@ Training runs in two phases, because the retrieval keys are the encoder's own em
 
 1. **Encoder + predictor, no context.** Mini-batches of whole episodes: the GNN runs over the
    batch's DAGs (a disjoint union), every decision record of those episodes is embedded and the
-   predictor regresses ``log(final makespan / lower bound)`` from ``[e_t, action, 0]``.
+   predictor regresses the final makespan / lower bound from ``[e_t, action, 0]``. Three more
+   terms shape it:
+
+   * **ranking** (``rank_weight``): records of one decision with one continuation policy (a
+     counterfactual group, see :mod:`teacher.build`) are a same-state comparison of actions;
+     a logistic (RankNet) loss on every pair of the group, on the difference of the log
+     predictions, teaches the predictor which of two actions is better, which a squared error
+     dominated by the state's own level barely does;
+   * **pair difference** (``pair_weight``): the squared error of the predicted difference of a
+     pair against the observed one (the state's share of the error cancels);
+   * **family** (``family_weight``): the family head's embedding ``z`` of each workflow is
+     classified into its family by cosine similarity to learned prototypes, so that the keys,
+     which contain ``z``, retrieve cases of the same kind of workflow.
+
 2. **Predictor with context, encoder frozen.** Every record is embedded once; these embeddings
-   become the base's keys. Each training record retrieves its top-K neighbours from the *other
-   half* of the training instances (two folds split by instance, so that no record retrieves
-   itself or its own run's twins, which a held-out workflow could not do either); held-out
-   records retrieve from all training records. The predictor then trains on
-   ``[e_t, action, C_t]``.
+   (with ``z``) become the base's keys. Each training record retrieves its top-K neighbours from
+   the *other half* of the training instances (two folds split by instance, so that no record
+   retrieves itself or its own run's twins, which a held-out workflow could not do either);
+   held-out records retrieve from all training records. The predictor then trains on
+   ``[e_t, action, C_t]``: one prediction per retrieved case, averaged with similarity weights
+   (``context="expectation"``, the paper's ``E_{k ~ C_t}``), or one prediction from the
+   averaged context (``"mean"``).
 
 Splits are by workflow *instance* (all runs of one workflow, whatever the policy or branch, fall
-on one side), so the held-out figures are for workflows never seen in training; optionally a
-whole family is held out as well. :func:`train_teacher` returns the model, the re-keyed
-embeddings for every record, and a report with MSE and R^2 (on the ratio makespan / lower bound)
-for the held-out instances, the held-out family, and the same without context (ablation), plus
-the pairwise ranking accuracy on counterfactual pairs (same state, two actions).
+on one side), so the held-out figures are for workflows never seen in training; whole families
+can be held out as well. :func:`train_teacher` returns the model, the re-keyed embeddings for
+every record, and a report: MSE and R^2 (on the ratio makespan / lower bound) for the held-out
+instances and families, with and without context, the pairwise ordering accuracy on
+same-state pairs, the share of retrieved cases from the query's family and the spread of the
+similarities.
 """
 
 from __future__ import annotations
@@ -35,8 +51,15 @@ from torch import Tensor
 
 from teacher.encoder import EncoderConfig, GraphEncoder
 from teacher.kb import KnowledgeBase, KnowledgeBaseError
-from teacher.predictor import Predictor, PredictorConfig, TeacherModel, context_vectors
-from teacher.retrieval import make_retriever, normalize
+from teacher.predictor import (
+    Predictor,
+    PredictorConfig,
+    TeacherModel,
+    case_contexts,
+    context_vectors,
+    similarity_weights,
+)
+from teacher.retrieval import make_retriever
 from wass_env.scheduling import Scheduler
 from wass_env.sim.problem import Problem
 
@@ -49,14 +72,19 @@ __all__ = [
     "train_teacher",
 ]
 
+#: Pairs whose targets differ by less than this (relative) count as ties: left out of the
+#: ranking loss and of the ordering accuracy.
+PAIR_TOLERANCE = 0.01
+_FAMILY_TEMPERATURE = 0.1  # cosine-prototype logits are cos / T
+
 
 @dataclass(frozen=True)
 class TrainConfig:
     """How stage 2 trains.
 
     Attributes:
-        encoder: Encoder sizes.
-        predictor: Predictor sizes (and K, the retrieved cases per decision).
+        encoder: Encoder sizes (and the family head).
+        predictor: Predictor sizes, K (the retrieved cases per decision) and the context mode.
         epochs: Phase-1 epochs (encoder + predictor, no context).
         context_epochs: Phase-2 epochs (predictor with context, encoder frozen).
         batch_episodes: Episodes per phase-1 mini-batch.
@@ -64,14 +92,18 @@ class TrainConfig:
         lr: Adam learning rate (cosine-decayed to 5% over each phase).
         weight_decay: Adam weight decay.
         val_fraction: Fraction of the (non held-out-family) instances held out.
-        holdout_family: A workflow family held out entirely (``None``: none).
+        holdout_families: Workflow families held out entirely.
         max_episodes: Train on at most this many episodes (sampled), for very large bases.
         index: Index kind used to retrieve training context (``"flat"``: exact).
-        policy_dropout: Fraction of records trained with the continuation policy "unknown"
-            (see :mod:`teacher.predictor`).
-        pair_weight: Weight of the counterfactual-pair term (see ``_pair_loss``).
         loss: ``"ratio"``: squared error on makespan / lower bound (what R^2 measures);
             ``"log"``: on its logarithm (relative errors).
+        policy_dropout: Fraction of records trained with the continuation policy "unknown"
+            (see :mod:`teacher.predictor`).
+        pair_weight: Weight of the pair-difference term.
+        rank_weight: Weight of the pairwise ranking term.
+        rank_scale: Sharpness of the ranking loss: ``softplus(-rank_scale * (log p_worse -
+            log p_better))``, so a 1/rank_scale relative gap is one unit of the logit.
+        family_weight: Weight of the family classification term (0: no family head training).
         seed: Seed of splits, initialisation and shuffling.
         threads: Torch CPU threads.
     """
@@ -85,14 +117,20 @@ class TrainConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-5
     val_fraction: float = 0.2
-    holdout_family: str | None = None
+    holdout_families: tuple[str, ...] = ()
     max_episodes: int | None = None
     index: str = "flat"
     loss: str = "ratio"
     policy_dropout: float = 0.2
     pair_weight: float = 1.0
+    rank_weight: float = 0.05
+    rank_scale: float = 50.0
+    family_weight: float = 0.2
     seed: int = 0
     threads: int = 1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "holdout_families", tuple(self.holdout_families))
 
 
 @dataclass
@@ -101,8 +139,8 @@ class TrainResult:
 
     Attributes:
         model: The trained model (NumPy inference).
-        keys: ``(n_records, embed_dim)`` state embeddings of every record of the base (the
-            new keys: ``kb.set_keys(result.keys, result.model.key_model)``).
+        keys: ``(n_records, key_dim)`` retrieval keys of every record of the base (the new
+            keys: ``kb.set_keys(result.keys, result.model.key_model)``).
         report: Metrics and sizes (JSON-serialisable).
     """
 
@@ -129,6 +167,28 @@ def regression_metrics(
     }
 
 
+def _group_pairs(
+    episode: NDArray[np.int64], step: NDArray[np.int64], cont: NDArray[np.int64]
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Every pair of records of one decision (episode, step) with one continuation policy."""
+    order = np.lexsort((cont, step, episode))
+    e, s, c = episode[order], step[order], cont[order]
+    new = np.ones(order.size, dtype=bool)
+    new[1:] = (e[1:] != e[:-1]) | (s[1:] != s[:-1]) | (c[1:] != c[:-1])
+    starts = np.flatnonzero(new)
+    sizes = np.diff(np.append(starts, order.size))
+    pa: list[NDArray[np.int64]] = []
+    pb: list[NDArray[np.int64]] = []
+    for size in np.unique(sizes[sizes >= 2]).tolist():
+        first = starts[sizes == size]
+        i, j = np.triu_indices(size, k=1)
+        pa.append(order[(first[:, None] + i[None, :]).ravel()])
+        pb.append(order[(first[:, None] + j[None, :]).ravel()])
+    if not pa:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(pa).astype(np.int64), np.concatenate(pb).astype(np.int64)
+
+
 class _Data:
     """The base's arrays as training tensors, with per-episode lookups."""
 
@@ -150,9 +210,10 @@ class _Data:
         self.rec_episode = np.asarray(kb.column("rec_episode"), dtype=np.int64)
         self.rec_task = np.asarray(kb.column("rec_task"), dtype=np.int64)
         self.rec_step = np.asarray(kb.column("rec_step"), dtype=np.int64)
-        self.rec_branch = np.asarray(kb.column("rec_branch"), dtype=bool)
+        self.rec_cont = np.asarray(kb.column("rec_cont"), dtype=np.int64)
         self.state = torch.from_numpy(np.array(kb.column("rec_state"), dtype=np.float32))
-        self.action = torch.from_numpy(np.array(kb.column("rec_action_features"), dtype=np.float32))
+        self.action_np = np.array(kb.column("rec_action_features"), dtype=np.float32)
+        self.action = torch.from_numpy(self.action_np)
         target = np.asarray(kb.column("rec_target"), dtype=np.float64)
         if target.size and not (np.isfinite(target).all() and target.min() > 0):
             raise KnowledgeBaseError("knowledge base targets must be finite and > 0")
@@ -162,23 +223,9 @@ class _Data:
         by_ep = np.argsort(self.rec_episode, kind="stable")
         ptr = np.searchsorted(self.rec_episode[by_ep], np.arange(kb.n_episodes + 1))
         self.policy = torch.zeros(0, dtype=torch.int64)  # set by train_teacher
-        # Counterfactual pairs: (branch row, main row of the same decision).
-        main_of = {
-            (int(e), int(s)): r
-            for r, (e, s, br) in enumerate(
-                zip(self.rec_episode, self.rec_step, self.rec_branch, strict=True)
-            )
-            if not br
-        }
-        pb, pm = [], []
-        for r in np.flatnonzero(self.rec_branch).tolist():
-            m = main_of.get((int(self.rec_episode[r]), int(self.rec_step[r])))
-            if m is not None:
-                pb.append(r)
-                pm.append(m)
-        self.pair_branch = np.asarray(pb, dtype=np.int64)
-        self.pair_main = np.asarray(pm, dtype=np.int64)
+        self.pair_a, self.pair_b = _group_pairs(self.rec_episode, self.rec_step, self.rec_cont)
         self.rows_of = [by_ep[ptr[e] : ptr[e + 1]] for e in range(kb.n_episodes)]
+        self.ep_family = np.zeros(kb.n_episodes, dtype=np.int64)  # set by train_teacher
 
     def batch(self, episodes: NDArray[np.int64]) -> dict[str, Any]:
         """Tensors for a mini-batch of whole episodes (a disjoint union of their DAGs)."""
@@ -201,14 +248,14 @@ class _Data:
             (where[int(e)] for e in self.rec_episode[rows]), dtype=np.int64, count=rows.size
         )
         row_start = start[row_graph]
-        sel = np.isin(self.rec_episode[self.pair_branch], episodes)
+        sel = np.isin(self.rec_episode[self.pair_a], episodes)
         sorter = np.argsort(rows)
         srt = rows[sorter]
-        pair_b = sorter[np.searchsorted(srt, self.pair_branch[sel])]
-        pair_m = sorter[np.searchsorted(srt, self.pair_main[sel])]
+        pair_a = sorter[np.searchsorted(srt, self.pair_a[sel])]
+        pair_b = sorter[np.searchsorted(srt, self.pair_b[sel])]
         return {
+            "pair_a": torch.from_numpy(pair_a),
             "pair_b": torch.from_numpy(pair_b),
-            "pair_m": torch.from_numpy(pair_m),
             "x": self.task_x[torch.from_numpy(tasks)],
             "src": torch.from_numpy(self.edge_src[edges] + shift),
             "dst": torch.from_numpy(self.edge_dst[edges] + shift),
@@ -216,6 +263,7 @@ class _Data:
             "graph_of_task": torch.from_numpy(graph_of_task),
             "n_graphs": int(episodes.size),
             "graph": self.graph[torch.from_numpy(episodes)],
+            "episodes": episodes,
             "rows": rows,
             "row_graph": torch.from_numpy(row_graph),
             "row_task": torch.from_numpy(row_start + self.rec_task[rows]),
@@ -225,8 +273,9 @@ class _Data:
         }
 
 
-def _embed_batch(enc: GraphEncoder, data: _Data, b: dict[str, Any]) -> Tensor:
-    """State embeddings of every record of a batch of episodes."""
+def _embed_batch(enc: GraphEncoder, data: _Data, b: dict[str, Any]) -> tuple[Tensor, Tensor]:
+    """State embeddings of every record of a batch of episodes, and the family embedding of
+    each episode (``(n_graphs, 0)`` without a family head)."""
     h = enc.task_embeddings(b["x"], b["src"], b["dst"])
     hid = h.shape[1]
     g = b["n_graphs"]
@@ -241,29 +290,52 @@ def _embed_batch(enc: GraphEncoder, data: _Data, b: dict[str, Any]) -> Tensor:
     unplaced = (prefix[b["row_hi"]] - prefix[b["row_lo"]]) / b["row_left"][:, None]
     rows = torch.from_numpy(b["rows"])
     rg = b["row_graph"]
-    return enc.state_embedding(
+    e = enc.state_embedding(
         b["graph"][rg], readout[rg], h[b["row_task"]], unplaced, data.state[rows]
     )
+    if enc.config.family_dim > 0:
+        z = enc.family_embedding(b["graph"], readout)
+    else:
+        z = torch.zeros(g, 0)
+    return e, z
 
 
 def _embed_all(
     enc: GraphEncoder, data: _Data, n_records: int, n_episodes: int
-) -> NDArray[np.float32]:
+) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """``(state embeddings per record, family embeddings per episode)``."""
     enc.eval()
     emb = np.zeros((n_records, enc.config.embed_dim), dtype=np.float32)
+    fam = np.zeros((n_episodes, max(enc.config.family_dim, 0)), dtype=np.float32)
     with torch.no_grad():
         all_eps = np.arange(n_episodes)
         for i in range(0, all_eps.size, 64):
             b = data.batch(all_eps[i : i + 64])
-            emb[b["rows"]] = _embed_batch(enc, data, b).numpy()
-    return emb
+            e, z = _embed_batch(enc, data, b)
+            emb[b["rows"]] = e.numpy()
+            fam[b["episodes"]] = z.numpy()
+    return emb, fam
 
 
-def embed_records(
-    kb: KnowledgeBase, model: TeacherModel, *, threads: int = 1
+def _keys(
+    config: EncoderConfig,
+    emb: NDArray[np.float32],
+    fam: NDArray[np.float32],
+    rec_episode: NDArray[np.int64],
+    center: NDArray[np.floating],
 ) -> NDArray[np.float32]:
-    """Retrieval keys of every record of ``kb`` by ``model`` (its encoder's state embeddings,
-    centred and normalised: ``kb.set_keys(embed_records(kb, model), model.key_model)``)."""
+    """Retrieval keys of records (what :meth:`TeacherModel.key` computes, in bulk)."""
+    x = emb - center
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    if config.family_dim <= 0:
+        return x.astype(np.float32)
+    z = fam[rec_episode]
+    z = z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+    a, b = np.sqrt(config.family_share), np.sqrt(1.0 - config.family_share)
+    return np.concatenate([a * z, b * x], axis=1).astype(np.float32)
+
+
+def _load_encoder(model: TeacherModel) -> GraphEncoder:
     enc = GraphEncoder(model.encoder_config)
     prefix = "encoder."
     enc.load_state_dict(
@@ -273,10 +345,22 @@ def embed_records(
             if k.startswith(prefix)
         }
     )
+    return enc
+
+
+def embed_records(
+    kb: KnowledgeBase, model: TeacherModel, *, threads: int = 1
+) -> NDArray[np.float32]:
+    """Retrieval keys of every record of ``kb`` by ``model`` (its state and family embeddings,
+    as :meth:`TeacherModel.key` makes them: ``kb.set_keys(embed_records(kb, model),
+    model.key_model)``)."""
     if kb.n_records == 0:
-        return np.zeros((0, model.embed_dim), dtype=np.float32)
+        return np.zeros((0, model.key_dim), dtype=np.float32)
+    enc = _load_encoder(model)
     with _torch_threads(threads):
-        return model.key(_embed_all(enc, _Data(kb), kb.n_records, kb.n_episodes))
+        data = _Data(kb)
+        emb, fam = _embed_all(enc, data, kb.n_records, kb.n_episodes)
+    return _keys(model.encoder_config, emb, fam, data.rec_episode, model.weights["key.center"])
 
 
 def _split(
@@ -286,14 +370,13 @@ def _split(
     inst = kb.episode_strings("instance")
     fam = kb.episode_strings("family")
     n = kb.n_episodes
-    held_fam = np.array(
-        [config.holdout_family is not None and f == config.holdout_family for f in fam], dtype=bool
-    )
-    if config.holdout_family is not None and not held_fam.any():
+    held = set(config.holdout_families)
+    missing = sorted(held - set(fam))
+    if missing:
         raise KnowledgeBaseError(
-            f"holdout_family {config.holdout_family!r} is not in the base; "
-            f"families: {sorted(set(fam))}"
+            f"holdout family {missing[0]!r} is not in the base; families: {sorted(set(fam))}"
         )
+    held_fam = np.array([f in held for f in fam], dtype=bool)
     names = sorted({inst[i] for i in range(n) if not held_fam[i]})
     perm = rng.permutation(len(names))
     n_val = round(config.val_fraction * len(names))
@@ -312,34 +395,30 @@ def _loss(out: Tensor, data: _Data, rows: Tensor, kind: str) -> Tensor:
     return torch.mean((out - data.target_t[rows]) ** 2)
 
 
-def _pair_loss(
-    out_b: Tensor, out_m: Tensor, data: _Data, rb: Tensor, rm: Tensor, kind: str
+def _pair_terms(
+    out_a: Tensor, out_b: Tensor, data: _Data, ra: Tensor, rb: Tensor, config: TrainConfig
 ) -> Tensor:
-    """Squared error of the predicted difference between the two actions of counterfactual
-    pairs (branch minus main) against the observed one: the state's share of the error cancels,
-    so this term trains the effect of the action itself."""
-    if rb.shape[0] == 0:
-        return out_b.sum() * 0.0
-    if kind == "log":
-        d_pred = torch.log(out_b) - torch.log(out_m)
-        d_true = data.log_target[rb] - data.log_target[rm]
-    else:
-        d_pred = out_b - out_m
-        d_true = data.target_t[rb] - data.target_t[rm]
-    return torch.mean((d_pred - d_true) ** 2)
-
-
-def _policy_slots(
-    data: _Data, rows: Tensor | NDArray[np.int64], rng: np.random.Generator, drop: float, n_pol: int
-) -> Tensor:
-    """Continuation-policy slots of ``rows``, each replaced by "unknown" with probability
-    ``drop``."""
-    r = torch.as_tensor(rows)
-    pol = data.policy[r].clone()
-    if drop > 0:
-        mask = torch.from_numpy(rng.random(r.shape[0]) < drop)
-        pol[mask] = n_pol
-    return pol
+    """Pair-difference and ranking terms of the pairs ``(ra, rb)`` (see the module docstring)."""
+    if ra.shape[0] == 0:
+        return out_a.sum() * 0.0
+    loss = out_a.sum() * 0.0
+    if config.pair_weight > 0:
+        if config.loss == "log":
+            d_pred = torch.log(out_a) - torch.log(out_b)
+            d_true = data.log_target[ra] - data.log_target[rb]
+        else:
+            d_pred = out_a - out_b
+            d_true = data.target_t[ra] - data.target_t[rb]
+        loss = loss + config.pair_weight * torch.mean((d_pred - d_true) ** 2)
+    if config.rank_weight > 0:
+        d_true = data.log_target[ra] - data.log_target[rb]
+        keep = torch.abs(d_true) > np.log1p(PAIR_TOLERANCE)
+        if bool(keep.any()):
+            sign = torch.sign(d_true[keep])  # +1: a is worse
+            margin = (torch.log(out_a[keep]) - torch.log(out_b[keep])) * sign
+            rank = torch.nn.functional.softplus(-config.rank_scale * margin)
+            loss = loss + config.rank_weight * rank.mean()
+    return loss
 
 
 @contextmanager
@@ -362,20 +441,52 @@ def _lr_at(config: TrainConfig, frac: float) -> float:
 def _pair_accuracy(
     pred: NDArray[np.float64], data: _Data, rows: NDArray[np.int64]
 ) -> dict[str, float]:
-    """How often the predictor orders the two actions of a counterfactual pair (same state)
-    like their observed makespans, over the pairs within ``rows`` whose makespans differ by
-    more than 1%."""
+    """How often the predictor orders the two actions of a same-state pair (one decision, one
+    continuation policy) like their observed makespans, over the pairs within ``rows`` whose
+    makespans differ by more than :data:`PAIR_TOLERANCE`."""
     pos = np.full(data.target.size, -1, dtype=np.int64)
     pos[rows] = np.arange(rows.size)
-    pb, pm = pos[data.pair_branch], pos[data.pair_main]
-    ok = (pb >= 0) & (pm >= 0)
-    tb, tm = data.target[data.pair_branch[ok]], data.target[data.pair_main[ok]]
-    dt = tb - tm
-    big = np.abs(dt) > 0.01 * tm
-    dp = pred[pb[ok]] - pred[pm[ok]]
+    pa, pb = pos[data.pair_a], pos[data.pair_b]
+    ok = (pa >= 0) & (pb >= 0)
+    ta, tb = data.target[data.pair_a[ok]], data.target[data.pair_b[ok]]
+    dt = ta - tb
+    big = np.abs(dt) > PAIR_TOLERANCE * np.minimum(ta, tb)
+    dp = pred[pa[ok]] - pred[pb[ok]]
     hits = int((np.sign(dp[big]) == np.sign(dt[big])).sum())
     total = int(big.sum())
     return {"pairs": total, "pair_accuracy": hits / total if total else float("nan")}
+
+
+def _retrieval_report(
+    sims: NDArray[np.float32],
+    ids: NDArray[np.int64],
+    query_family: NDArray[np.str_],
+    rec_family: NDArray[np.str_],
+    keys_q: NDArray[np.float32],
+    keys_db: NDArray[np.float32],
+    rng: np.random.Generator,
+) -> dict[str, float]:
+    """Share of retrieved cases from the query's family, and the spread of similarities:
+    top-1 and K-th similarity against the similarity to random records of the base."""
+    if ids.size == 0 or ids.shape[1] == 0:
+        return {"family_hit_rate": float("nan"), "queries": 0}
+    valid = ids >= 0
+    same = rec_family[np.maximum(ids, 0)] == query_family[:, None]
+    n = min(2000, keys_q.shape[0])
+    qi = rng.choice(keys_q.shape[0], n, replace=False)
+    di = rng.choice(keys_db.shape[0], n)
+    random_sim = np.einsum("ij,ij->i", keys_q[qi], keys_db[di])
+    s = np.where(valid, sims, np.nan)
+    return {
+        "queries": int(ids.shape[0]),
+        "family_hit_rate": float(same[valid].mean()) if valid.any() else float("nan"),
+        "top1_family_hit_rate": float(same[:, 0][valid[:, 0]].mean()),
+        "sim_top1_mean": float(np.nanmean(s[:, 0])),
+        "sim_topk_mean": float(np.nanmean(s[:, -1])),
+        "sim_topk_p10": float(np.nanpercentile(s[:, -1], 10)),
+        "sim_random_mean": float(random_sim.mean()),
+        "sim_random_p90": float(np.percentile(random_sim, 90)),
+    }
 
 
 def train_teacher(
@@ -400,6 +511,40 @@ def train_teacher(
         return _train(kb, config, progress)
 
 
+class _Contexts:
+    """The retrieved context of every record (phase 2): neighbour ids and similarities, and
+    the tensors the predictor takes for a batch of rows."""
+
+    def __init__(
+        self, n_records: int, k: int, mode: str, keys: NDArray[np.float32], data: _Data
+    ) -> None:
+        self.ids = np.full((n_records, k), -1, dtype=np.int64)
+        self.sims = np.full((n_records, k), -np.inf, dtype=np.float32)
+        self.mode = mode
+        self.keys = keys
+        self.log_t = np.log(data.target).astype(np.float32)
+        self.act = data.action_np
+        self.k = k
+
+    def fill(self, rows: NDArray[np.int64], db_rows: NDArray[np.int64], index: str) -> None:
+        """Retrieve the top-k of ``rows`` among ``db_rows``."""
+        if rows.size == 0 or db_rows.size == 0:
+            return
+        r = make_retriever(self.keys.shape[1], index)
+        r.add(self.keys[db_rows])
+        sims, ids = r.search(self.keys[rows], self.k)
+        self.ids[rows, : ids.shape[1]] = np.where(ids >= 0, db_rows[np.maximum(ids, 0)], -1)
+        self.sims[rows, : sims.shape[1]] = sims
+
+    def tensors(self, rows: NDArray[np.int64]) -> tuple[Tensor, Tensor | None]:
+        """``(ctx, weights)`` of ``rows``."""
+        ids, sims = self.ids[rows], self.sims[rows]
+        if self.mode == "mean":
+            return torch.from_numpy(context_vectors(sims, ids, self.keys, self.log_t)), None
+        ctx = case_contexts(sims, ids, self.keys, self.log_t, self.act)
+        return torch.from_numpy(ctx), torch.from_numpy(similarity_weights(sims, ids))
+
+
 def _train(
     kb: KnowledgeBase, config: TrainConfig, progress: Callable[[str], None] | None
 ) -> TrainResult:
@@ -410,21 +555,30 @@ def _train(
     split = _split(kb, config, rng)
     if split["train"].size == 0:
         raise KnowledgeBaseError("no training episodes left after the held-out splits")
-    vocab = tuple(sorted(set(kb.episode_strings("policy"))))
+    vocab = kb.continuations
     n_pol = len(vocab)
-    slot = {p: i for i, p in enumerate(vocab)}
-    data.policy = torch.from_numpy(
-        np.array([slot[p] for p in kb.episode_strings("policy")], dtype=np.int64)[data.rec_episode]
-    )
+    data.policy = torch.from_numpy(data.rec_cont.copy())
+    ep_fam = kb.episode_strings("family")
+    families = sorted({ep_fam[e] for e in split["train"].tolist()})
+    fam_id = {f: i for i, f in enumerate(families)}
+    data.ep_family = np.array([fam_id.get(f, -1) for f in ep_fam], dtype=np.int64)
     enc = GraphEncoder(config.encoder)
-    pred = Predictor(config.encoder.embed_dim, replace(config.predictor, policies=vocab))
-    ctx_dim = config.encoder.embed_dim + 4
+    key_dim = config.encoder.key_dim
+    pconf = replace(config.predictor, policies=vocab)
+    pred = Predictor(config.encoder.embed_dim, pconf, key_dim=key_dim)
+    per_case = pconf.context == "expectation"
     say = progress or (lambda s: None)
+    use_family = config.encoder.family_dim > 0 and config.family_weight > 0 and len(families) > 1
+    prototypes = torch.nn.Parameter(torch.randn(len(families), max(config.encoder.family_dim, 1)))
+
+    def zero_ctx(n: int) -> tuple[Tensor, Tensor | None]:
+        if per_case:
+            return torch.zeros(n, 1, pred.ctx_dim), torch.ones(n, 1)
+        return torch.zeros(n, pred.ctx_dim), None
 
     # Phase 1: encoder + predictor, no context.
-    opt = torch.optim.Adam(
-        [*enc.parameters(), *pred.parameters()], lr=config.lr, weight_decay=config.weight_decay
-    )
+    params = [*enc.parameters(), *pred.parameters(), *([prototypes] if use_family else [])]
+    opt = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
     train_eps = split["train"]
     n_batches = max(1, -(-train_eps.size // config.batch_episodes))
     total = config.epochs * n_batches
@@ -438,18 +592,25 @@ def _train(
             for gr in opt.param_groups:
                 gr["lr"] = _lr_at(config, it / total)
             it += 1
-            e = _embed_batch(enc, data, b)
+            e, z = _embed_batch(enc, data, b)
             rows = torch.from_numpy(b["rows"])
             pol = data.policy[rows].clone()
             if config.policy_dropout > 0:  # per episode, so both rows of a pair agree
                 drop = rng.random(eps.size) < config.policy_dropout
                 pol[torch.from_numpy(drop[b["row_graph"].numpy()])] = n_pol
-            out = pred(e, data.action[rows], torch.zeros(rows.shape[0], ctx_dim), pol)
+            ctx, w = zero_ctx(rows.shape[0])
+            out = pred(e, data.action[rows], ctx, pol, w)
             loss = _loss(out, data, rows, config.loss)
-            if config.pair_weight > 0:
-                pb, pm = b["pair_b"], b["pair_m"]
-                loss = loss + config.pair_weight * _pair_loss(
-                    out[pb], out[pm], data, rows[pb], rows[pm], config.loss
+            pa, pb = b["pair_a"], b["pair_b"]
+            loss = loss + _pair_terms(out[pa], out[pb], data, rows[pa], rows[pb], config)
+            if use_family:
+                labels = torch.from_numpy(data.ep_family[eps])
+                logits = (
+                    torch.nn.functional.normalize(z, dim=1)
+                    @ torch.nn.functional.normalize(prototypes, dim=1).T
+                ) / _FAMILY_TEMPERATURE
+                loss = loss + config.family_weight * torch.nn.functional.cross_entropy(
+                    logits, labels
                 )
             opt.zero_grad()
             loss.backward()
@@ -458,35 +619,40 @@ def _train(
         say(f"phase 1 epoch {epoch + 1}/{config.epochs}: train loss {np.mean(losses):.5f}")
 
     # Embed every record with the frozen encoder.
-    emb = _embed_all(enc, data, kb.n_records, kb.n_episodes)
+    emb, fam_z = _embed_all(enc, data, kb.n_records, kb.n_episodes)
     emb_t = torch.from_numpy(emb)
 
     def rows_of(eps: NDArray[np.int64]) -> NDArray[np.int64]:
         return np.concatenate([data.rows_of[e] for e in eps]) if eps.size else np.zeros(0, np.int64)
 
-    def predict(
-        rows: NDArray[np.int64], ctx: NDArray[np.float32] | None, known: bool = True
-    ) -> NDArray[np.float64]:
-        with torch.no_grad():
-            r = torch.from_numpy(rows)
-            c = torch.zeros(rows.size, ctx_dim) if ctx is None else torch.from_numpy(ctx)
-            pol = data.policy[r] if known else torch.full((rows.size,), n_pol, dtype=torch.int64)
-            return pred(emb_t[r], data.action[r], c, pol).numpy().astype(np.float64)
-
     sets = {name: rows_of(split[name]) for name in ("train", "val", "family")}
-    report: dict[str, Any] = {"no_context": {}, "context": {}}
-    for name in ("val", "family"):
-        sel = sets[name]
-        report["no_context"][name] = regression_metrics(predict(sel, None), data.target[sel])
-
-    # Phase 2: context from retrieval, predictor only.
-    k = config.predictor.k
     # Keys are centred on the training embeddings' mean before normalising: raw embeddings share
     # a large common component, which would make every cosine similarity close to 1.
     center = emb[sets["train"]].mean(axis=0)
-    keys = normalize(emb - center)
-    log_t = np.log(data.target).astype(np.float32)
-    ctx = np.zeros((kb.n_records, ctx_dim), dtype=np.float32)
+    keys = _keys(config.encoder, emb, fam_z, data.rec_episode, center)
+    k = config.predictor.k
+    contexts = _Contexts(kb.n_records, k, pconf.context, keys, data)
+
+    def predict(rows: NDArray[np.int64], with_ctx: bool, known: bool = True) -> NDArray[np.float64]:
+        out = np.zeros(rows.size)
+        with torch.no_grad():
+            for lo in range(0, rows.size, 4096):
+                rr = rows[lo : lo + 4096]
+                r = torch.from_numpy(rr)
+                c, w = contexts.tensors(rr) if with_ctx else zero_ctx(rr.size)
+                pol = data.policy[r] if known else torch.full((rr.size,), n_pol)
+                out[lo : lo + rr.size] = pred(emb_t[r], data.action[r], c, pol, w).numpy()
+        return out
+
+    report: dict[str, Any] = {"no_context": {}, "context": {}, "unknown_policy": {}}
+    for name in ("val", "family"):
+        sel = sets[name]
+        p = predict(sel, False)
+        report["no_context"][name] = regression_metrics(p, data.target[sel]) | _pair_accuracy(
+            p, data, sel
+        )
+
+    # Phase 2: context from retrieval, predictor only.
     inst = kb.episode_strings("instance")
     train_rows = sets["train"]
     if k > 0:
@@ -494,26 +660,12 @@ def _train(
         fold_of = dict(zip(names, rng.permutation(len(names)) % 2, strict=True))
         row_fold = np.array([fold_of[inst[e]] for e in data.rec_episode[train_rows].tolist()])
         for f in (0, 1):
-            q_rows, db_rows = train_rows[row_fold == f], train_rows[row_fold != f]
-            if q_rows.size == 0:
-                continue
-            r = make_retriever(config.encoder.embed_dim, config.index)
-            r.add(keys[db_rows])
-            sims, ids = r.search(keys[q_rows], k)
-            ids = np.where(ids >= 0, db_rows[np.maximum(ids, 0)], -1)
-            ctx[q_rows] = context_vectors(sims, ids, keys, log_t)
-        held = np.concatenate([sets["val"], sets["family"]])
-        if held.size:
-            r = make_retriever(config.encoder.embed_dim, config.index)
-            r.add(keys[train_rows])
-            sims, ids = r.search(keys[held], k)
-            ids = np.where(ids >= 0, train_rows[np.maximum(ids, 0)], -1)
-            ctx[held] = context_vectors(sims, ids, keys, log_t)
+            contexts.fill(train_rows[row_fold == f], train_rows[row_fold != f], config.index)
+        contexts.fill(np.concatenate([sets["val"], sets["family"]]), train_rows, config.index)
         opt2 = torch.optim.Adam(pred.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         in_train = np.zeros(kb.n_records, dtype=bool)
         in_train[train_rows] = True
-        train_pairs = np.flatnonzero(in_train[data.pair_branch])
-        ctx_t = torch.from_numpy(ctx)
+        train_pairs = np.flatnonzero(in_train[data.pair_a] & in_train[data.pair_b])
         n_b = max(1, -(-train_rows.size // config.batch_rows))
         total2 = config.context_epochs * n_b
         it = 0
@@ -521,21 +673,25 @@ def _train(
             perm = rng.permutation(train_rows)
             losses = []
             for i in range(n_b):
-                r_idx = torch.from_numpy(perm[i * config.batch_rows : (i + 1) * config.batch_rows])
+                rr = perm[i * config.batch_rows : (i + 1) * config.batch_rows]
+                r_idx = torch.from_numpy(rr)
                 for gr in opt2.param_groups:
                     gr["lr"] = _lr_at(config, it / total2)
                 it += 1
                 pol = _policy_slots(data, r_idx, rng, config.policy_dropout, n_pol)
-                out = pred(emb_t[r_idx], data.action[r_idx], ctx_t[r_idx], pol)
+                c, w = contexts.tensors(rr)
+                out = pred(emb_t[r_idx], data.action[r_idx], c, pol, w)
                 loss = _loss(out, data, r_idx, config.loss)
-                if config.pair_weight > 0 and train_pairs.size:
-                    sel = train_pairs[rng.integers(train_pairs.size, size=config.batch_rows // 4)]
-                    rb = torch.from_numpy(data.pair_branch[sel])
-                    rm = torch.from_numpy(data.pair_main[sel])
-                    pp = _policy_slots(data, rb, rng, config.policy_dropout, n_pol)
-                    ob = pred(emb_t[rb], data.action[rb], ctx_t[rb], pp)
-                    om = pred(emb_t[rm], data.action[rm], ctx_t[rm], pp)
-                    loss = loss + config.pair_weight * _pair_loss(ob, om, data, rb, rm, config.loss)
+                if train_pairs.size and (config.pair_weight > 0 or config.rank_weight > 0):
+                    sel = train_pairs[rng.integers(train_pairs.size, size=config.batch_rows // 2)]
+                    ra, rb = data.pair_a[sel], data.pair_b[sel]
+                    ta, tb = torch.from_numpy(ra), torch.from_numpy(rb)
+                    pp = _policy_slots(data, ta, rng, config.policy_dropout, n_pol)
+                    ca, wa = contexts.tensors(ra)
+                    cb, wb = contexts.tensors(rb)
+                    oa = pred(emb_t[ta], data.action[ta], ca, pp, wa)
+                    ob = pred(emb_t[tb], data.action[tb], cb, pp, wb)
+                    loss = loss + _pair_terms(oa, ob, data, ta, tb, config)
                 opt2.zero_grad()
                 loss.backward()
                 opt2.step()
@@ -544,26 +700,55 @@ def _train(
                 f"phase 2 epoch {epoch + 1}/{config.context_epochs}: "
                 f"train loss {np.mean(losses):.5f}"
             )
-    use_ctx = ctx if k > 0 else None
-    report["unknown_policy"] = {}
+    rec_family = kb.record_families()
     for name in ("train", "val", "family"):
         sel = sets[name]
-        c = None if use_ctx is None else use_ctx[sel]
         for key, known in (("context", True), ("unknown_policy", False)):
-            p = predict(sel, c, known=known)
+            p = predict(sel, k > 0, known=known)
             report[key][name] = regression_metrics(p, data.target[sel]) | _pair_accuracy(
                 p, data, sel
+            )
+    report["retrieval"] = {}
+    if k > 0:
+        for name in ("val", "family"):
+            sel = sets[name]
+            report["retrieval"][name] = _retrieval_report(
+                contexts.sims[sel],
+                contexts.ids[sel],
+                rec_family[sel],
+                rec_family,
+                keys[sel],
+                keys[train_rows],
+                rng,
             )
     report.update(
         config=asdict(config),
         records=kb.n_records,
+        pairs={
+            name: _pair_accuracy(np.zeros(sets[name].size), data, sets[name])["pairs"]
+            for name in sets
+        },
         episodes={name: int(split[name].size) for name in split},
         instances={name: len({inst[e] for e in split[name].tolist()}) for name in split},
-        families=sorted(set(kb.episode_strings("family"))),
+        families=sorted(set(ep_fam)),
+        train_families=families,
         seconds=time.perf_counter() - t0,
     )
     model = TeacherModel.from_torch(enc, pred, center=center, info={"report": report})
-    return TrainResult(model=model, keys=keys.astype(np.float32), report=report)
+    return TrainResult(model=model, keys=keys, report=report)
+
+
+def _policy_slots(
+    data: _Data, rows: Tensor | NDArray[np.int64], rng: np.random.Generator, drop: float, n_pol: int
+) -> Tensor:
+    """Continuation-policy slots of ``rows``, each replaced by "unknown" with probability
+    ``drop``."""
+    r = torch.as_tensor(rows)
+    pol = data.policy[r].clone()
+    if drop > 0:
+        mask = torch.from_numpy(rng.random(r.shape[0]) < drop)
+        pol[mask] = n_pol
+    return pol
 
 
 def compare_policies(

@@ -152,8 +152,8 @@ def test_frontier_bound_is_a_lower_bound() -> None:
 def hand_model(policies: tuple[str, ...] = ("heft",)) -> TeacherModel:
     """Pred(node) = 1 + softplus(finish there / lower bound), whatever the state and context."""
     torch.manual_seed(0)
-    enc = GraphEncoder(EncoderConfig(hidden=8, layers=1, embed_dim=6))
-    pred = Predictor(6, PredictorConfig(hidden=4, k=3, policies=policies))
+    enc = GraphEncoder(EncoderConfig(hidden=8, layers=1, embed_dim=6, family_dim=4))
+    pred = Predictor(6, PredictorConfig(hidden=4, k=3, policies=policies), key_dim=10)
     with torch.no_grad():
         for prm in pred.parameters():
             prm.zero_()
@@ -174,8 +174,8 @@ def test_numpy_encoder_matches_torch() -> None:
         )
     )
     torch.manual_seed(1)
-    enc = GraphEncoder(EncoderConfig(hidden=16, layers=2, embed_dim=8))
-    model = TeacherModel.from_torch(enc, Predictor(8, PredictorConfig(hidden=8)))
+    enc = GraphEncoder(EncoderConfig(hidden=16, layers=2, embed_dim=8, family_dim=4))
+    model = TeacherModel.from_torch(enc, Predictor(8, PredictorConfig(hidden=8), key_dim=12))
     keys = embed_records(kb, model)  # torch, batched over episodes
     task_ptr, edge_ptr = kb.episode_slices()
     rank = kb.column("task_rank")
@@ -193,7 +193,11 @@ def test_numpy_encoder_matches_torch() -> None:
         e = model.encoder.embed(
             enc_np, int(kb.column("rec_task")[r]), unplaced, kb.column("rec_state")[r]
         )
-        np.testing.assert_allclose(model.key(e), keys[r], atol=1e-5)
+        np.testing.assert_allclose(model.key(e, enc_np.family), keys[r], atol=1e-5)
+    # The family part of a key makes family_share of the cosine: unit halves, weighted.
+    k0 = keys[0]
+    assert np.linalg.norm(k0) == pytest.approx(1.0, rel=1e-5)
+    assert np.linalg.norm(k0[:4]) ** 2 == pytest.approx(0.7, rel=1e-5)
 
 
 def test_model_save_load_and_errors(tmp_path: Path) -> None:
@@ -203,7 +207,7 @@ def test_model_save_load_and_errors(tmp_path: Path) -> None:
     assert back.fingerprint == m.fingerprint and back.policies == ("heft",)
     e = np.ones(6, np.float32)
     acts = np.random.default_rng(0).random((5, len(ACTION_FEATURES))).astype(np.float32)
-    ctx = np.zeros(10, np.float32)
+    ctx = np.zeros((1, m.ctx_dim), np.float32)
     np.testing.assert_array_equal(
         back.predict(e, acts, ctx, "heft"), m.predict(e, acts, ctx, "heft")
     )
@@ -226,7 +230,8 @@ def _teacher_kb(problem: Problem, model: TeacherModel, node: int, copies: int = 
     tr.decision(b, 0)
     b.assign(0, 0)
     d = tr.decision(b, 2)
-    key = model.key(model.embed(model.encode_episode(pf), d))
+    enc = model.encode_episode(pf)
+    key = model.key(model.embed(enc, d), enc.family)
     n = copies
     records = EpisodeRecords(
         step=np.ones(n, dtype=np.int32),
@@ -239,7 +244,7 @@ def _teacher_kb(problem: Problem, model: TeacherModel, node: int, copies: int = 
         branch=np.arange(n) > 0,
         task_rank=np.array([0, 2, 1], dtype=np.int32),
     )
-    kb = KnowledgeBase(model.embed_dim, model.key_model)
+    kb = KnowledgeBase(model.key_dim, model.key_model)
     kb.add_episode(
         pf, records, makespan=10.0, policy="heft", instance=instance_id(problem.workflow)
     )
@@ -281,8 +286,8 @@ def test_teacher_refuses_a_base_keyed_by_another_model(problem: Problem) -> None
     kb = _teacher_kb(problem, hand_model(), node=0)
     torch.manual_seed(5)
     other = TeacherModel.from_torch(
-        GraphEncoder(EncoderConfig(hidden=8, layers=1, embed_dim=6)),
-        Predictor(6, PredictorConfig(hidden=4, k=3)),
+        GraphEncoder(EncoderConfig(hidden=8, layers=1, embed_dim=6, family_dim=4)),
+        Predictor(6, PredictorConfig(hidden=4, k=3), key_dim=10),
     )
     with pytest.raises(KnowledgeBaseError, match="keyed by 'encoder:"):
         Teacher(other, kb)
@@ -419,7 +424,7 @@ def test_predictor_learns_a_synthetic_relation() -> None:
     res = train_teacher(kb, cfg)
     assert res.report["context"]["val"]["r2"] > 0.95
     assert res.report["instances"]["val"] == 10
-    assert res.keys.shape == (len(kb), 8)
+    assert res.keys.shape == (len(kb), 8 + EncoderConfig().family_dim)
 
 
 def test_trained_teacher_end_to_end(tmp_path: Path) -> None:
@@ -459,23 +464,46 @@ def test_trained_teacher_end_to_end(tmp_path: Path) -> None:
 
 def test_explain_lists_cases_and_marks_the_best_node(problem: Problem) -> None:
     model = hand_model()
-    kb = _teacher_kb(problem, model, node=1)
-    teacher = Teacher(model, kb, k=2)
+    # A base whose best-matching cases come from another family ("other", added first: equal
+    # similarities go to the lower record id), then three of the query's own family.
+    other = Problem(problem.workflow.replace(family="other", name="fork3b"), problem.cluster)
+    kb = _teacher_kb(other, model, node=1, copies=2)
+    kb.extend(_teacher_kb(problem, model, node=1))
+    teacher = Teacher(model, kb, k=4, index="numpy")  # equal similarities: lower id first
     b = PlanBuilder(problem, insertion=False)
     teacher.evaluate(b, 0)
     b.assign(0, 0)
     ex = explain(teacher, b, 2)
-    assert ex.best == 0 and ex.task == "t2" and ex.step == 1
+    assert ex.best == 0 and ex.task == "t2" and ex.step == 1 and ex.family == "hand"
+    # The task: its parent t0 runs on n0 and sends it 200 bytes.
+    assert [(p.task, p.node, p.bytes) for p in ex.parents] == [("t0", 0, 200.0)]
+    assert ex.input_bytes == 200.0 and ex.stage_in_bytes == 0.0
+    # Per node: t2 finishes at 2 + 3 = 5 s on n0 (data local) and at 2 + 2 + 6 = 10 s on n1,
+    # where its 200 input bytes would move; Pred = 1 + softplus(finish / 5 s lower bound).
     assert [n.best for n in ex.nodes] == [True, False]
+    np.testing.assert_allclose([n.finish for n in ex.nodes], [5.0, 10.0])
+    assert [n.moved for n in ex.nodes] == [0.0, 200.0]
     np.testing.assert_allclose(
         [n.predicted for n in ex.nodes], [1 + softplus(1.0), 1 + softplus(2.0)], rtol=1e-6
     )
-    assert len(ex.cases) == 2
-    assert ex.cases[0].similarity >= ex.cases[1].similarity
-    assert all(c.family == "hand" and c.cluster == "two" and c.ratio == 2.0 for c in ex.cases)
+    # The hand model ignores the context: every case predicts the same, no spread.
+    assert all(n.low == pytest.approx(n.predicted) == pytest.approx(n.high) for n in ex.nodes)
+    # The query's family first, then the others, each in retrieval order.
+    assert [c.family for c in ex.cases] == ["hand", "hand", "other", "other"]
+    assert [c.rank for c in ex.cases] == [3, 4, 1, 2]
+    assert sum(c.weight for c in ex.cases) == pytest.approx(1.0)
+    assert all(c.cluster == "two" and c.ratio == 2.0 and c.action == 1 for c in ex.cases)
+    gap = (softplus(2.0) - softplus(1.0)) * 5.0  # [s] predicted makespan difference
+    assert ex.reason == (
+        f"n0 wins: predicted makespan {1 + softplus(1.0):.3f} x the lower bound, {gap:.3g} s "
+        f"shorter than on n1 ({1 + softplus(2.0):.3f}); it is also the earliest-finish node, "
+        "and moves 0 B instead of 200 B."
+    )
     text = str(ex)
-    assert "<- a*" in text.splitlines()[-2]  # node 0's row
-    assert "fork3" in text and "heft" in text
+    row0 = next(line for line in text.splitlines() if line.startswith("   0  "))
+    assert "<- a*" in row0 and "5.00" in row0 and "0 B" in row0
+    assert "parents: t0 on n0 (200 B)" in text and ex.reason in text
+    assert "fork3 (hand)" in text and "heft" in text
 
 
 def test_explain_step_checks_the_step(problem: Problem) -> None:
@@ -529,8 +557,85 @@ def test_explain_script_prints_a_table_and_rejects_a_bad_step(
     args += ["--workflow", str(montage), "--k", "2"]
     assert mod.main([*args, "--step", "5"]) == 0
     out = capsys.readouterr().out
-    assert "decision 5 of Montage_25 on het16" in out
+    head = out.splitlines()[0]
+    assert head.startswith("decision 5 of Montage_25 (montage) on het16: place task ")
+    # The task's parents and bytes, as the workflow file gives them.
+    from wass_env.workloads import load_workflow
+
+    wf = load_workflow(montage)
+    task = wf.ids.index(head.split("'")[1])
+    assert f"(type {wf.task_type[task]})" in head
+    sl = wf.parent_edge_slice(task)
+    total = float(wf.edge_bytes[sl].sum())
+    assert f"input {total / 1e6:.3g} MB from parents" in out
+    assert " wins: predicted makespan " in out
     assert out.count("<- a*") == 1 and "top-2 retrieved cases" in out
     assert mod.main([*args, "--step", "25"]) == 2
     err = capsys.readouterr().err
     assert err == "error: step must be in 0..24 for 'Montage_25', got 25\n"
+
+
+# ------------------------------------------------------------------------ knowing more than HEFT
+
+
+def _lookahead_case() -> Problem:
+    """A and X feed C; C is 5x faster on n1, and A's output takes 5 s to move.
+
+    Runtimes [s] (rows A, X, C; columns n0, n1): A 2 / 3, X 1 / 1, C 10 / 2; A -> C moves 5e9
+    bytes (5 s across nodes). HEFT puts A on n0 (finish 2 < 3) and then C on n1 after A's data:
+    makespan 9 s. A on n1 keeps the data where C runs best: X on n0, C on n1 [3, 5]: 5 s.
+    """
+    cost = np.array([[2.0, 3.0], [1.0, 1.0], [10.0, 2.0]])
+    wf = Workflow.from_arrays(
+        cost.mean(axis=1),
+        [(0, 2), (1, 2)],
+        [5e9, 0.0],
+        ids=["A", "X", "C"],
+        name="la",
+        family="la",
+    )
+    cl = Cluster([1.0, 1.0], [1, 1], bandwidth=1e9, latency=0.0, name="two")
+    return Problem(wf, cl, cost_matrix=cost)
+
+
+def test_teacher_follows_a_case_better_than_heft() -> None:
+    """The base holds runs of HEFT (9 s) and of HEFT with lookahead (5 s) on a small instance;
+    trained on it, the teacher's a*_t for the first task is the better run's node, not HEFT's."""
+    from agents.heft import HEFTScheduler
+    from teacher.teacher import TeacherScheduler
+
+    problem = _lookahead_case()
+    assert HEFTScheduler().plan(problem).makespan == pytest.approx(9.0)
+    kb = KnowledgeBase(45)
+    pf = ProblemFeatures(problem)
+    for spec in ("heft", "heft_lookahead"):
+        rec, mk = record_episode(
+            problem, spec, np.random.default_rng(0), pf=pf, branch_prob=1.0, branch_k=2
+        )
+        kb.add_episode(pf, rec, makespan=mk, policy=spec, instance="la")
+    # The base knows a run strictly better than HEFT, and why: its first task went to n1.
+    lb = pf.scale
+    first = (kb.column("rec_step") == 0) & (np.array(kb.record_continuations()) == "heft")
+    best = np.flatnonzero(first)[np.argmin(kb.targets[first])]
+    assert kb.targets[best] * lb == pytest.approx(5.0) and kb.column("rec_action")[best] == 1
+    assert kb.column("ep_makespan").tolist() == pytest.approx([9.0, 5.0])
+    cfg = TrainConfig(
+        encoder=EncoderConfig(hidden=8, layers=1, embed_dim=4, family_dim=2),
+        predictor=PredictorConfig(hidden=16, k=2),
+        epochs=40,
+        context_epochs=10,
+        batch_episodes=2,
+        lr=2e-2,
+        val_fraction=0.0,
+        policy_dropout=0.0,
+        seed=0,
+    )
+    res = train_teacher(kb, cfg)
+    kb.set_keys(res.keys, res.model.key_model)
+    teacher = Teacher(res.model, kb, reference="heft")
+    ev = teacher.evaluate(PlanBuilder(problem), 0)
+    assert ev.best == 1 and HEFTScheduler().select_node(PlanBuilder(problem), 0) == 0
+    assert ev.pred[1] < ev.pred[0]
+    assert kb.record_info(int(ev.neighbours[0]))["step"] == 0  # it retrieved that decision
+    # Greedily, the teacher then reproduces the better plan.
+    assert TeacherScheduler(teacher).plan(problem).makespan == pytest.approx(5.0)
