@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run rag test test-all test-slurm lint bench eval clean
+.PHONY: setup run teacher rag ablation test test-all test-slurm lint bench eval clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -19,10 +19,19 @@ setup: $(STAMP)
 run: setup  ## the main job: a short training run + evaluation on the defaults
 	$(PY) scripts/train.py
 
-rag: setup  ## the WASS-RAG pipeline: knowledge base, predictor, MaskablePPO with R_RAG
+teacher: setup  ## stages 1-2: knowledge base, predictor; runs/teacher/{kb.wkb,model.wtm,report.json}
 	$(PY) scripts/build_kb.py
 	$(PY) scripts/train_predictor.py
-	$(PY) scripts/train.py teacher=rag
+
+rag: teacher  ## the WASS-RAG pipeline: the teacher, then MaskablePPO with and without R_RAG, side by side
+	$(PY) scripts/train.py teacher=rag hydra.run.dir=runs/rag/rag
+	$(PY) scripts/train.py teacher=none hydra.run.dir=runs/rag/plain
+	$(PY) scripts/ablation.py --runs plain=runs/rag/plain rag=runs/rag/rag
+
+ablation: setup  ## the reduced ablation (a Hydra multirun; needs make teacher first), then its summary
+	$(PY) scripts/train.py -m +ablation=reduced \
+		+variant=sparse,dense,rag_eq3,rag_history,rag_potential,bc,bc_rag seed=0,1,2,3,4
+	$(PY) scripts/ablation.py runs/ablation/reduced
 
 test: setup  ## the default test suite (slow tests excluded)
 	$(PY) -m pytest -n 2 -q

@@ -1,145 +1,92 @@
-"""The paper's ablation: MaskablePPO with and without the Knowledge-Guided Teacher, several seeds.
+"""Summaries of training runs on one evaluation set: an ablation sweep, or runs side by side.
 
-Every variant trains on the same configuration (``conf/train.yaml`` plus the common overrides)
-for the same number of steps, with each seed, and is evaluated on the same unseen episodes
-against HEFT; the table reports the trained policy's makespan / HEFT and / lower bound (mean
-and 95% CI over seeds of the per-seed means), and how fast it learned: makespan / lower bound of
-the training episodes, over all of training and over its last quarter. Variants default to the
-paper's sparse reward (``-makespan`` at the end) with and without ``lambda * R_RAG``.
+The ablation itself is a Hydra multirun of ``scripts/train.py`` (one job per variant and
+seed; see ``conf/ablation/reduced.yaml`` and the README)::
 
-    python scripts/ablation.py                       # 3 seeds x 5 variants, 30,000 steps each
-    python scripts/ablation.py --seeds 5 --steps 50000 --set workload=fan_out cluster=het8
+    python scripts/train.py -m +ablation=reduced \\
+        +variant=sparse,dense,rag_eq3,rag_history,rag_potential,bc,bc_rag seed=0,1,2,3,4
+    python scripts/ablation.py runs/ablation/reduced      # table + learning curves
 
-Needs the teacher's files (``python scripts/build_kb.py && python scripts/train_predictor.py``).
-Writes ``runs/ablation/<timestamp>/{runs.csv,ablation.md}``.
+prints per variant the final quality (the trained policy's paired makespan / HEFT on the fixed
+evaluation instances, mean ± 95% CI over seeds, on all, seen and held-out families) and the
+sample efficiency (environment steps to HEFT parity on the training distribution), and writes
+``ablation.md``, ``ablation.csv`` and ``curves.png`` into the sweep directory.
+
+    python scripts/ablation.py --runs plain=runs/rag/plain rag=runs/rag/rag
+
+puts single runs side by side (what ``make rag`` ends with). The logic is in
+:mod:`teacher.ablation`.
 """
 
 from __future__ import annotations
 
-import time
+import sys
 from pathlib import Path
 
-from hydra import initialize_config_dir
+from agents.evaluation import write_csv, write_text
+from teacher.ablation import (
+    ablation_table,
+    collect_runs,
+    compare_runs,
+    plot_curves,
+    summarize_ablation,
+)
+from wass_env.cli import ArgumentParser, cli
 
-from agents.config import register_configs
-from agents.evaluation import ci95, markdown_table, write_csv, write_text
-from agents.train import check_config, run_training
-from wass_env.cli import ArgumentParser, check_output_dir, cli, compose_overrides
-
-REPO = Path(__file__).resolve().parents[1]
-SPARSE = "env.reward_weights={makespan:1.0,progress:0.0,illegal:1.0}"
-DENSE = "env.reward_weights={makespan:0.0,progress:1.0,illegal:1.0}"
-VARIANTS: dict[str, list[str]] = {
-    "DRL w/o RAG (sparse)": [SPARSE, "teacher=none"],
-    "RAG eq3, lambda 0.1 (sparse)": [SPARSE, "teacher=rag", "teacher.lam=0.1"],
-    "RAG eq3, lambda 1 (sparse)": [SPARSE, "teacher=rag", "teacher.lam=1.0"],
-    "RAG potential, lambda 1 (sparse)": [
-        SPARSE,
-        "teacher=rag",
-        "teacher.mode=potential",
-        "teacher.lam=1.0",
-    ],
-    "dense progress reward, no RAG": [DENSE, "teacher=none"],
-}
+#: Table order of the variants (conf/variant/).
+ORDER = ("sparse", "dense", "rag_eq3", "rag_history", "rag_potential", "bc", "bc_rag")
 
 
 @cli
 def main(argv: list[str] | None = None) -> int:
-    """Run every variant with every seed and print the comparison."""
-    ap = ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--steps", type=int, default=30_000)
-    ap.add_argument("--episodes", type=int, default=10, help="unseen evaluation episodes")
-    ap.add_argument("--variants", nargs="*", default=list(VARIANTS), metavar="NAME")
+    """Print (and write) the summary."""
+    ap = ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("sweep", nargs="?", type=Path, help="a sweep directory (Hydra multirun)")
     ap.add_argument(
-        "--set",
-        nargs="*",
-        default=[],
-        metavar="OVERRIDE",
-        help="Hydra overrides applied to every variant",
+        "--runs", nargs="+", metavar="LABEL=DIR", help="single runs to put side by side"
     )
     ap.add_argument(
-        "--out", type=Path, default=Path("runs/ablation") / time.strftime("%Y-%m-%d_%H-%M-%S")
+        "--window", type=int, default=50, help="training episodes averaged for HEFT parity"
     )
     args = ap.parse_args(argv)
-    unknown = [v for v in args.variants if v not in VARIANTS]
-    if unknown:
-        ap.error(f"unknown variant {unknown[0]!r}; choose from {list(VARIANTS)}")
-    for flag, value in (("--seeds", args.seeds), ("--steps", args.steps)):
-        if value < 1:
-            ap.error(f"{flag} must be >= 1, got {value}")
-    check_output_dir(args.out, "--out")
-    register_configs()
-    common = [
-        f"train.total_timesteps={args.steps}",
-        f"eval.episodes={args.episodes}",
-        "train.progress_bar=false",
-        *args.set,
-    ]
-    rows = []
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        # Every run's config is composed and checked before the first one trains.
-        runs = [
-            (name, seed, compose_overrides("train", [*common, *VARIANTS[name], f"seed={seed}"]))
-            for name in args.variants
-            for seed in range(args.seeds)
-        ]
-        for _, _, cfg in runs:
-            check_config(cfg)
-        for name, seed, cfg in runs:
-            t0 = time.perf_counter()
-            out = run_training(cfg, args.out / _slug(name) / f"seed{seed}", quiet=True)
-            agent = next(e for e in out["summary"] if e["scheduler"] == "maskable_ppo")
-            curve = [r for _, r in out["train_episodes"]]
-            rows.append(
-                {
-                    "variant": name,
-                    "seed": seed,
-                    "ratio_to_heft": agent["ratio_to_heft"],
-                    "ratio_to_lower_bound": agent["ratio_to_lower_bound"],
-                    "makespan": agent["makespan"],
-                    "train_mean": sum(curve) / len(curve),
-                    "train_last": sum(curve[-len(curve) // 4 :]) / len(curve[-len(curve) // 4 :]),
-                    "seconds": time.perf_counter() - t0,
-                }
-            )
-            print(f"{name}, seed {seed}: {agent['ratio_to_heft']:.3f} x HEFT", flush=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_csv(rows, args.out / "runs.csv")
-    summary = []
-    for name in args.variants:
-        rs = [r for r in rows if r["variant"] == name]
-        entry = {"variant": name, "seeds": len(rs)}
-        for key in ("ratio_to_heft", "ratio_to_lower_bound", "train_mean", "train_last", "seconds"):
-            entry[key], entry[f"{key}_ci95"] = ci95([r[key] for r in rs])
-        summary.append(entry)
-    table = markdown_table(
-        summary,
-        [
-            "variant",
-            "seeds",
-            "ratio_to_heft",
-            "ratio_to_lower_bound",
-            "train_mean",
-            "train_last",
-            "seconds",
-        ],
-    )
-    write_text(table + "\n", args.out / "ablation.md")
+    if (args.sweep is None) == (args.runs is None):
+        ap.error("give a sweep directory or --runs LABEL=DIR ..., not both")
+    if args.window < 1:
+        ap.error(f"--window must be >= 1, got {args.window}")
+    if args.runs is not None:
+        pairs = {}
+        for item in args.runs:
+            label, sep, path = item.partition("=")
+            if not sep or not label or not path:
+                ap.error(f"--runs: expected LABEL=DIR, got {item!r}")
+            pairs[label] = path
+        _, table = compare_runs(pairs)
+        first = next(iter(pairs))
+        print(
+            "\nThe trained policies side by side on the same fixed evaluation instances "
+            f"(paired ratios, mean ± 95% CI, (wins/ties/losses); ÷ policy ({first}) pairs "
+            "each instance with that run's policy):\n"
+        )
+        print(table)
+        return 0
+    runs = collect_runs(args.sweep)
+    summary = summarize_ablation(runs, window=args.window, order=ORDER)
+    table = ablation_table(summary)
+    write_text(table + "\n", args.sweep / "ablation.md")
+    write_csv(summary, args.sweep / "ablation.csv")
+    png = plot_curves(runs, args.sweep / "curves.png", window=args.window)
+    held = sorted({f for r in runs for f in r.held_out})
     print(
-        f"\n{args.steps} training steps per run; mean ± 95% CI over seeds. ratio_to_heft and "
-        f"ratio_to_lower_bound: the trained (deterministic) policy on {args.episodes} unseen "
-        "episodes; train_mean / train_last: makespan / lower bound of the training episodes "
-        "(stochastic policy), over all of training / its last quarter:\n"
+        f"\n{len(runs)} runs. Trained policy ÷ HEFT on {summary[0]['instances']} fixed "
+        f"evaluation instances per run, mean ± 95% CI over seeds (held-out families: "
+        f"{', '.join(held) or 'none'}); steps to HEFT parity: the first step where the last "
+        f"{args.window} training episodes average <= 1 x HEFT, mean ± 95% CI over the seeds "
+        "that got there (imitation steps included):\n"
     )
     print(table)
-    print(f"\nResults: {args.out}")
+    print(f"\nWrote {args.sweep / 'ablation.md'}, {args.sweep / 'ablation.csv'}, {png}")
     return 0
 
 
-def _slug(name: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in name).strip("_").lower()
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())
