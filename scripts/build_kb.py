@@ -73,10 +73,17 @@ def main(argv: list[str] | None = None) -> int:
         KnowledgeBase.load(args.out)
     kb = build_knowledge_base(config, progress=lambda s: print(s, flush=True))
     secs = kb.meta["build_seconds"]
+    experience = kb.meta["experience"]  # of the runs just built (before any --append)
     if args.append:
         kb = KnowledgeBase.append_file(args.out, kb)
     else:
         kb.save(args.out)
+    print("policy                 runs  makespan/HEFT  better  worse  (same instance)")
+    for spec, e in experience.items():
+        print(
+            f"{spec:<22} {e['runs']:>4}  {e['ratio_to_heft']:>13.3f}  "
+            f"{e['better_than_heft']:>6.0%}  {e['worse_than_heft']:>5.0%}"
+        )
     print(
         f"{args.out}: {kb.n_records} records, {kb.n_episodes} runs "
         f"(built in {secs:.1f} s, profile {args.profile!r})"

@@ -54,6 +54,7 @@ __all__ = [
     "BuildConfigError",
     "WorkflowSampler",
     "build_knowledge_base",
+    "experience_summary",
     "instance_id",
     "mix_workload",
     "record_episode",
@@ -485,7 +486,9 @@ def _build_range(config: BuildConfig, start: int, stop: int) -> KnowledgeBase:
     specs = list(dict.fromkeys((*config.policies, *config.always)))
     made = {spec: _make(config, spec) for spec in specs}  # checkpoints load once per process
     drawn_from = [s for s in config.policies if s not in config.always]
+    heft = make_policy("heft")
     kb = KnowledgeBase(DESCRIPTOR_DIM)
+    rows: list[tuple[str, float]] = []  # (policy, makespan / HEFT's on the instance)
     for i in range(start, stop):
         rng = np.random.default_rng([config.seed, i])
         cluster = clusters[int(rng.integers(len(clusters)))]
@@ -497,6 +500,7 @@ def _build_range(config: BuildConfig, start: int, stop: int) -> KnowledgeBase:
         chosen = [ok[j] for j in sorted(rng.choice(len(ok), n_draw, replace=False).tolist())]
         chosen += [s for s in config.always if _applies(config, s, made[s], problem)]
         instance = instance_id(wf)
+        heft_span = float(_plan(problem, heft, config.insertion).max_finish)  # [s]
         for spec in chosen:
             records, makespan = record_episode(
                 problem,
@@ -511,7 +515,32 @@ def _build_range(config: BuildConfig, start: int, stop: int) -> KnowledgeBase:
                 policy=made[spec],
             )
             kb.add_episode(pf, records, makespan=makespan, policy=spec, instance=instance)
+            rows.append((spec, makespan / heft_span))
+    kb.meta = {"experience_rows": rows}
     return kb
+
+
+def experience_summary(rows: Sequence[tuple[str, float]]) -> dict[str, dict[str, float]]:
+    """Per policy: its runs, their mean makespan ratio to HEFT on the same instance, and the
+    shares of runs strictly better / worse than HEFT (relative tolerance 1e-9): how much of the
+    base knows more than HEFT.
+
+    Args:
+        rows: ``(policy spec, makespan / HEFT's makespan)`` per run.
+    """
+    by: dict[str, list[float]] = {}
+    for spec, ratio in rows:
+        by.setdefault(str(spec), []).append(float(ratio))
+    out: dict[str, dict[str, float]] = {}
+    for spec in sorted(by, key=lambda k: float(np.mean(by[k]))):
+        r = np.asarray(by[spec])
+        out[spec] = {
+            "runs": int(r.size),
+            "ratio_to_heft": float(r.mean()),
+            "better_than_heft": float((r < 1.0 - 1e-9).mean()),
+            "worse_than_heft": float((r > 1.0 + 1e-9).mean()),
+        }
+    return out
 
 
 def build_knowledge_base(
@@ -548,11 +577,13 @@ def build_knowledge_base(
                 parts.append(fut.result())
                 if progress:
                     progress(f"instances {e}/{n}, records {sum(len(p) for p in parts)}")
+    rows = [row for p in parts for row in p.meta.pop("experience_rows", [])]
     kb = concat(parts) if parts else KnowledgeBase(DESCRIPTOR_DIM)
     cfg = asdict(config)
     kb.meta = {
         "build": {k: v for k, v in cfg.items() if k != "workload"}
         | {"workload": repr(config.workload)},
         "build_seconds": time.perf_counter() - t0,
+        "experience": experience_summary(rows),
     }
     return kb
