@@ -11,7 +11,9 @@ families) and, with fewer instances, of the families it holds (new instances).
 
 * ``r2``: R^2 of the predicted makespan / lower bound on held-out instances of seen families;
 * ``pair_accuracy``: how often two actions of one state (same continuation policy) are ordered
-  like their outcomes, on those instances;
+  like their outcomes, on those instances; ``pair_accuracy_earliest_finish`` is the same for
+  the rule "the earliest finish wins", and ``hard_pair_accuracy`` the predictor's on the pairs
+  that rule gets wrong (what it knows beyond it);
 * ``family_hit_rate``: the share of retrieved cases from the query's family, on those instances;
 * ``greedy_ratio_to_heft`` / ``greedy_ratio_to_best_heuristic``: the greedy teacher's paired
   makespan ratio on the unseen families (mean over families, with ``_ci95``), and
@@ -46,6 +48,10 @@ def headline(training: dict[str, Any], greedy: dict[str, Any] | None) -> dict[st
     out: dict[str, Any] = {
         "r2": val.get("r2", math.nan),
         "pair_accuracy": val.get("pair_accuracy", math.nan),
+        "hard_pair_accuracy": val.get("hard_pair_accuracy", math.nan),
+        "pair_accuracy_earliest_finish": training.get("pair_baselines", {})
+        .get("earliest_finish", {})
+        .get("val", math.nan),
         "family_hit_rate": ret.get("family_hit_rate", math.nan),
         "similarity": {k: v for k, v in ret.items() if k.startswith("sim_")},
     }

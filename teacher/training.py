@@ -50,6 +50,7 @@ from numpy.typing import NDArray
 from torch import Tensor
 
 from teacher.encoder import EncoderConfig, GraphEncoder
+from teacher.features import ACTION_FEATURES
 from teacher.kb import KnowledgeBase, KnowledgeBaseError
 from teacher.predictor import (
     Predictor,
@@ -439,11 +440,18 @@ def _lr_at(config: TrainConfig, frac: float) -> float:
 
 
 def _pair_accuracy(
-    pred: NDArray[np.float64], data: _Data, rows: NDArray[np.int64]
+    pred: NDArray[np.float64],
+    data: _Data,
+    rows: NDArray[np.int64],
+    reference: NDArray[np.floating] | None = None,
 ) -> dict[str, float]:
     """How often the predictor orders the two actions of a same-state pair (one decision, one
     continuation policy) like their observed makespans, over the pairs within ``rows`` whose
-    makespans differ by more than :data:`PAIR_TOLERANCE`."""
+    makespans differ by more than :data:`PAIR_TOLERANCE`.
+
+    With ``reference`` (a score per row of ``rows``, lower is better: the earliest finish)
+    also over the *hard* pairs, those the reference orders wrongly: what the predictor knows
+    beyond that rule."""
     pos = np.full(data.target.size, -1, dtype=np.int64)
     pos[rows] = np.arange(rows.size)
     pa, pb = pos[data.pair_a], pos[data.pair_b]
@@ -452,9 +460,16 @@ def _pair_accuracy(
     dt = ta - tb
     big = np.abs(dt) > PAIR_TOLERANCE * np.minimum(ta, tb)
     dp = pred[pa[ok]] - pred[pb[ok]]
-    hits = int((np.sign(dp[big]) == np.sign(dt[big])).sum())
+    right = np.sign(dp[big]) == np.sign(dt[big])
+    hits = int(right.sum())
     total = int(big.sum())
-    return {"pairs": total, "pair_accuracy": hits / total if total else float("nan")}
+    out = {"pairs": total, "pair_accuracy": hits / total if total else float("nan")}
+    if reference is not None:
+        ref = np.asarray(reference, dtype=np.float64)
+        wrong = np.sign(ref[pa[ok]] - ref[pb[ok]])[big] != np.sign(dt[big])
+        out["hard_pairs"] = int(wrong.sum())
+        out["hard_pair_accuracy"] = float(right[wrong].mean()) if wrong.any() else float("nan")
+    return out
 
 
 def _retrieval_report(
@@ -705,9 +720,21 @@ def _train(
         sel = sets[name]
         for key, known in (("context", True), ("unknown_policy", False)):
             p = predict(sel, k > 0, known=known)
+            eft = data.action_np[sel, ACTION_FEATURES.index("finish")]
             report[key][name] = regression_metrics(p, data.target[sel]) | _pair_accuracy(
-                p, data, sel
+                p, data, sel, eft
             )
+    # Trivial rankers on the same pairs: the earliest finish wins (HEFT's criterion), the
+    # latest child's best finish wins (HEFT with lookahead's).
+    report["pair_baselines"] = {
+        rule: {
+            name: _pair_accuracy(
+                data.action_np[sets[name], ACTION_FEATURES.index(col)], data, sets[name]
+            )["pair_accuracy"]
+            for name in ("val", "family")
+        }
+        for rule, col in (("earliest_finish", "finish"), ("lookahead", "lookahead_child_eft"))
+    }
     report["retrieval"] = {}
     if k > 0:
         for name in ("val", "family"):

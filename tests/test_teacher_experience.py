@@ -163,3 +163,25 @@ def test_lookahead_case_pilot_finds_the_better_plan() -> None:
     problem = Problem(wf, Cluster([1.0, 1.0], [1, 1], bandwidth=1e9, latency=0.0), cost)
     assert HEFTScheduler().plan(problem).makespan == pytest.approx(9.0)
     assert PilotScheduler(k=2).plan(problem).makespan == pytest.approx(5.0)
+
+
+def test_pair_accuracy_and_hard_pairs_by_hand() -> None:
+    """One decision, three actions with outcomes 1, 2, 3: the predictor (1, 3, 2) orders 2 of
+    the 3 pairs; the earliest-finish rule (3, 1, 2) gets (0, 1) and (0, 2) wrong, and the
+    predictor gets both of those right."""
+    from types import SimpleNamespace
+
+    from teacher.training import _pair_accuracy
+
+    a, b = _group_pairs(np.zeros(3, np.int64), np.zeros(3, np.int64), np.zeros(3, np.int64))
+    data = SimpleNamespace(pair_a=a, pair_b=b, target=np.array([1.0, 2.0, 3.0]))
+    rows = np.arange(3)
+    out = _pair_accuracy(np.array([1.0, 3.0, 2.0]), data, rows, np.array([3.0, 1.0, 2.0]))  # type: ignore[arg-type]
+    assert out == {
+        "pairs": 3,
+        "pair_accuracy": pytest.approx(2 / 3),
+        "hard_pairs": 2,
+        "hard_pair_accuracy": 1.0,
+    }
+    # Only the pairs whose rows are all in ``rows`` count.
+    assert _pair_accuracy(np.array([1.0, 3.0]), data, rows[:2])["pairs"] == 1  # type: ignore[arg-type]
