@@ -214,7 +214,7 @@ def _count(low: int, high: int = MAX_COUNT) -> tuple[Callable[[Any], bool], str]
 #: Range rules of the fields of the schemas above: field -> (test, what it must be).
 _TRAIN_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "seed": _count(0, MAX_SEED),
-    "train.total_timesteps": _count(1, MAX_STEPS),
+    "train.total_timesteps": _count(0, MAX_STEPS),
     "train.n_envs": _count(1, 1024),
     "train.torch_threads": _count(1, 1024),
     "train.eval_freq": _count(0, MAX_STEPS),
@@ -289,6 +289,13 @@ def check_values(cfg: Any) -> None:
     """
     _apply(_TRAIN_RULES, cfg, "")
     _apply(_IMITATION_RULES, cfg, "")
+    if int(cfg.train.total_timesteps) == 0 and int(cfg.imitation.episodes) == 0:
+        agent = cfg.get("agent")
+        if agent is not None and agent.get("_target_") == MaskablePPOConfig._target_:
+            raise ConfigValueError(
+                "train.total_timesteps: 0 trains nothing unless imitation.episodes > 0, got 0 "
+                "and imitation.episodes=0"
+            )
     agent = cfg.get("agent")
     if agent is not None and agent.get("_target_") == MaskablePPOConfig._target_:
         _apply(_PPO_RULES, agent, "agent.")

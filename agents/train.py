@@ -220,7 +220,16 @@ def run_training(
         )
         print(table)
         if train_seconds:
-            print(f"\nTrained {cfg.train.total_timesteps} steps in {train_seconds:.0f} s.")
+            stages = []
+            if int(cfg.imitation.episodes) > 0:
+                stages.append(
+                    f"imitation of {cfg.imitation.expert.get('base', 'the expert')} "
+                    f"({cfg.imitation.episodes} expert episodes, {cfg.imitation.dagger_rounds} "
+                    f"DAgger rounds of {cfg.imitation.dagger_episodes})"
+                )
+            if int(cfg.train.total_timesteps) > 0:
+                stages.append(f"{cfg.train.total_timesteps} MaskablePPO steps")
+            print(f"\nTrained ({' then '.join(stages)}) in {train_seconds:.0f} s.")
         print(f"TensorBoard:  tensorboard --logdir {out / 'tb'}")
         if checkpoint is not None:
             print(f"Checkpoint:   {checkpoint}")

@@ -356,7 +356,13 @@ def test_cli_output_dir_is_checked_without_creating_it(tmp_path: Path) -> None:
 def _compose(*overrides: str):  # type: ignore[no-untyped-def]
     register_configs()
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return compose("train", overrides=["workload.n_tasks=[6,10]", *overrides])
+        base = [
+            "workload=layered",
+            "cluster=het16",
+            "imitation.episodes=0",
+            "train.total_timesteps=1000",
+        ]
+        return compose("train", overrides=[*base, "workload.n_tasks=[6,10]", *overrides])
 
 
 @pytest.mark.parametrize(
