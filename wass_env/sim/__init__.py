@@ -14,6 +14,8 @@ Typical use::
 """
 
 from wass_env.sim.cluster import (
+    MAX_NODES,
+    NETWORK_MODELS,
     NODE_TYPES,
     PRESETS,
     Cluster,
@@ -29,6 +31,8 @@ from wass_env.sim.problem import Problem, with_ccr
 from wass_env.sim.workflow import Task, Workflow, WorkflowError
 
 __all__ = [
+    "MAX_NODES",
+    "NETWORK_MODELS",
     "NODE_TYPES",
     "PRESETS",
     "Cluster",

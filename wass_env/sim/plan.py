@@ -24,8 +24,9 @@ vectorised over nodes; an exact gap search only runs on nodes where a gap can ma
 from __future__ import annotations
 
 import copy
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
+from heapq import heappop, heappush
 
 import numpy as np
 from numpy.typing import NDArray
@@ -36,6 +37,7 @@ __all__ = ["Plan", "PlanBuilder", "PlanError", "Schedule"]
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
+_INF = float("inf")
 
 
 class PlanError(ValueError):
@@ -115,37 +117,196 @@ class Plan(Schedule):
 
 
 class _NodeProfile:
-    """Busy cores of one node over time, as a step function.
+    """Busy cores (and memory) of one node over time, as a step function.
 
-    ``usage[k]`` cores are busy on ``[times[k], times[k+1])``; after ``times[-1]`` nothing runs.
+    ``usage[k]`` cores (and ``mem[k]`` bytes, once a task with memory has been placed on a node
+    of finite memory) are busy on ``[times[k], times[k+1])``; after ``times[-1]`` nothing runs.
+
+    Besides the step function, :meth:`add` keeps up to date, in time proportional to the
+    segments the new task spans (never the node's whole history), what the planner's vectorised
+    queries read at every step:
+
+    * ``tail[c]``: the earliest time after which ``c`` cores stay free for good (``c = 0 ..
+      cmax``). Usage only grows, so each entry only grows: the new task's segments update it.
+    * the *full runs* (merged intervals where every core is busy) and the lengths of the gaps
+      between them, in a lazily pruned max-heap, so the longest stretch with a core free
+      (:meth:`max_window`) is the heap's top. Full runs also only grow.
+    * for memory, the Pareto frontier of ``(segment end, memory in use)`` points: the earliest
+      time after which ``m`` bytes stay free for good (:meth:`mem_tail`) is one bisection.
     """
 
-    __slots__ = ("cap", "times", "usage")
+    __slots__ = (
+        "_fe",
+        "_fs",
+        "_gap_heap",
+        "_gaps",
+        "_mneg",
+        "_mt",
+        "_open",
+        "cap",
+        "mem",
+        "mem_cap",
+        "tail",
+        "times",
+        "usage",
+    )
 
-    def __init__(self, cap: int) -> None:
+    def __init__(self, cap: int, cmax: int, mem_cap: int | None = None) -> None:
         self.cap = cap
         self.times: list[float] = [0.0]
         self.usage: list[int] = [0]
+        self.tail: list[float] = [0.0 if c <= cap else _INF for c in range(cmax + 1)]
+        self._fs: list[float] = []  # starts of the full runs, increasing [s]
+        self._fe: list[float] = []  # their ends [s]
+        self._gaps: dict[float, float] = {}  # gap between two full runs: start -> length [s]
+        self._gap_heap: list[tuple[float, float]] = []  # (-length, start), stale entries kept
+        self._open = 0.0  # start of the last gap, which never closes [s]
+        self.mem_cap = mem_cap  # [bytes], None: unlimited (not tracked)
+        self.mem: list[int] | None = None  # allocated with the first task that holds memory
+        self._mt: list[float] = []  # memory frontier: segment ends, increasing [s]
+        self._mneg: list[int] = []  # minus the memory in use there, increasing [bytes]
 
-    def add(self, s: float, e: float, c: int) -> None:
+    def copy(self) -> _NodeProfile:
+        """An independent copy."""
+        other = _NodeProfile.__new__(_NodeProfile)
+        other.cap = self.cap
+        other.times = self.times.copy()
+        other.usage = self.usage.copy()
+        other.tail = self.tail.copy()
+        other._fs = self._fs.copy()
+        other._fe = self._fe.copy()
+        other._gaps = self._gaps.copy()
+        other._gap_heap = self._gap_heap.copy()
+        other._open = self._open
+        other.mem_cap = self.mem_cap
+        other.mem = None if self.mem is None else self.mem.copy()
+        other._mt = self._mt.copy()
+        other._mneg = self._mneg.copy()
+        return other
+
+    # ------------------------------------------------------------------ updates
+    def add(self, s: float, e: float, c: int, m: int = 0) -> None:
+        """Occupy ``c`` cores and ``m`` bytes on ``[s, e)`` (the caller checked they fit)."""
         if e <= s:
             return  # a zero-length task occupies nothing
         times, usage = self.times, self.usage
+        mem = self.mem
+        if m > 0 and self.mem_cap is not None and mem is None:
+            mem = self.mem = [0] * len(times)
+        elif self.mem_cap is None:
+            m = 0
         i = bisect_right(times, s) - 1
         if times[i] != s:
             times.insert(i + 1, s)
             usage.insert(i + 1, usage[i])
+            if mem is not None:
+                mem.insert(i + 1, mem[i])
             i += 1
         j = bisect_right(times, e) - 1
         if times[j] != e:
             times.insert(j + 1, e)
             usage.insert(j + 1, usage[j])
+            if mem is not None:
+                mem.insert(j + 1, mem[j])
             j += 1
+        cap = self.cap
+        run_start = -1  # first segment of the current run of newly full segments
         for k in range(i, j):
-            usage[k] += c
+            u = usage[k] + c
+            usage[k] = u
+            if u >= cap > u - c:
+                if run_start < 0:
+                    run_start = k
+            elif run_start >= 0:
+                self._fill(times[run_start], times[k])
+                run_start = -1
+        if run_start >= 0:
+            self._fill(times[run_start], times[j])
+        # Tails: the last blocking segment of each core count lies in the new task's span or
+        # after it (already counted), so scanning the span backwards updates every entry.
+        tail = self.tail
+        hi = min(cap, len(tail) - 1)
+        for k in range(j - 1, i - 1, -1):
+            lo = cap - usage[k] + 1
+            if lo < 1:
+                lo = 1
+            if lo <= hi:
+                end = times[k + 1]
+                for cc in range(lo, hi + 1):
+                    if tail[cc] < end:
+                        tail[cc] = end
+                hi = lo - 1
+                if hi < 1:
+                    break
+        if m > 0 and mem is not None:
+            for k in range(i, j):
+                mem[k] += m
+                self._frontier_add(times[k + 1], mem[k])
 
-    def earliest_fit(self, r: float, d: float, c: int) -> float:
-        """Earliest ``s >= r`` with at most ``cap - c`` cores busy on ``[s, s + d)``, ``d > 0``."""
+    def _fill(self, a: float, b: float) -> None:
+        """Record that every core is busy on ``[a, b)`` (which was not full before)."""
+        fs, fe, gaps = self._fs, self._fe, self._gaps
+        idx = bisect_right(fs, a)
+        left = fe[idx - 1] if idx else 0.0  # start of the gap [a, b) lies in
+        closed = idx < len(fs)
+        if closed:
+            gaps.pop(left, None)
+        if a > left:
+            self._set_gap(left, a - left)
+        merge_left = idx > 0 and fe[idx - 1] == a
+        if closed:
+            right = fs[idx]
+            if b < right:
+                self._set_gap(b, right - b)
+            merge_right = b == right
+        else:
+            self._open = b
+            merge_right = False
+        if merge_left and merge_right:
+            fe[idx - 1] = fe[idx]
+            del fs[idx], fe[idx]
+        elif merge_left:
+            fe[idx - 1] = b
+        elif merge_right:
+            fs[idx] = a
+        else:
+            fs.insert(idx, a)
+            fe.insert(idx, b)
+
+    def _set_gap(self, start: float, length: float) -> None:
+        self._gaps[start] = length
+        heappush(self._gap_heap, (-length, start))
+
+    def _frontier_add(self, t: float, u: int) -> None:
+        """Add the point (segment end ``t``, memory in use ``u``) to the memory frontier."""
+        mt, mneg = self._mt, self._mneg
+        pos = bisect_left(mt, t)
+        if pos < len(mt) and -mneg[pos] >= u:
+            return  # dominated: as much memory in use until at least as late
+        hi = pos + 1 if pos < len(mt) and mt[pos] == t else pos
+        lo = bisect_left(mneg, -u, 0, hi)  # points up to t with at most u in use
+        del mt[lo:hi], mneg[lo:hi]
+        mt.insert(lo, t)
+        mneg.insert(lo, -u)
+
+    # ------------------------------------------------------------------ queries
+    def mem_peak(self) -> int:
+        """Most memory in use at any time [bytes]."""
+        return -self._mneg[0] if self._mneg else 0
+
+    def mem_tail(self, m: int) -> float:
+        """Earliest time after which ``m`` bytes stay free for good [s]."""
+        if self.mem_cap is None:
+            return 0.0
+        count = bisect_left(self._mneg, m - self.mem_cap)  # points with more than cap - m in use
+        return self._mt[count - 1] if count else 0.0
+
+    def earliest_fit(self, r: float, d: float, c: int, m: int = 0) -> float:
+        """Earliest ``s >= r`` with at most ``cap - c`` cores (and ``mem_cap - m`` bytes) busy
+        on ``[s, s + d)``, ``d > 0``."""
+        mem = self.mem
+        if m > 0 and mem is not None and self.mem_cap is not None:
+            return self._earliest_fit_mem(r, d, c, m, mem, self.mem_cap)
         times, usage = self.times, self.usage
         limit = self.cap - c
         nseg = len(times)
@@ -169,49 +330,41 @@ class _NodeProfile:
                 k += 1
             s = times[k]
 
-    def tails(self, cmax: int) -> list[float]:
-        """``out[c]``: earliest time after which ``c`` cores stay free for good (c = 0..cmax)."""
-        cap = self.cap
-        out = [0.0] * (cmax + 1)
-        for c in range(cap + 1, cmax + 1):
-            out[c] = float("inf")
+    def _earliest_fit_mem(
+        self, r: float, d: float, c: int, m: int, mem: list[int], mem_cap: int
+    ) -> float:
         times, usage = self.times, self.usage
-        seen = 0  # highest usage over the segments after k
-        for k in range(len(times) - 2, -1, -1):
-            u = usage[k]
-            if u > seen:
-                # c cores are blocked on segment k iff u > cap - c, i.e. c > cap - u.
-                for c in range(max(cap - u + 1, 1), min(cap - seen, cmax) + 1):
-                    out[c] = times[k + 1]
-                seen = u
-                if seen >= cap:
+        limit = self.cap - c
+        mlimit = mem_cap - m
+        nseg = len(times)
+        k = bisect_right(times, r) - 1
+        s = r
+        while True:
+            end = s + d
+            j = k
+            ok = True
+            while True:
+                if usage[j] > limit or mem[j] > mlimit:
+                    ok = False
                     break
-        return out
-
-    def copy(self) -> _NodeProfile:
-        """An independent copy."""
-        other = _NodeProfile.__new__(_NodeProfile)
-        other.cap = self.cap
-        other.times = self.times.copy()
-        other.usage = self.usage.copy()
-        return other
+                j += 1
+                if j >= nseg or times[j] >= end:
+                    break
+            if ok:
+                return s
+            k = j + 1
+            while usage[k] > limit or mem[k] > mlimit:  # the last segment is empty
+                k += 1
+            s = times[k]
 
     def max_window(self) -> float:
         """Longest stretch before the last breakpoint with at least one core free."""
-        times, usage = self.times, self.usage
-        cap = self.cap
-        best = 0.0
-        open_at = -1.0
-        for k in range(len(times) - 1):
-            if usage[k] < cap:
-                if open_at < 0:
-                    open_at = times[k]
-            elif open_at >= 0:
-                best = max(best, times[k] - open_at)
-                open_at = -1.0
-        if open_at >= 0:
-            best = max(best, times[-1] - open_at)
-        return best
+        heap, gaps = self._gap_heap, self._gaps
+        while heap and gaps.get(heap[0][1]) != -heap[0][0]:
+            heappop(heap)
+        best = -heap[0][0] if heap else 0.0
+        last = self.times[-1] - self._open
+        return last if last > best else best
 
 
 class PlanBuilder:
@@ -253,7 +406,16 @@ class PlanBuilder:
         self._delay = problem.edge_delay()
         self._no_fit = ~problem.fits
         self._cmax = int(wf.cores.max())
-        self._profiles = [_NodeProfile(int(c)) for c in cl.cores.tolist()]
+        # Memory is only tracked where it can limit concurrency (see Problem.memory_bound).
+        self._mem = problem.memory_demand() if problem.memory_bound else [0] * n_t
+        caps = problem.memory_capacity() if problem.memory_bound else [None] * n_n
+        self._profiles = [
+            _NodeProfile(int(c), self._cmax, cap)
+            for c, cap in zip(cl.cores.tolist(), caps, strict=True)
+        ]
+        # _mem_slack[n]: bytes node n keeps free at all times so far (inf: unlimited); a task
+        # needing no more than that can ignore memory there.
+        self._mem_slack = np.array([np.inf if cap is None else float(cap) for cap in caps])
         # _tail[n, c]: earliest time after which c cores of node n stay free for good.
         self._tail = np.zeros((n_n, self._cmax + 1))
         self._tail[:, 1:][cl.cores[:, None] < np.arange(1, self._cmax + 1)[None, :]] = np.inf
@@ -269,7 +431,16 @@ class PlanBuilder:
         """An independent copy of the partial plan (to try a continuation without changing this
         one: a rollout, a counterfactual branch). Static problem data is shared."""
         other = copy.copy(self)
-        for name in ("node", "start", "finish", "decision", "_tail", "_window", "_last_start"):
+        for name in (
+            "node",
+            "start",
+            "finish",
+            "decision",
+            "_tail",
+            "_window",
+            "_last_start",
+            "_mem_slack",
+        ):
             setattr(other, name, getattr(self, name).copy())
         other.node_busy = self.node_busy.copy()
         other._missing = self._missing.copy()
@@ -286,13 +457,21 @@ class PlanBuilder:
         """True once every task is placed."""
         return self.n_placed == self.problem.n_tasks
 
-    def free_from(self, cores: int) -> FloatArray:
-        """Per node, the time after which ``cores`` cores stay free for good [s].
+    def free_from(self, cores: int, memory: int = 0) -> FloatArray:
+        """Per node, the time after which ``cores`` cores (and ``memory`` bytes) stay free for
+        good [s].
 
         ``inf`` on nodes with fewer cores. Under the queue policy a task placed now also waits
         for the node's latest start; :meth:`start_times` accounts for both.
         """
-        return self._tail[:, cores]
+        tail = self._tail[:, cores]
+        if memory > 0:
+            tight = np.flatnonzero(memory > self._mem_slack).tolist()
+            if tight:
+                tail = tail.copy()
+                for n in tight:
+                    tail[n] = max(tail[n], self._profiles[n].mem_tail(memory))
+        return tail
 
     def release_time(self, task: int) -> float:
         """When all parents of ``task`` finish (0 for entry tasks) [s]."""
@@ -352,6 +531,18 @@ class PlanBuilder:
         tail = self._tail[:, c]
         if self._zero_len[task]:
             tail = np.where(d > 0, tail, 0.0)  # a zero-length task takes no cores
+        m = self._mem[task]
+        tight: list[int] = []  # nodes where the task's memory may not be free at some time
+        if m > 0:
+            tight = np.flatnonzero(
+                (m > self._mem_slack) & (d > 0) & self.problem.fits[task]
+            ).tolist()
+            if tight:
+                tail = tail.copy()
+                for n in tight:
+                    mt = self._profiles[n].mem_tail(m)
+                    if mt > tail[n]:
+                        tail[n] = mt
         est = np.maximum(ready, tail)
         if self.insertion:
             # A gap before the tail can only help where the inputs arrive before the tail and the
@@ -362,7 +553,9 @@ class PlanBuilder:
                 long_enough = self._window * (1 + 1e-9) + 1e-12 >= d
                 cand = np.flatnonzero(early & long_enough & self.problem.fits[task])
                 for n in cand.tolist():
-                    est[n] = self._profiles[n].earliest_fit(float(ready[n]), float(d[n]), c)
+                    est[n] = self._profiles[n].earliest_fit(
+                        float(ready[n]), float(d[n]), c, m if n in tight else 0
+                    )
         else:
             np.maximum(est, self._last_start, out=est)
         if self._partial_fit[task]:
@@ -413,8 +606,11 @@ class PlanBuilder:
         if f > self.max_finish:
             self.max_finish = f
         prof = self._profiles[node]
-        prof.add(s, f, c)
-        self._tail[node] = prof.tails(self._cmax)
+        m = self._mem[task]
+        prof.add(s, f, c, m)
+        self._tail[node] = prof.tail
+        if m > 0 and prof.mem_cap is not None and f > s:
+            self._mem_slack[node] = float(prof.mem_cap - prof.mem_peak())
         if self.insertion:
             self._window[node] = prof.max_window()
         elif s > self._last_start[node]:
