@@ -6,8 +6,9 @@ placing a ready task on a node starts it at the earliest time when
 
 * all its inputs have arrived there (parents' finish + transfer time, and the stage-in of its
   external inputs), and
-* the node has ``cores[task]`` cores free for the whole runtime (a zero-length task takes no
-  cores: it only waits for its inputs and, under the queue policy, for its turn).
+* the node has ``cores[task]`` cores and ``memory[task]`` bytes free for the whole runtime (a
+  zero-length task takes neither: it only waits for its inputs and, under the queue policy, for
+  its turn).
 
 Two policies decide which slots count (``insertion``):
 
@@ -16,9 +17,24 @@ Two policies decide which slots count (``insertion``):
 * ``insertion=True`` (HEFT's insertion policy): a task may go into any idle gap of the node's core
   profile that is long enough, even before tasks placed earlier.
 
-Per node the builder keeps a step profile of busy cores over time, so both policies handle
-multi-core nodes and multi-core tasks; a node never runs more cores than it has. Queries are
-vectorised over nodes; an exact gap search only runs on nodes where a gap can matter.
+Per node the builder keeps a step profile of busy cores (and memory) over time, so both policies
+handle multi-core nodes and multi-core tasks; a node never runs more cores, nor holds more memory,
+than it has. Queries are vectorised over nodes; an exact gap search only runs on nodes where a gap
+can matter. Each placement updates the profile in time proportional to the segments the task
+spans, so the cost of a step does not grow with the length of the plan.
+
+Transfer estimates. By default a transfer is estimated as on a contention-free network
+(``latency + bytes / bandwidth``), the HEFT literature's model, whatever the cluster's network
+model. With ``contention=True`` on a cluster whose network is ``"nic"`` or ``"shared_nic"``,
+the builder also keeps, per network link, when the transfers planned so far stop using it, and
+estimates a new transfer as served after them at full bandwidth: it starts when its data is
+ready plus the latency, its source's up link and its destination's down link (under
+``"shared_nic"``: the two nodes' links) are all free, and occupies both for ``bytes /
+bandwidth``. A task's inputs are taken in the order their parents finish; reads of external
+input from storage queue on storage's link the same way. Links serve transfers in placement
+order, without insertion. This is an estimate (the executor shares links by max-min fairness
+instead), so a plan built this way is not reproduced exactly by :func:`execute`; it lets a
+scheduler see that moving data off a busy node costs more than its bytes alone.
 """
 
 from __future__ import annotations
@@ -373,6 +389,8 @@ class PlanBuilder:
     Args:
         problem: The problem to plan.
         insertion: Use the insertion policy (see the module docstring).
+        contention: Estimate transfers with the NIC links' planned load (see the module
+            docstring); no effect on a contention-free cluster.
 
     Attributes:
         node: Node of every placed task (-1 while unplaced).
@@ -381,10 +399,13 @@ class PlanBuilder:
         newly_ready: Tasks that became ready with the last placement (initially: entry tasks).
     """
 
-    def __init__(self, problem: Problem, *, insertion: bool = False) -> None:
+    def __init__(
+        self, problem: Problem, *, insertion: bool = False, contention: bool = False
+    ) -> None:
         self.problem = problem
         self.insertion = insertion
         wf, cl = problem.workflow, problem.cluster
+        self.contention = bool(contention) and cl.contention
         n_t, n_n = wf.n_tasks, cl.n_nodes
         self.node: IntArray = np.full(n_t, -1, dtype=np.int64)
         self.start: FloatArray = np.full(n_t, np.nan)
@@ -416,6 +437,11 @@ class PlanBuilder:
         # _mem_slack[n]: bytes node n keeps free at all times so far (inf: unlimited); a task
         # needing no more than that can ignore memory there.
         self._mem_slack = np.array([np.inf if cap is None else float(cap) for cap in caps])
+        if self.contention:
+            # When each link stops carrying the transfers planned so far [s]. nic: up(i) = i,
+            # down(i) = n + i, storage's up link 2n; shared_nic: node i's link i, storage's n.
+            n_links = 2 * n_n + 1 if cl.network == "nic" else n_n + 1
+            self._link_free = [0.0] * n_links
         # _tail[n, c]: earliest time after which c cores of node n stay free for good.
         self._tail = np.zeros((n_n, self._cmax + 1))
         self._tail[:, 1:][cl.cores[:, None] < np.arange(1, self._cmax + 1)[None, :]] = np.inf
@@ -447,6 +473,8 @@ class PlanBuilder:
         other.ready = set(self.ready)
         other.newly_ready = list(self.newly_ready)
         other._profiles = [p.copy() for p in self._profiles]
+        if self.contention:
+            other._link_free = self._link_free.copy()
         other._query_task = -1
         other._query_est = other._query_drt = None
         return other
@@ -492,6 +520,8 @@ class PlanBuilder:
             wf = self.problem.workflow
             missing = next(wf.ids[p] for p in wf.parents(task).tolist() if self.node[p] < 0)
             raise PlanError(f"task {wf.ids[task]!r} is not ready: parent {missing!r} is unplaced")
+        if self.contention:
+            return np.array([self._contended_ready(task, n) for n in range(self._n_nodes)])
         stage = self._stage[task]
         lo, hi = self._pptr[task], self._pptr[task + 1]
         if lo == hi:
@@ -596,6 +626,8 @@ class PlanBuilder:
             )
         s = float(self.earliest_start(task)[node])
         f = s + float(p.exec_time[task, node])
+        if self.contention:
+            self._contended_ready(task, node, commit=True)
         c = self._cores[task]
         self.node[task] = node
         self.start[task] = s
@@ -625,6 +657,54 @@ class PlanBuilder:
         self.newly_ready = newly
         self._query_task = -1
         return s, f
+
+    def _contended_ready(self, task: int, n: int, commit: bool = False) -> float:
+        """When ``task``'s inputs would be on node ``n`` with the links' planned load [s]
+        (module docstring); ``commit`` books the transfers on the links."""
+        p = self.problem
+        cl = p.cluster
+        wf = p.workflow
+        free = self._link_free
+        n_n = self._n_nodes
+        nic = cl.network == "nic"
+        down = n_n + n if nic else n
+        busy: dict[int, float] = {}  # links this query has used: when they free up again [s]
+        t_down = free[down]
+        ready = 0.0
+        in_b = float(wf.input_bytes[task])
+        if in_b > 0:
+            up = 2 * n_n if nic else n_n
+            s = max(cl.storage_latency, free[up], t_down)
+            t_down = s + in_b / cl.storage_bandwidth
+            busy[up] = t_down
+            ready = t_down
+        lo, hi = self._pptr[task], self._pptr[task + 1]
+        edges = sorted(range(lo, hi), key=lambda e: (self.finish[self._psrc[e]], e))
+        lat = cl.latency
+        bw = cl.bandwidth
+        assert lat is not None and bw is not None  # NIC models have a scalar network
+        for e in edges:
+            par = int(self._psrc[e])
+            f = float(self.finish[par])
+            pn = int(self.node[par])
+            if pn == n:
+                arrival = f
+            else:
+                nbytes = float(wf.edge_bytes[e])
+                if nbytes <= 0:
+                    arrival = f + lat  # only the latency: no bandwidth used
+                else:
+                    s = max(f + lat, busy.get(pn, free[pn]), t_down)
+                    t_down = s + nbytes / bw
+                    busy[pn] = t_down
+                    arrival = t_down
+            if arrival > ready:
+                ready = arrival
+        if commit:
+            for lk, t in busy.items():
+                free[lk] = t
+            free[down] = max(free[down], t_down)
+        return ready
 
     def plan(self) -> Plan:
         """The finished plan.
