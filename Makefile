@@ -25,10 +25,10 @@ rag: setup  ## the WASS-RAG pipeline: knowledge base, predictor, MaskablePPO wit
 	$(PY) scripts/train.py teacher=rag
 
 test: setup  ## the default test suite (slow tests excluded)
-	$(PY) -m pytest -n 2 -q
+	$(PY) -m pytest -n 2 --dist loadgroup -q
 
 test-all: setup  ## every test, slow ones included
-	$(PY) -m pytest -n 2 -q -m ""
+	$(PY) -m pytest -n 2 --dist loadgroup -q -m ""
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -93,6 +93,26 @@ def staggered(network: str = "nic") -> Plan:
 STAGGERED_START = [0.0, 0.0, 3.1, 2.6]
 
 
+def late_pair() -> Plan:
+    """P1 (node 1, 0 s) sends 3e6 bytes to X (node 0); P2 (node 2, 0.5 s) sends 1e6 bytes to Z
+    (node 3) and 1e6 to Y (node 0). Links 1e6 bytes/s, latency 0.1 s, nic.
+    """
+    wf = Workflow.from_arrays(
+        [0.0, 0.5, 1.0, 1.0, 1.0],
+        [(0, 2), (1, 3), (1, 4)],
+        [3e6, 1e6, 1e6],
+        ids=["P1", "P2", "X", "Z", "Y"],
+    )
+    cl = Cluster([1.0] * 4, [2] * 4, bandwidth=1e6, latency=0.1, network="nic")
+    return Plan.from_assignment(Problem(wf, cl), np.array([1, 2, 0, 3, 0]))
+
+
+# P1->X alone on [0.1, 0.6): 5e5 bytes. From 0.6 down(0) carries P1->X and P2->Y, up(2) carries
+# P2->Z and P2->Y: 5e5/s each. P2's flows end at 2.6 (Z, Y start); P1->X has 1.5e6 bytes by then
+# and its last 1.5e6 at 1e6/s: X starts at 4.1.
+LATE_PAIR_START = [0.0, 0.0, 4.1, 2.6, 2.6]
+
+
 def stage_in(network: str, storage_latency: float = 0.5) -> Plan:
     """Q (node 1) reads 1e6 bytes of external input; so does C (node 1), which also gets 1e6
     bytes from P (node 0, 1 s). Links and storage: 1e6 bytes/s; latency 0.5 s."""
@@ -173,6 +193,7 @@ def test_max_min_fair_rates_are_not_equal_shares() -> None:
 
 def test_latency_takes_no_bandwidth() -> None:
     np.testing.assert_allclose(execute(staggered()).start, STAGGERED_START, rtol=0, atol=EXACT)
+    np.testing.assert_allclose(execute(late_pair()).start, LATE_PAIR_START, rtol=0, atol=EXACT)
 
 
 @pytest.mark.parametrize(

@@ -224,6 +224,7 @@ def test_profile_summaries_match_a_full_recount(cap: int, adds: list) -> None:
         assert max(used) <= mem_cap and max(prof.usage) <= cap
         for need in range(1, mem_cap + 1):
             want = max(
-                [0.0] + [prof.times[k + 1] for k in range(len(used) - 1) if used[k] > mem_cap - need]
+                [0.0]
+                + [prof.times[k + 1] for k in range(len(used) - 1) if used[k] > mem_cap - need]
             )
             assert prof.mem_tail(need) == want

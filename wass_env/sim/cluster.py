@@ -545,9 +545,7 @@ def cluster_from_spec(spec: Cluster | str | Mapping[str, Any]) -> Cluster:
             ) from None
     if not isinstance(n_nodes, int) or isinstance(n_nodes, bool):
         raise ClusterError(f"cluster spec: n_nodes must be an integer, got {n_nodes!r}")
-    return make_cluster(
-        str(kind), n_nodes, node_types=types, name=name, network=network, **net
-    )
+    return make_cluster(str(kind), n_nodes, node_types=types, name=name, network=network, **net)
 
 
 def _whole(x: Any) -> int:

@@ -258,13 +258,13 @@ class FlowNetwork:
                 done.append(key)
                 continue
             links = self._links(src, dst)
-            route = self._routes.get(links)
-            if route is None:
-                route = self._routes[links] = _Route(links)
-                self._on_link[links[0]][links] = route
-                self._on_link[links[1]][links] = route
-            heapq.heappush(route.done_at, (route.served + nbytes, seq, key))
-            route.n += 1
+            opened = self._routes.get(links)
+            if opened is None:
+                opened = self._routes[links] = _Route(links)
+                self._on_link[links[0]][links] = opened
+                self._on_link[links[1]][links] = opened
+            heapq.heappush(opened.done_at, (opened.served + nbytes, seq, key))
+            opened.n += 1
         self._n_flight -= len(done)
         if changed:
             self._dirty = True

@@ -167,8 +167,7 @@ class Problem:
         """
         if "mem_cap" not in self._cache:
             self._cache["mem_cap"] = [
-                math.ceil(m) if math.isfinite(m) else None
-                for m in self.cluster.memory.tolist()
+                math.ceil(m) if math.isfinite(m) else None for m in self.cluster.memory.tolist()
             ]
         return self._cache["mem_cap"]  # type: ignore[no-any-return]
 
@@ -178,8 +177,7 @@ class Problem:
         finite amount."""
         if "mem_bound" not in self._cache:
             self._cache["mem_bound"] = bool(
-                self.workflow.memory.max(initial=0.0) > 0
-                and np.isfinite(self.cluster.memory).any()
+                self.workflow.memory.max(initial=0.0) > 0 and np.isfinite(self.cluster.memory).any()
             )
         return self._cache["mem_bound"]  # type: ignore[no-any-return]
 

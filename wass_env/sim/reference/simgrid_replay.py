@@ -113,6 +113,9 @@ DEFAULT_CONFIG: tuple[str, ...] = (
 #: (``tests/fidelity/test_hand_computed.py`` shows a case). "Full" re-solves every link at every
 #: event.
 FULL_UPDATE = "network/optim:Full"
+#: Most tasks per subprocess call on star platforms (the Full update's cost per event grows
+#: with the flows of the whole call; about 800 tasks was fastest for the fidelity suite).
+STAR_TASKS_PER_CALL = 800
 #: Environment variable naming the interpreter that has SimGrid's bindings.
 SIMGRID_PYTHON_ENV = "WASS_SIMGRID_PYTHON"
 _DEFAULT_PYTHON = "/usr/bin/python3"
@@ -275,9 +278,7 @@ def plan_case(
             "node_delay": cl.latency - lc,  # [s] waited before a node-to-node transfer
             "storage_delay": cl.storage_latency - lc,  # [s] ... before a read from storage
         }
-    mem_cap: list[int | None] = (
-        list(p.memory_capacity()) if p.memory_bound else [None] * cl.n_nodes
-    )
+    mem_cap: list[int | None] = list(p.memory_capacity()) if p.memory_bound else [None] * cl.n_nodes
     return {
         "topology": topo,
         "sharing": sharing,
@@ -328,6 +329,8 @@ def replay(
         max_tasks_per_call: Plans are batched into subprocess calls of about this many tasks
             (a plan is never split). SimGrid runs every task as a thread, and its time per task
             grows with the number of threads in one simulation, so huge batches are slower.
+            Plans on star platforms are batched apart, at most :data:`STAR_TASKS_PER_CALL`
+            tasks per call.
         workers: Subprocess calls run at once (each is single-threaded in effect).
 
     Returns:
@@ -363,15 +366,25 @@ def replay(
     if not simgrid_available(py):
         raise SimGridUnavailable(f"{py} cannot import simgrid; {_INSTALL_HINT}")
     rts = list(runtimes) if runtimes is not None else [None] * len(plans)
-    batches: list[list[int]] = [[]]
-    size = 0
-    for i, pl in enumerate(plans):
-        n_t = pl.problem.n_tasks
-        if batches[-1] and size + n_t > max_tasks_per_call:
-            batches.append([])
-            size = 0
-        batches[-1].append(i)
-        size += n_t
+    # Plans on star platforms go to calls of their own, and smaller ones: the "Full" network
+    # update they need visits every flow of the call at every event.
+    batches: list[list[int]] = []
+    for star in (False, True):
+        limit = min(max_tasks_per_call, STAR_TASKS_PER_CALL) if star else max_tasks_per_call
+        size = 0
+        group: list[int] = []
+        for i, pl in enumerate(plans):
+            cl = pl.problem.cluster
+            if ((TOPOLOGIES[cl.network] if topology is None else topology) != "pairs") != star:
+                continue
+            n_t = pl.problem.n_tasks
+            if group and size + n_t > limit:
+                batches.append(group)
+                group, size = [], 0
+            group.append(i)
+            size += n_t
+        if group:
+            batches.append(group)
 
     def one(batch: list[int]) -> ReferenceRun:
         sub = [plans[i] for i in batch]
@@ -382,14 +395,14 @@ def replay(
             parts = list(pool.map(one, batches))
     else:
         parts = [one(b) for b in batches]
-    schedules: list[Schedule] = []
+    by_plan: dict[int, Schedule] = {}
     totals = dict.fromkeys(("import_s", "build_s", "run_s", "wall_s", "clock"), 0.0)
-    for part in parts:
-        schedules.extend(part.schedules)
+    for batch, part in zip(batches, parts, strict=True):
+        by_plan.update(zip(batch, part.schedules, strict=True))
         for key in ("import_s", "build_s", "run_s", "wall_s"):
             totals[key] += getattr(part, key)
         totals["clock"] = max(totals["clock"], part.clock)
-    return ReferenceRun(schedules=tuple(schedules), **totals)
+    return ReferenceRun(schedules=tuple(by_plan[i] for i in range(len(plans))), **totals)
 
 
 def _replay_batch(

@@ -108,9 +108,8 @@ def _build_case(sg: Any, root: Any, ci: int, case: dict[str, Any]) -> tuple[list
     elif topology in ("star", "shared_star"):
         half = 0.5 * float(case["route_latency"])
         ups, downs = [], []
-        for i, (host, bw) in enumerate(
-            [(h, case["bandwidth"]) for h in hosts] + [(storage, case["storage_bandwidth"])]
-        ):
+        bws = [case["bandwidth"]] * n + [case["storage_bandwidth"]]  # storage is host n
+        for i, bw in enumerate(bws):
             if topology == "star":
                 lk = zone.create_split_duplex_link(f"c{ci}nic{i}", float(bw)).set_latency(half)
                 lk.seal()
