@@ -60,6 +60,7 @@ from agents.evaluation import (
     write_text,
 )
 from agents.registry import SCHEDULERS
+from wass_env.cli import run_cli
 from wass_env.errors import WassError
 from wass_env.io import atomic_path
 from wass_env.scheduling import Scheduler
@@ -78,6 +79,7 @@ __all__ = [
     "GanttConfig",
     "Grid",
     "GridResult",
+    "check_config",
     "grid_from_config",
     "grid_markdown",
     "main",
@@ -271,6 +273,16 @@ def grid_from_config(cfg: DictConfig) -> Grid:
         ),
         checkpoint_fields=fields,
     )
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Check a composed ``evaluate`` config without running anything (what the command line
+    does before it starts).
+
+    Raises:
+        EvaluationError: on a bad field (named, with its value).
+    """
+    _check_names(grid_from_config(cfg))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -946,14 +958,9 @@ def run_evaluation(
 
 
 def main(cfg: DictConfig, out_dir: str | os.PathLike[str], *, command: str | None = None) -> int:
-    """:func:`run_evaluation` with bad input reported as one line on stderr.
+    """:func:`run_evaluation` behind the command-line error boundary (:func:`wass_env.cli.run_cli`).
 
     Returns:
         0 on success, 2 on bad input (the message names the field and its value).
     """
-    try:
-        run_evaluation(cfg, out_dir, command=command)
-    except (EvaluationError, WorkloadError, ClusterError) as exc:
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli(run_evaluation, cfg, out_dir, command=command)

@@ -6,8 +6,8 @@ tests can call it through Hydra's ``compose`` without the command line.
 
 from __future__ import annotations
 
+import json
 import os
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +15,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from agents.config import ConfigValueError, check_values
 from agents.evaluation import (
     episode_problems,
     evaluate,
@@ -23,6 +24,7 @@ from agents.evaluation import (
     write_csv,
     write_text,
 )
+from wass_env.cli import run_cli
 from wass_env.errors import WassError
 from wass_env.scheduling import Scheduler
 
@@ -30,6 +32,7 @@ __all__ = [
     "TrainConfigError",
     "check_config",
     "env_kwargs_from_config",
+    "link_latest",
     "main",
     "make_baselines",
     "run_training",
@@ -47,16 +50,10 @@ def check_config(cfg: DictConfig) -> None:
     Raises:
         TrainConfigError: naming the field and its value.
     """
-    checks = [
-        ("train.total_timesteps", cfg.train.total_timesteps, lambda v: v >= 1, ">= 1"),
-        ("train.n_envs", cfg.train.n_envs, lambda v: v >= 1, ">= 1"),
-        ("train.torch_threads", cfg.train.torch_threads, lambda v: v >= 1, ">= 1"),
-        ("eval.episodes", cfg.eval.episodes, lambda v: v >= 1, ">= 1"),
-        ("eval.noise", cfg.eval.noise, lambda v: v >= 0, ">= 0"),
-    ]
-    for field, value, ok, want in checks:
-        if not ok(value):
-            raise TrainConfigError(f"{field}: must be {want}, got {value!r}")
+    try:
+        check_values(cfg)  # ranges of the typed fields: seed, loop, agent, teacher
+    except ConfigValueError as exc:
+        raise TrainConfigError(str(exc)) from None
     from hydra.utils import get_class
 
     from agents.registry import SCHEDULERS
@@ -77,6 +74,9 @@ def check_config(cfg: DictConfig) -> None:
             f"eval.reference: {cfg.eval.reference!r} is not among the evaluated schedulers "
             f"{sorted(known - {''})}"
         )
+    from wass_env.envs.wass_sched import WassSchedEnv
+
+    WassSchedEnv(**env_kwargs_from_config(cfg))  # env, workload and cluster settings, in seconds
 
 
 def env_kwargs_from_config(cfg: DictConfig) -> dict[str, Any]:
@@ -121,6 +121,24 @@ def teacher_settings(cfg: DictConfig) -> dict[str, Any] | None:
     return {k: v for k, v in t.items() if v is not None or k in ("reference",)}
 
 
+def link_latest(out: Path) -> Path | None:
+    """Point ``<parent>/latest`` at a finished run directory under ``runs/train/`` (atomically).
+
+    ``make run`` then leaves ``runs/train/latest/model.zip`` for the commands that follow it.
+    Other output directories (sweeps, tests) are left alone.
+    """
+    out = Path(out).resolve()
+    if out.parent.name != "train":
+        return None
+    link = out.parent / "latest"
+    tmp = out.parent / f".latest.{os.getpid()}.tmp"
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    tmp.symlink_to(out.name)
+    os.replace(tmp, link)
+    return link
+
+
 def make_baselines(names: Sequence[str], seed: int) -> dict[str, Scheduler]:
     """Baseline schedulers by registry name."""
     from agents.registry import make_scheduler
@@ -160,6 +178,7 @@ def run_training(
     curve: list[tuple[int, float]] = []
     if getattr(agent, "trainable", False):
         checkpoint, train_seconds, curve = _train(agent, cfg, env_kwargs, out)
+        link_latest(out)
 
     eval_seeds = [seed + int(cfg.eval.seed_offset) + i for i in range(int(cfg.eval.episodes))]
     problems = episode_problems(env_kwargs, eval_seeds)
@@ -205,20 +224,12 @@ def run_training(
 
 
 def main(cfg: DictConfig, out_dir: str | os.PathLike[str]) -> int:
-    """:func:`run_training` with user mistakes reported as one line on stderr.
+    """:func:`run_training` behind the command-line error boundary (:func:`wass_env.cli.run_cli`).
 
     Returns:
         0 on success, 2 on bad input (the message names the field and its value).
     """
-    from hydra.errors import InstantiationException
-
-    user_errors = (WassError, FileNotFoundError, InstantiationException)
-    try:
-        run_training(cfg, out_dir)
-    except user_errors as exc:
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli(run_training, cfg, out_dir)
 
 
 def _train(
@@ -263,14 +274,58 @@ def _train(
         )
     t0 = time.perf_counter()
     try:
-        agent.learn(
-            venv,
-            int(cfg.train.total_timesteps),
-            callback=CallbackList(callbacks),
-            tensorboard_log=str(out / "tb"),
-            progress_bar=bool(cfg.train.progress_bar),
-        )
+        if int(cfg.imitation.episodes) > 0:
+            _imitate(agent, cfg, env_kwargs, venv, out)
+        if int(cfg.train.total_timesteps) > 0:
+            agent.learn(
+                venv,
+                int(cfg.train.total_timesteps),
+                callback=CallbackList(callbacks),
+                tensorboard_log=str(out / "tb"),
+                progress_bar=bool(cfg.train.progress_bar),
+            )
     finally:
         venv.close()
     elapsed = time.perf_counter() - t0
     return agent.save(out / "model.zip"), elapsed, sched.episodes
+
+
+#: Imitation episode seeds: ``IMITATION_SEED_BASE * (seed + 1) + i`` (round r: ``+ r * 10^5``),
+#: disjoint from the PPO environments' streams and from the evaluation seeds.
+IMITATION_SEED_BASE = 10_000_000
+
+
+def _imitate(agent: Any, cfg: DictConfig, env_kwargs: dict[str, Any], venv: Any, out: Path) -> None:
+    from stable_baselines3.common.logger import configure
+
+    from agents.imitation import run_imitation
+
+    im = cfg.imitation
+    seed = int(cfg.seed)
+    base = IMITATION_SEED_BASE * (seed + 1)
+    agent.build(venv, tensorboard_log=str(out / "tb"))
+    logger = configure(str(out / "tb" / "imitation"), ["tensorboard"])
+    episodes = int(im.dagger_episodes)
+    summary = run_imitation(
+        agent.model,
+        env_kwargs,
+        seeds=range(base, base + int(im.episodes)),
+        dagger_seeds=[
+            range(base + r * 100_000, base + r * 100_000 + episodes)
+            for r in range(1, int(im.dagger_rounds) + 1)
+        ],
+        expert={"k": int(im.k), "base": str(im.base)},
+        epochs=int(im.epochs),
+        dagger_epochs=int(im.dagger_epochs),
+        batch_size=int(im.batch_size),
+        lr=float(im.lr),
+        gamma=float(cfg.agent.get("gamma", 0.99)),
+        n_jobs=int(im.n_jobs),
+        seed=seed,
+        label_fraction=float(im.label_fraction),
+        cache_dir=None if im.cache is None else str(im.cache),
+        work_dir=str(out),
+        logger=logger,
+        log=None if not bool(cfg.train.progress_bar) else print,
+    )
+    write_text(json.dumps(summary, indent=2) + "\n", out / "imitation.json")

@@ -178,9 +178,25 @@ def test_user_mistakes_give_one_line_and_exit_code_2(tmp_path: Path, capsys):
     assert main(compose_train([*SHORT, "agent=slurm", "eval.baselines=[foo]"]), tmp_path) == 2
     assert "unknown scheduler 'foo'" in capsys.readouterr().err
     for override, message in [
-        ("train.n_envs=0", "train.n_envs: must be >= 1, got 0"),
+        ("train.n_envs=0", "train.n_envs: must be an integer in [1, 1024], got 0"),
         ("eval.reference=nope", "eval.reference: 'nope' is not among"),
         ("env.task_order=bad", "task_order must be one of"),
     ]:
         assert main(compose_train([*SHORT, "agent=slurm", override]), tmp_path) == 2
         assert message in capsys.readouterr().err
+
+
+def test_latest_link_points_at_the_last_run_under_runs_train(tmp_path: Path):
+    from agents.train import link_latest
+
+    train = tmp_path / "runs" / "train"
+    a, b = train / "2026-01-01_00-00-00", train / "2026-01-01_00-00-01"
+    for d in (a, b):
+        d.mkdir(parents=True)
+        (d / "model.zip").write_text(d.name)
+    assert link_latest(a) == train / "latest"
+    assert (train / "latest" / "model.zip").read_text() == a.name
+    link_latest(b)
+    assert (train / "latest" / "model.zip").read_text() == b.name
+    assert os.readlink(train / "latest") == b.name  # relative: the tree can move
+    assert link_latest(tmp_path / "elsewhere") is None

@@ -37,6 +37,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from wass_env.errors import WassError
+from wass_env.limits import MAX_COUNT, bad_counts, whole_number
 
 __all__ = [
     "GIB",
@@ -52,6 +53,7 @@ __all__ = [
 ]
 
 GIB = 1024.0**3
+_TINY = float(np.finfo(np.float64).tiny)  # smallest normal float: 1 / _TINY is finite
 DEFAULT_BANDWIDTH = 1.25e9  # [bytes/s] 10 Gb/s Ethernet
 DEFAULT_LATENCY = 1e-4  # [s]
 
@@ -148,7 +150,7 @@ class Cluster:
                 f"got {network!r}"
             )
         self.network = network
-        sp = np.asarray(speed, dtype=np.float64).reshape(-1)
+        sp = self._numbers(speed, "speed")
         n = sp.size
         if n == 0:
             raise ClusterError(f"cluster {name!r} has no nodes")
@@ -157,23 +159,23 @@ class Cluster:
                 f"cluster {name!r} has {n} nodes; at most {MAX_NODES} are supported (MAX_NODES)"
             )
         self.speed = _readonly(self._check(sp, "speed", positive=True))
-        co = np.asarray(cores, dtype=np.float64).reshape(-1)
+        co = self._numbers(cores, "cores")
         if co.size == 1:
             co = np.full(n, co[0])
         if co.size != n:
             raise ClusterError(f"cluster {name!r}: {co.size} core counts for {n} nodes")
-        bad = np.flatnonzero(~np.isfinite(co) | (co < 1) | (co != np.round(co)))
+        bad = bad_counts(co)  # before the cast: int64(1e19) would wrap
         if bad.size:
             i = int(bad[0])
             raise ClusterError(
-                f"cluster {name!r} node {i}: field 'cores' must be a positive integer, "
-                f"got {co[i]!r}"
+                f"cluster {name!r} node {i}: field 'cores' must be a whole number in "
+                f"[1, {MAX_COUNT}], got {float(co[i])!r}"
             )
         self.cores = _readonly(co.astype(np.int64))
         if memory is None:
             mem = np.full(n, np.inf)
         else:
-            mem = np.asarray(memory, dtype=np.float64).reshape(-1)
+            mem = self._numbers(memory, "memory")
             if mem.size == 1:
                 mem = np.full(n, mem[0])
             if mem.size != n:
@@ -188,12 +190,17 @@ class Cluster:
         if node_type is None:
             self.node_type: tuple[str, ...] = ("node",) * n
         else:
+            if isinstance(node_type, (str, bytes)) or not isinstance(node_type, Sequence):
+                raise ClusterError(
+                    f"cluster {name!r}: field 'node_type' must be a list of {n} names, "
+                    f"got {node_type!r}"
+                )
             if len(node_type) != n:
                 raise ClusterError(f"cluster {name!r}: {len(node_type)} node types for {n} nodes")
             self.node_type = tuple(str(t) for t in node_type)
         self.type_speedup: dict[str, np.ndarray] = {}
         for ttype, fac in (type_speedup or {}).items():
-            f = np.asarray(fac, dtype=np.float64).reshape(-1)
+            f = self._numbers(fac, f"type_speedup[{ttype!r}]")
             if f.size == 1:
                 f = np.full(n, f[0])
             if f.size != n:
@@ -207,7 +214,7 @@ class Cluster:
         try:
             bw = np.asarray(bandwidth, dtype=np.float64)
             lat = np.asarray(latency, dtype=np.float64)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ClusterError(
                 f"cluster {name!r}: bandwidth and latency must be numbers or {n}x{n} matrices, "
                 f"got {bandwidth!r} and {latency!r}"
@@ -250,14 +257,31 @@ class Cluster:
             if storage_latency is not None
             else float(np.mean(lat[off]) if lat.ndim == 2 and n > 1 else np.mean(lat))
         )
-        self.storage_bandwidth = float(self._check(np.asarray([sbw]), "storage_bandwidth", True)[0])
-        self.storage_latency = float(self._check(np.asarray([slat]), "storage_latency", False)[0])
+        sbw_a = self._numbers(sbw, "storage_bandwidth", scalar=True)
+        slat_a = self._numbers(slat, "storage_latency", scalar=True)
+        self.storage_bandwidth = float(self._check(sbw_a, "storage_bandwidth", True)[0])
+        self.storage_latency = float(self._check(slat_a, "storage_latency", False)[0])
+
+    def _numbers(self, values: Any, field: str, scalar: bool = False) -> np.ndarray:
+        """``values`` as a flat float64 array, or a :class:`ClusterError` naming ``field``."""
+        try:
+            arr = np.asarray(values, dtype=np.float64)
+        except (TypeError, ValueError, OverflowError):
+            arr = None
+        if arr is None or (scalar and arr.ndim != 0):
+            want = "a number" if scalar else "a number or a list of numbers"
+            raise ClusterError(
+                f"cluster {self.name!r}: field {field!r} must be {want}, got {values!r}"
+            )
+        return arr.reshape(-1)
 
     def _check(self, arr: np.ndarray, field: str, positive: bool) -> np.ndarray:
-        bad = ~np.isfinite(arr) | ((arr <= 0) if positive else (arr < 0))
+        # A positive rate (a speed, a bandwidth) is divided by: below the smallest normal float
+        # its reciprocal is infinite.
+        bad = ~np.isfinite(arr) | ((arr < _TINY) if positive else (arr < 0))
         if np.any(bad):
             i = int(np.flatnonzero(bad)[0])
-            cond = "> 0" if positive else ">= 0"
+            cond = f">= {_TINY:.4g}" if positive and arr[i] > 0 else "> 0" if positive else ">= 0"
             raise ClusterError(
                 f"cluster {self.name!r}: field {field!r} must be finite and {cond}, "
                 f"got {arr[i]!r} (entry {i})"
@@ -419,8 +443,11 @@ def make_cluster(
         ClusterError: on an unknown kind or network model, or a node count outside
             ``1 .. MAX_NODES``.
     """
-    if not 1 <= n_nodes <= MAX_NODES:
-        raise ClusterError(f"n_nodes must be in 1..{MAX_NODES} (MAX_NODES), got {n_nodes}")
+    try:
+        # A huge count must not reach an array size; MAX_NODES bounds the cluster's arrays.
+        n_nodes = whole_number(n_nodes, high=MAX_NODES)
+    except ValueError as exc:
+        raise ClusterError(f"n_nodes {exc} (MAX_NODES)") from None
     if kind in ("homogeneous", "hom"):
         s, c, m = HOMOGENEOUS_NODE
         return Cluster(
@@ -485,7 +512,7 @@ def cluster_from_spec(spec: Cluster | str | Mapping[str, Any]) -> Cluster:
     d = dict(spec)
     try:
         net = {k: float(d.pop(k)) for k in ("bandwidth", "latency") if d.get(k) is not None}
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ClusterError(
             f"cluster spec: bandwidth and latency must be numbers, got {dict(spec)!r}"
         ) from None
@@ -512,10 +539,17 @@ def cluster_from_spec(spec: Cluster | str | Mapping[str, Any]) -> Cluster:
         extra = set(d) - allowed
         if extra:
             raise ClusterError(f"cluster spec: unknown fields {sorted(extra)}")
+        try:
+            with np.errstate(over="ignore"):  # a huge size is unlimited memory
+                mem_bytes = None if mem is None else np.asarray(mem, dtype=np.float64) * GIB
+        except (TypeError, ValueError, OverflowError):
+            raise ClusterError(
+                f"cluster spec: memory_gib must be a number or a list of numbers, got {mem!r}"
+            ) from None
         return Cluster(
             d.pop("speed"),
             d.pop("cores", 1),
-            None if mem is None else np.asarray(mem, dtype=np.float64) * GIB,
+            mem_bytes,
             bandwidth=net.get("bandwidth", DEFAULT_BANDWIDTH),
             latency=net.get("latency", DEFAULT_LATENCY),
             node_type=d.get("node_type"),
@@ -533,24 +567,32 @@ def cluster_from_spec(spec: Cluster | str | Mapping[str, Any]) -> Cluster:
             "bandwidth, latency, network, node_types, name"
         )
     if types is not None:
-        try:
-            types = {
-                str(k): (float(v[0]), _whole(v[1]), float(v[2]) * GIB)
-                for k, v in dict(types).items()
-            }
-        except (TypeError, ValueError, IndexError, KeyError):
-            raise ClusterError(
-                f"cluster spec: node_types must map names to [speed, cores, memory_gib], "
-                f"got {types!r}"
-            ) from None
+        types = _node_types(types)
     if not isinstance(n_nodes, int) or isinstance(n_nodes, bool):
         raise ClusterError(f"cluster spec: n_nodes must be an integer, got {n_nodes!r}")
     return make_cluster(str(kind), n_nodes, node_types=types, name=name, network=network, **net)
 
 
-def _whole(x: Any) -> int:
-    """``x`` as an int, refusing fractions (a node cannot have 2.5 cores)."""
-    f = float(x)
-    if f != int(f):
-        raise ValueError(f"not a whole number: {x!r}")
-    return int(f)
+def _node_types(types: Any) -> dict[str, tuple[float, int, float]]:
+    """``{name: [speed, cores, memory_gib]}`` from a spec as ``{name: (speed, cores, bytes)}``."""
+    if not isinstance(types, Mapping):
+        raise ClusterError(
+            f"cluster spec: node_types must map names to [speed, cores, memory_gib], got {types!r}"
+        )
+    out: dict[str, tuple[float, int, float]] = {}
+    for k, v in types.items():
+        where = f"cluster spec: node_types[{k!r}]"
+        if isinstance(v, (str, bytes)) or not isinstance(v, Sequence) or len(v) != 3:
+            raise ClusterError(f"{where} must be [speed, cores, memory_gib], got {v!r}")
+        try:
+            cores = whole_number(v[1])  # a node cannot have 2.5 (or 1e19) cores
+        except ValueError as exc:
+            raise ClusterError(f"{where}: cores {exc}") from None
+        try:
+            speed, memory = float(v[0]), float(v[2]) * GIB
+        except (TypeError, ValueError, OverflowError):
+            raise ClusterError(
+                f"{where}: speed and memory_gib must be numbers, got {v!r}"
+            ) from None
+        out[str(k)] = (speed, cores, memory)
+    return out

@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from wass_env.errors import WassError
+from wass_env.limits import MAX_COUNT, bad_counts
 
 __all__ = ["Task", "Workflow", "WorkflowError"]
 
@@ -136,12 +137,12 @@ class Workflow:
 
         self.work = _readonly(self._per_task("work", work, n, where, default=None))
         cores_f = self._per_task("cores", cores, n, where, default=1.0)
-        bad = np.flatnonzero(~np.isfinite(cores_f) | (cores_f < 1) | (cores_f != np.round(cores_f)))
+        bad = bad_counts(cores_f)  # before the cast: int64(1e19) would wrap
         if bad.size:
             i = int(bad[0])
             raise WorkflowError(
-                f"task {self.ids[i]!r}{where}: field 'cores' must be a positive integer, "
-                f"got {cores_f[i]!r}"
+                f"task {self.ids[i]!r}{where}: field 'cores' must be a whole number in "
+                f"[1, {MAX_COUNT}], got {float(cores_f[i])!r}"
             )
         self.cores = _readonly(cores_f.astype(np.int64))
         self.memory = _readonly(self._per_task("memory", memory, n, where, default=0.0))
@@ -168,7 +169,10 @@ class Workflow:
         if edge_bytes is None:
             eb = np.zeros(m)
         else:
-            eb = np.asarray(edge_bytes, dtype=np.float64).reshape(-1)
+            try:
+                eb = np.asarray(edge_bytes, dtype=np.float64).reshape(-1)
+            except (TypeError, ValueError, OverflowError) as exc:
+                raise WorkflowError(f"field 'bytes'{where} is not numeric: {exc}") from None
             if eb.shape != src.shape:
                 raise WorkflowError(f"workflow {name!r}{where}: {eb.size} edge sizes for {m} edges")
         if m:
@@ -220,7 +224,7 @@ class Workflow:
             return np.full(n, default, dtype=np.float64)
         try:
             arr = np.asarray(values, dtype=np.float64).reshape(-1)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise WorkflowError(f"field {field!r}{where} is not numeric: {exc}") from None
         if arr.size == 1 and n != 1:
             arr = np.full(n, float(arr[0]))
@@ -237,6 +241,21 @@ class Workflow:
                 raise WorkflowError(
                     f"task {self.ids[i]!r}{where}: field {field!r} must be finite and >= 0, "
                     f"got {arr[i]!r}"
+                )
+        # Each value is finite, but their sum must be too: the total work, the critical path and
+        # every time derived from them add these up.
+        for field, arr in (
+            ("work", self.work),
+            ("input_bytes", self.input_bytes),
+            ("bytes", self.edge_bytes),
+        ):
+            with np.errstate(over="ignore"):
+                total = float(np.sum(arr))
+            if not np.isfinite(total):
+                raise WorkflowError(
+                    f"workflow {self.name!r}{where}: field {field!r} sums to {total!r} over "
+                    f"{arr.size} {'edges' if field == 'bytes' else 'tasks'} (largest value "
+                    f"{float(np.max(arr))!r}); the values must add up to a finite number"
                 )
 
     def _toposort(self, where: str) -> IntArray:
@@ -338,9 +357,15 @@ class Workflow:
                 j = index.get(pid)
                 if j is None:
                     raise WorkflowError(f"task {t.id!r}{where}: unknown parent id {pid!r}")
+                try:
+                    size.append(float(nbytes))
+                except (TypeError, ValueError, OverflowError):
+                    raise WorkflowError(
+                        f"task {t.id!r}{where}: parent {pid!r}: field 'bytes' must be a number, "
+                        f"got {nbytes!r}"
+                    ) from None
                 src.append(j)
                 dst.append(i)
-                size.append(float(nbytes))
         return cls(
             ids=[t.id for t in tasks],
             work=[t.work for t in tasks],

@@ -30,6 +30,7 @@ element (as an XPath such as ``/adag/job[4]/@runtime``, 1-based) and the value.
 from __future__ import annotations
 
 import math
+import re
 import xml.etree.ElementTree as ET
 from os import PathLike
 from pathlib import Path
@@ -40,6 +41,14 @@ from wass_env.workloads._common import RawTask, assemble, first_token
 from wass_env.workloads.errors import WorkloadError
 
 __all__ = ["load_dax", "parse_dax"]
+
+
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def _short(value: str) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _local(tag: str) -> str:
@@ -67,12 +76,13 @@ class _XmlReader:
             if default is None:
                 self.fail(f"{where}/@{key}", "required attribute is missing")
             return default
-        try:
-            value = float(raw)
-        except ValueError:
-            self.fail(f"{where}/@{key}", f"expected a number, got {raw!r}")
+        # XML Schema's decimal/double lexical forms only: Python's float() would also take
+        # "5_000", "infinity" and "nan".
+        if not _NUMBER.fullmatch(raw.strip(" \t\r\n")):
+            self.fail(f"{where}/@{key}", f"expected a number, got {_short(raw)}")
+        value = float(raw)
         if not math.isfinite(value) or value < 0:
-            self.fail(f"{where}/@{key}", f"must be a finite number >= 0, got {raw!r}")
+            self.fail(f"{where}/@{key}", f"must be a finite number >= 0, got {_short(raw)}")
         return value
 
 

@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from wass_env.limits import MAX_COUNT, whole_number
 from wass_env.sim.cluster import Cluster
 from wass_env.sim.problem import with_ccr
 from wass_env.sim.workflow import Workflow, WorkflowError
@@ -82,7 +83,14 @@ def _plain(spec: Any) -> Any:
 
 
 def _is_number(x: Any) -> bool:
-    return isinstance(x, (int, float, np.number)) and not isinstance(x, bool)
+    """A real number that converts to a float (Python ints beyond 1.8e308 do not)."""
+    if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)):
+        return False
+    try:
+        float(x)
+    except OverflowError:
+        return False
+    return True
 
 
 class _Param:
@@ -102,10 +110,14 @@ class _Param:
                     field=field,
                 )
             lo, hi = value
-            if integer and (float(lo) != int(lo) or float(hi) != int(hi)):
-                raise WorkloadError(
-                    f"an integer range needs whole numbers, got {value!r}", field=field
-                )
+            if integer:
+                try:  # before the cast: int(inf) fails and int64(1e19) wraps
+                    for v in value:
+                        whole_number(v, low=-MAX_COUNT)
+                except ValueError as exc:
+                    raise WorkloadError(
+                        f"an integer range needs whole numbers: {exc}", field=field
+                    ) from None
             if lo > hi:
                 raise WorkloadError(f"range needs lo <= hi, got {value!r}", field=field)
             self.lo, self.hi = (int(lo), int(hi)) if integer else (float(lo), float(hi))
@@ -247,14 +259,19 @@ class _RecipeSource(_Source):
         minimum = recipe_min_tasks(name)
         n_tasks = spec.get("n_tasks", max(_RECIPE_DEFAULT_TASKS, minimum))
         self.n_tasks = _Param(n_tasks, f"{where}.n_tasks", integer=True)
-        low = self.n_tasks.end(high=False)
-        if not _is_number(low) or int(low) != low or low < minimum:
-            raise WorkloadError(
-                f"recipe {name!r} needs at least {minimum} tasks, got {n_tasks!r}",
-                field=f"{where}.n_tasks",
-            )
+        for end in (self.n_tasks.end(high=False), self.n_tasks.end(high=True)):
+            try:
+                whole_number(end, low=minimum)  # before any cast: int64(1e19) wraps
+            except ValueError as exc:
+                below = _is_number(end) and end < minimum
+                raise WorkloadError(
+                    f"recipe {name!r} needs at least {minimum} tasks, got {n_tasks!r}"
+                    if below
+                    else f"recipe {name!r}: the number of tasks {exc}",
+                    field=f"{where}.n_tasks",
+                ) from None
         pool = spec.get("pool", DEFAULT_POOL)
-        if isinstance(pool, bool) or not isinstance(pool, int) or pool < 1:
+        if isinstance(pool, bool) or not isinstance(pool, int) or not 1 <= pool <= MAX_COUNT:
             raise WorkloadError(f"must be an integer >= 1, got {pool!r}", field=f"{where}.pool")
         seed = spec.get("seed")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):

@@ -32,11 +32,13 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Mapping
 from os import PathLike
 from pathlib import Path
 from typing import Any, NoReturn
 
+from wass_env.limits import MAX_COUNT, whole_number
 from wass_env.sim.workflow import Workflow
 from wass_env.workloads._common import RawTask, assemble, guess_family, type_from_name
 from wass_env.workloads.errors import WorkloadError
@@ -45,6 +47,9 @@ __all__ = ["SUPPORTED_VERSIONS", "load_wfformat", "parse_wfformat"]
 
 #: Schema versions this loader reads.
 SUPPORTED_VERSIONS: tuple[str, ...] = ("1.3", "1.4", "1.5", "1.6")
+
+#: Largest integer that converts to a finite float (JSON integers are exact Python ints).
+_MAX_FLOAT_INT = int(sys.float_info.max)
 
 _KIND_NAMES = {
     dict: "an object",
@@ -82,6 +87,8 @@ class _Reader:
     def check(self, value: Any, field: str, kind: type) -> Any:
         if kind is float:
             ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if ok and isinstance(value, int) and abs(value) > _MAX_FLOAT_INT:
+                self.fail(field, f"must be a finite number, got {_short(value)} (too large)")
             if ok and not math.isfinite(value):
                 self.fail(field, f"must be a finite number, got {value!r}")
         else:
@@ -107,9 +114,13 @@ class _Reader:
 
     def cores(self, obj: Mapping[str, Any], key: str, where: str) -> int:
         value = self.opt(obj, key, where, float, 1.0)
-        if value < 1 or value != int(value):
-            self.fail(f"{where}.{key}", f"must be a whole number >= 1, got {obj[key]!r}")
-        return int(value)
+        try:
+            return whole_number(value)
+        except ValueError:
+            self.fail(
+                f"{where}.{key}",
+                f"must be a whole number in [1, {MAX_COUNT}], got {_short(obj[key])}",
+            )
 
     def strings(self, obj: Mapping[str, Any], key: str, where: str, required: bool) -> list[str]:
         """A list of strings (task or file ids)."""
@@ -124,7 +135,10 @@ class _Reader:
 
 
 def _short(value: Any) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an int beyond Python's digit limit for str()
+        return f"an integer of about {int(value.bit_length() * 0.30103)} digits"
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -160,6 +174,14 @@ def load_wfformat(path: str | PathLike[str], *, family: str | None = None) -> Wo
         raise WorkloadError(
             f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})", source=p
         ) from None
+    except RecursionError:
+        raise WorkloadError(
+            "not a WfFormat instance: arrays or objects nested too deeply for the JSON parser",
+            source=p,
+        ) from None
+    except ValueError as exc:  # an integer with more digits than Python converts (4300)
+        why = str(exc).split("; use ", 1)[0]  # drop the advice to raise the interpreter's limit
+        raise WorkloadError(f"not valid JSON: {why}", source=p) from None
     return parse_wfformat(data, source=str(p), name=p.stem, family=family)
 
 
