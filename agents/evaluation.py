@@ -25,7 +25,7 @@ from scipy import stats
 
 from wass_env.io import atomic_write
 from wass_env.scheduling import Scheduler
-from wass_env.sim.execute import execute
+from wass_env.sim.execute import realize
 from wass_env.sim.metrics import schedule_metrics
 from wass_env.sim.plan import Plan, Schedule
 from wass_env.sim.problem import Problem
@@ -93,13 +93,14 @@ def run_episode_schedule(
     """Like :func:`run_episode`, and also return the plan and the realized schedule.
 
     Returns:
-        ``(row, plan, realized)``; without noise ``realized`` is ``plan`` itself.
+        ``(row, plan, realized)``; without noise on a contention-free network ``realized`` is
+        ``plan`` itself (see :func:`wass_env.sim.execute.realize`).
     """
     scheduler.reset(seed)
     t0 = time.perf_counter()
     plan = scheduler.plan(problem, insertion=insertion)
     plan_time = time.perf_counter() - t0
-    realized = execute(plan, noise=noise, rng=np.random.default_rng(seed)) if noise > 0 else plan
+    realized = realize(plan, noise=noise, rng=np.random.default_rng(seed))
     row: dict[str, Any] = {
         "scheduler": scheduler.name,
         "workflow": problem.workflow.name,

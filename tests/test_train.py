@@ -15,7 +15,7 @@ from hydra import compose, initialize_config_dir
 from agents.config import register_configs
 from agents.ppo import MaskablePPOAgent
 from agents.train import env_kwargs_from_config, run_training
-from wass_env.sim import Problem, execute, preset
+from wass_env.sim import Problem, cluster_from_spec, execute, preset
 from wass_env.workloads import make_sampler
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,12 +37,19 @@ def compose_train(overrides: list[str]):
 def test_defaults_compose_into_plain_env_arguments():
     cfg = compose_train([])
     kw = env_kwargs_from_config(cfg)
-    assert kw["cluster"] == {"preset": "het16"}
+    assert kw["cluster"] == {"preset": "het16", "network": "contention_free"}
     assert kw["workload"]["generator"] == "layered" and kw["workload"]["n_tasks"] == [20, 40]
     assert kw["insertion"] is True and kw["reward_weights"]["progress"] == 1.0
     assert cfg.agent._target_ == "agents.ppo.MaskablePPOAgent"
     cfg2 = compose_train(["cluster=hom32", "agent=slurm"])
-    assert env_kwargs_from_config(cfg2)["cluster"] == {"preset": "hom32"}
+    assert env_kwargs_from_config(cfg2)["cluster"] == {
+        "preset": "hom32",
+        "network": "contention_free",
+    }
+    # Every cluster of the group takes a network model.
+    cfg3 = compose_train(["cluster=het8", "cluster.network=nic"])
+    spec = env_kwargs_from_config(cfg3)["cluster"]
+    assert cluster_from_spec(spec).network == "nic" and cluster_from_spec(spec).n_nodes == 8
 
 
 def test_tiny_training_run_end_to_end(tmp_path: Path):

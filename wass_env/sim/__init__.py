@@ -24,7 +24,7 @@ from wass_env.sim.cluster import (
     make_cluster,
     preset,
 )
-from wass_env.sim.execute import execute, runtime_noise
+from wass_env.sim.execute import execute, realize, runtime_noise
 from wass_env.sim.metrics import ScheduleMetrics, lower_bound, schedule_metrics
 from wass_env.sim.plan import Plan, PlanBuilder, PlanError, Schedule
 from wass_env.sim.problem import Problem, with_ccr
@@ -51,6 +51,7 @@ __all__ = [
     "lower_bound",
     "make_cluster",
     "preset",
+    "realize",
     "runtime_noise",
     "schedule_metrics",
     "with_ccr",

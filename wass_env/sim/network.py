@@ -137,14 +137,18 @@ class ContentionFreeNetwork:
 class _Route:
     """The flows in flight on one route (two links); they all have the same rate."""
 
-    __slots__ = ("done_at", "links", "n", "rate", "served")
+    __slots__ = ("a", "b", "done_at", "due", "n", "rate", "served", "stamp", "t_ref")
 
-    def __init__(self, links: tuple[int, int]) -> None:
-        self.links = links
+    def __init__(self, a: int, b: int, now: float) -> None:
+        self.a = a  # source's link
+        self.b = b  # destination's link
         self.n = 0  # active flows
-        self.rate = 0.0  # [bytes/s] of each flow
-        self.served = 0.0  # bytes each flow on this route has received since the route opened
+        self.rate = 0.0  # [bytes/s] of each flow, since t_ref
+        self.served = 0.0  # bytes each flow of this route had received by t_ref
+        self.t_ref = now  # [s]
         self.done_at: list[tuple[float, int, int]] = []  # (served when done, seq, key) heap
+        self.due = _INF  # [s] when the first flow completes at the current rate
+        self.stamp = 0  # last rate computation that fixed this route's rate
 
 
 class FlowNetwork:
@@ -166,21 +170,24 @@ class FlowNetwork:
         n = cluster.n_nodes
         self._n = n
         self._duplex = cluster.network == "nic"
-        # Links: nic: up(i) = i, down(i) = n + i, storage up = 2n; shared_nic: node i = i,
-        # storage = n.
+        # Links: nic: up(i) = i, down(i) = n + i, storage's up link 2n; shared_nic: node i's
+        # link i, storage's n.
         n_links = 2 * n + 1 if self._duplex else n + 1
-        self._cap = [cluster.bandwidth] * n_links  # [bytes/s]
         self._storage_link = n_links - 1
-        self._cap[self._storage_link] = cluster.storage_bandwidth
+        self._cap = [float(cluster.bandwidth)] * n_links  # [bytes/s]
+        self._cap[self._storage_link] = float(cluster.storage_bandwidth)
+        self._cnt = [0] * n_links  # active flows per link
+        self._used: set[int] = set()  # links with active flows
         self._latency = cluster.latency  # [s]
         self._storage_latency = cluster.storage_latency  # [s]
         self._routes: dict[tuple[int, int], _Route] = {}
         self._on_link: list[dict[tuple[int, int], _Route]] = [{} for _ in range(n_links)]
         self._waiting: list[tuple[float, int, int, int, int, float]] = []  # latency phase heap
         self._seq = 0
+        self._stamp = 0
         self._n_flight = 0
-        self._dirty = False  # rates must be recomputed before the next completion is known
-        self._next = _INF  # cached next completion time (valid when not dirty)
+        self._dirty = False  # rates must be recomputed before the next event is known
+        self._next = _INF  # the next event time (valid when not dirty)
 
     # ------------------------------------------------------------------ API
     def start(self, src: int, dst: int, nbytes: float, key: int, at: float | None = None) -> None:
@@ -227,46 +234,57 @@ class FlowNetwork:
         nxt = self.next_time()
         if t < self.now or t > nxt + _DONE_RTOL * abs(nxt):
             raise ValueError(f"advance to {t} outside [{self.now}, {nxt}] (next event)")
-        then = self.now
-        dt = t - then
         self.now = t
         done: list[int] = []
-        closed: list[_Route] = []
-        for route in self._routes.values():
-            # A flow is done when the time it was due at (the very expression next_time() took
-            # its minimum of) has come, or when all but a rounding error of its bytes are in.
-            rate, served = route.rate, route.served
-            heap = route.done_at
-            while heap and (
-                then + (heap[0][0] - served) / rate <= t
-                or heap[0][0] - served - rate * dt <= _DONE_RTOL * heap[0][0]
-            ):
+        if nxt <= t:
+            closed: list[_Route] = []
+            cnt = self._cnt
+            for route in self._routes.values():
+                if route.due > t:
+                    continue
+                # A flow is done when the time it was due at (what next_time() took its minimum
+                # of) has come, or when all but a rounding error of its bytes are in.
+                rate, served, t_ref = route.rate, route.served, route.t_ref
+                now_served = served + rate * (t - t_ref)
+                heap = route.done_at
+                k = 1
                 done.append(heapq.heappop(heap)[2])
-                route.n -= 1
-            route.served = served + rate * dt
-            if route.n == 0:
-                closed.append(route)
-        changed = bool(done)
-        for route in closed:
-            self._close(route)
+                while heap and (
+                    t_ref + (heap[0][0] - served) / rate <= t
+                    or heap[0][0] - now_served <= _DONE_RTOL * heap[0][0]
+                ):
+                    done.append(heapq.heappop(heap)[2])
+                    k += 1
+                route.n -= k
+                cnt[route.a] -= k
+                cnt[route.b] -= k
+                route.served = now_served
+                route.t_ref = t
+                if route.n == 0:
+                    closed.append(route)
+            for route in closed:
+                self._close(route)
         # Transfers whose latency ends now: zero-byte ones are done, the others start sharing.
         waiting = self._waiting
         while waiting and waiting[0][0] <= t:
             _, seq, key, src, dst, nbytes = heapq.heappop(waiting)
-            changed = True
             if nbytes <= 0.0:
                 done.append(key)
                 continue
             links = self._links(src, dst)
-            opened = self._routes.get(links)
-            if opened is None:
-                opened = self._routes[links] = _Route(links)
-                self._on_link[links[0]][links] = opened
-                self._on_link[links[1]][links] = opened
-            heapq.heappush(opened.done_at, (opened.served + nbytes, seq, key))
-            opened.n += 1
-        self._n_flight -= len(done)
-        if changed:
+            route = self._routes.get(links)
+            if route is None:
+                route = self._open(links, t)
+            elif route.t_ref < t:
+                route.served += route.rate * (t - route.t_ref)
+                route.t_ref = t
+            heapq.heappush(route.done_at, (route.served + nbytes, seq, key))
+            route.n += 1
+            self._cnt[route.a] += 1
+            self._cnt[route.b] += 1
+            self._dirty = True
+        if done:
+            self._n_flight -= len(done)
             self._dirty = True
         return done
 
@@ -290,56 +308,69 @@ class FlowNetwork:
             return up, self._n + dst
         return (self._storage_link if src == STORAGE else src), dst
 
+    def _open(self, links: tuple[int, int], now: float) -> _Route:
+        route = self._routes[links] = _Route(links[0], links[1], now)
+        for lk in links:
+            self._on_link[lk][links] = route
+            self._used.add(lk)
+        return route
+
     def _close(self, route: _Route) -> None:
-        del self._routes[route.links]
-        del self._on_link[route.links[0]][route.links]
-        del self._on_link[route.links[1]][route.links]
+        links = (route.a, route.b)
+        del self._routes[links]
+        for lk in links:
+            del self._on_link[lk][links]
+            if not self._on_link[lk]:
+                self._used.discard(lk)
 
     def _recompute(self) -> None:
-        """Max-min fair rates by progressive filling, then the next event time."""
+        """Max-min fair rates by progressive filling, and the next event time.
+
+        All rates grow together; the link with the smallest fair share (bandwidth left over
+        its flows not fixed yet) is full first: its flows get that share, which is taken off
+        their other link; repeat. A heap of link shares (stale entries skipped by version)
+        makes it O((routes + links) log links).
+        """
         self._dirty = False
-        rem: dict[int, float] = {}  # unallocated bandwidth of each link in use [bytes/s]
-        cnt: dict[int, int] = {}  # flows of each link not fixed yet
-        for links, route in self._routes.items():
-            route.rate = -1.0  # not fixed
-            for lk in links:
-                if lk in cnt:
-                    cnt[lk] += route.n
-                else:
-                    cnt[lk] = route.n
-                    rem[lk] = self._cap[lk]
-        version = dict.fromkeys(cnt, 0)
-        heap = [(rem[lk] / c, 0, lk) for lk, c in cnt.items()]
+        now = self.now
+        cnt = self._cnt.copy()  # flows not fixed yet, per link
+        rem = self._cap.copy()  # bandwidth not given out yet, per link [bytes/s]
+        version = [0] * len(cnt)  # -1: the link is full (or has no flow left to fix)
+        heap = [(rem[lk] / cnt[lk], 0, lk) for lk in self._used]
         heapq.heapify(heap)
+        self._stamp += 1
+        stamp = self._stamp
         on_link = self._on_link
+        nxt = self._waiting[0][0] if self._waiting else _INF
         while heap:
             share, ver, lk = heapq.heappop(heap)
             if ver != version[lk]:
                 continue  # stale entry
-            version[lk] = -1  # this link is full: its remaining flows get ``share``
+            version[lk] = -1
             for route in on_link[lk].values():
-                if route.rate >= 0.0:
-                    continue  # fixed earlier by its other link
+                if route.stamp == stamp:
+                    continue  # fixed earlier through its other link
+                route.stamp = stamp
+                # Bytes served at the old rate up to now, then the new rate.
+                route.served += route.rate * (now - route.t_ref)
+                route.t_ref = now
                 route.rate = share
-                a, b = route.links
-                other = b if a == lk else a
+                due = now + (route.done_at[0][0] - route.served) / share
+                route.due = due
+                if due < nxt:
+                    nxt = due
+                other = route.b if route.a == lk else route.a
                 v = version[other]
                 if v < 0:
                     continue
-                left = cnt[other] - route.n
+                n = route.n
+                left = cnt[other] - n
                 cnt[other] = left
                 if left > 0:
-                    r = rem[other] - share * route.n
+                    r = rem[other] - share * n
                     rem[other] = r
                     version[other] = v + 1
                     heapq.heappush(heap, (r / left, v + 1, other))
                 else:
                     version[other] = -1
-        nxt = self._waiting[0][0] if self._waiting else _INF
-        now = self.now
-        for route in self._routes.values():
-            head = route.done_at[0][0]
-            t = now + (head - route.served) / route.rate
-            if t < nxt:
-                nxt = t
         self._next = nxt
