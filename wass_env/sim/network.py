@@ -135,24 +135,33 @@ class ContentionFreeNetwork:
 
 
 class _Route:
-    """The flows in flight on one route (two links); they all have the same rate."""
+    """The flows in flight on one route (two links). They all have the rate of the route's
+    bottleneck link, so what each has received is the bottleneck's service minus ``off``."""
 
-    __slots__ = ("a", "b", "done_at", "due", "n", "rate", "served", "stamp", "t_ref")
+    __slots__ = ("a", "b", "bott", "done_at", "hv", "n", "off", "stamp")
 
-    def __init__(self, a: int, b: int, now: float) -> None:
+    def __init__(self, a: int, b: int) -> None:
         self.a = a  # source's link
         self.b = b  # destination's link
         self.n = 0  # active flows
-        self.rate = 0.0  # [bytes/s] of each flow, since t_ref
-        self.served = 0.0  # bytes each flow of this route had received by t_ref
-        self.t_ref = now  # [s]
+        self.bott = -1  # the link whose fair share is this route's rate (-1: not known yet)
+        self.off = 0.0  # [bytes] served per flow = service[bott] - off
         self.done_at: list[tuple[float, int, int]] = []  # (served when done, seq, key) heap
-        self.due = _INF  # [s] when the first flow completes at the current rate
-        self.stamp = 0  # last rate computation that fixed this route's rate
+        self.hv = 0  # version of this route's entry in its bottleneck's due heap
+        self.stamp = 0  # last progressive filling that fixed this route
 
 
 class FlowNetwork:
     """Max-min fair sharing of NIC links (``"nic"`` or ``"shared_nic"``; module docstring).
+
+    Bookkeeping. Flows on one route share a rate, and so do all flows whose bottleneck is the
+    same link (its *level*); each link keeps its *service*, the bytes a flow bottlenecked there
+    has received since it opened, and a heap of when (in service) the first flow of each of its
+    routes is done. An event then costs: the levels, recomputed in the last saturation order
+    with one visit per route (each adds its load to the link it passes through), checked to be
+    still a max-min fair allocation (levels non-decreasing in that order, links that are no
+    bottleneck not over their bandwidth); full progressive filling only when the check fails
+    (a bottleneck moved); and one look at each bottleneck's heap for the next completion.
 
     Args:
         cluster: A cluster whose ``network`` is ``"nic"`` or ``"shared_nic"``.
@@ -176,18 +185,29 @@ class FlowNetwork:
         self._storage_link = n_links - 1
         self._cap = [float(cluster.bandwidth)] * n_links  # [bytes/s]
         self._cap[self._storage_link] = float(cluster.storage_bandwidth)
-        self._cnt = [0] * n_links  # active flows per link
-        self._used: set[int] = set()  # links with active flows
         self._latency = cluster.latency  # [s]
         self._storage_latency = cluster.storage_latency  # [s]
         self._routes: dict[tuple[int, int], _Route] = {}
         self._on_link: list[dict[tuple[int, int], _Route]] = [{} for _ in range(n_links)]
+        self._used: set[int] = set()  # links with routes
+        self._stamp = 0
+        # Routes that cross a link without being bottlenecked there.
+        self._passing: list[dict[tuple[int, int], _Route]] = [{} for _ in range(n_links)]
+        self._nb = [0] * n_links  # flows bottlenecked at each link
+        self._level = [0.0] * n_links  # [bytes/s] per flow bottlenecked at each link
+        self._service = [0.0] * n_links  # [bytes] per such flow, as of self._t_service
+        self._t_service = 0.0  # [s]
+        self._due: list[list[tuple[float, int, int, _Route]]] = [[] for _ in range(n_links)]
+        self._order: list[int] = []  # bottleneck links, by level (the saturation order)
+        self._pos = [-1] * n_links  # position in _order (-1: not a bottleneck)
         self._waiting: list[tuple[float, int, int, int, int, float]] = []  # latency phase heap
         self._seq = 0
-        self._stamp = 0
         self._n_flight = 0
-        self._dirty = False  # rates must be recomputed before the next event is known
+        self._dirty = False  # levels must be recomputed before the next event is known
+        self._structure_ok = True  # False: some route's bottleneck is unknown
         self._next = _INF  # the next event time (valid when not dirty)
+        self.full_solves = 0  # progressive fillings run (the others reused the last order)
+        self.solves = 0
 
     # ------------------------------------------------------------------ API
     def start(self, src: int, dst: int, nbytes: float, key: int, at: float | None = None) -> None:
@@ -221,7 +241,7 @@ class FlowNetwork:
         """Time of the next event: a completion, or the end of a latency phase (from then on
         the flow takes bandwidth); ``inf`` when nothing is in flight."""
         if self._dirty:
-            self._recompute()
+            self._solve()
         return self._next
 
     def advance(self, t: float) -> list[int]:
@@ -236,34 +256,33 @@ class FlowNetwork:
             raise ValueError(f"advance to {t} outside [{self.now}, {nxt}] (next event)")
         self.now = t
         done: list[int] = []
+        level, service, t0 = self._level, self._service, self._t_service
+        dt = t - t0
         if nxt <= t:
-            closed: list[_Route] = []
-            cnt = self._cnt
-            for route in self._routes.values():
-                if route.due > t:
-                    continue
+            for lk in self._order:
+                heap = self._due[lk]
+                lev, s_old = level[lk], service[lk]
+                s_new = s_old + lev * dt
                 # A flow is done when the time it was due at (what next_time() took its minimum
                 # of) has come, or when all but a rounding error of its bytes are in.
-                rate, served, t_ref = route.rate, route.served, route.t_ref
-                now_served = served + rate * (t - t_ref)
-                heap = route.done_at
-                k = 1
-                done.append(heapq.heappop(heap)[2])
                 while heap and (
-                    t_ref + (heap[0][0] - served) / rate <= t
-                    or heap[0][0] - now_served <= _DONE_RTOL * heap[0][0]
+                    t0 + (heap[0][0] - s_old) / lev <= t
+                    or heap[0][0] - s_new <= _DONE_RTOL * abs(heap[0][0])
                 ):
-                    done.append(heapq.heappop(heap)[2])
-                    k += 1
-                route.n -= k
-                cnt[route.a] -= k
-                cnt[route.b] -= k
-                route.served = now_served
-                route.t_ref = t
-                if route.n == 0:
-                    closed.append(route)
-            for route in closed:
-                self._close(route)
+                    _, _, hv, route = heapq.heappop(heap)
+                    if hv != route.hv:
+                        continue  # superseded entry
+                    done.append(heapq.heappop(route.done_at)[2])
+                    route.n -= 1
+                    self._nb[lk] -= 1
+                    if route.n == 0:
+                        self._close(route)
+                    else:
+                        self._push_due(route)
+                    self._dirty = True
+        for lk in self._order:
+            service[lk] += level[lk] * dt
+        self._t_service = t
         # Transfers whose latency ends now: zero-byte ones are done, the others start sharing.
         waiting = self._waiting
         while waiting and waiting[0][0] <= t:
@@ -274,18 +293,21 @@ class FlowNetwork:
             links = self._links(src, dst)
             route = self._routes.get(links)
             if route is None:
-                route = self._open(links, t)
-            elif route.t_ref < t:
-                route.served += route.rate * (t - route.t_ref)
-                route.t_ref = t
-            heapq.heappush(route.done_at, (route.served + nbytes, seq, key))
+                route = self._open(links)
+            served = service[route.bott] - route.off if route.bott >= 0 else 0.0
+            target = served + nbytes
+            head = route.done_at[0][0] if route.done_at else _INF
+            heapq.heappush(route.done_at, (target, seq, key))
             route.n += 1
-            self._cnt[route.a] += 1
-            self._cnt[route.b] += 1
+            if route.bott >= 0:
+                self._nb[route.bott] += 1
+                if target < head:
+                    self._push_due(route)
             self._dirty = True
         if done:
             self._n_flight -= len(done)
-            self._dirty = True
+        if t >= nxt:
+            self._dirty = True  # the event planned for now has happened: find the next one
         return done
 
     @property
@@ -298,8 +320,8 @@ class FlowNetwork:
         [bytes/s]; for tests and inspection. Link ids: under ``"nic"`` up(i) = i, down(i) =
         n + i and storage's up link 2n; under ``"shared_nic"`` node i = i and storage n."""
         if self._dirty:
-            self._recompute()
-        return {k: (r.n, r.rate) for k, r in self._routes.items()}
+            self._solve()
+        return {k: (r.n, self._level[r.bott]) for k, r in self._routes.items()}
 
     # ------------------------------------------------------------------ internals
     def _links(self, src: int, dst: int) -> tuple[int, int]:
@@ -308,12 +330,42 @@ class FlowNetwork:
             return up, self._n + dst
         return (self._storage_link if src == STORAGE else src), dst
 
-    def _open(self, links: tuple[int, int], now: float) -> _Route:
-        route = self._routes[links] = _Route(links[0], links[1], now)
+    def _open(self, links: tuple[int, int]) -> _Route:
+        route = self._routes[links] = _Route(links[0], links[1])
         for lk in links:
             self._on_link[lk][links] = route
             self._used.add(lk)
+        # Its bottleneck: the link that saturates first, if both are bottlenecks now; the only
+        # bottleneck of the two otherwise (checked, with the rest, by the next solve).
+        pa, pb = self._pos[links[0]], self._pos[links[1]]
+        if pa < 0 and pb < 0:
+            self._structure_ok = False
+        else:
+            first = links[0] if pb < 0 or (0 <= pa < pb) else links[1]
+            self._assign(route, first)
         return route
+
+    def _assign(self, route: _Route, lk: int) -> None:
+        """Make ``lk`` the bottleneck of ``route`` (keeping what its flows have received)."""
+        old = route.bott
+        links = (route.a, route.b)
+        served = self._service[old] - route.off if old >= 0 else 0.0
+        if old >= 0:
+            self._nb[old] -= route.n
+            del self._passing[route.b if old == route.a else route.a][links]
+        route.bott = lk
+        route.off = self._service[lk] - served
+        self._nb[lk] += route.n
+        self._passing[route.b if lk == route.a else route.a][links] = route
+        if route.done_at:
+            self._push_due(route)
+
+    def _push_due(self, route: _Route) -> None:
+        route.hv += 1
+        heapq.heappush(
+            self._due[route.bott], (route.done_at[0][0] + route.off, self._seq, route.hv, route)
+        )
+        self._seq += 1
 
     def _close(self, route: _Route) -> None:
         links = (route.a, route.b)
@@ -322,55 +374,121 @@ class FlowNetwork:
             del self._on_link[lk][links]
             if not self._on_link[lk]:
                 self._used.discard(lk)
+        if route.bott >= 0:
+            del self._passing[route.b if route.bott == route.a else route.a][links]
+        route.hv += 1  # its due entry is stale
 
-    def _recompute(self) -> None:
-        """Max-min fair rates by progressive filling, and the next event time.
+    def _solve(self) -> None:
+        """Levels (max-min fair rates) for the flows in flight, and the next event time."""
+        self._dirty = False
+        self.solves += 1
+        if not (self._structure_ok and self._reuse_order()):
+            self._fill()
+        t0, level, service = self._t_service, self._level, self._service
+        nxt = self._waiting[0][0] if self._waiting else _INF
+        for lk in self._order:
+            heap = self._due[lk]
+            while heap and heap[0][2] != heap[0][3].hv:
+                heapq.heappop(heap)  # superseded entries
+            if heap:
+                due = t0 + (heap[0][0] - service[lk]) / level[lk]
+                if due < nxt:
+                    nxt = due
+        self._next = nxt
+
+    def _reuse_order(self) -> bool:
+        """Levels in the last saturation order; False if that order is no longer max-min fair.
+
+        With each route's bottleneck kept, a link's level is its bandwidth left by the routes
+        passing through it (at their own bottleneck's level) over the flows bottlenecked there.
+        That is the max-min fair allocation when the levels come out non-decreasing in the
+        order (each link was then the least loaded when it filled) and every other link carries
+        no more than its bandwidth.
+        """
+        cap, nb, passing, pos = self._cap, self._nb, self._passing, self._pos
+        new = self._level.copy()
+        last = 0.0
+        order = self._order
+        if any(nb[lk] <= 0 for lk in order):
+            # No flow left whose bottleneck it is: it is only crossed now (checked below).
+            for lk in order:
+                if nb[lk] <= 0:
+                    pos[lk] = -1
+                    new[lk] = 0.0
+            order = [lk for lk in order if nb[lk] > 0]
+            for i, lk in enumerate(order):
+                pos[lk] = i
+            self._order = order
+        for lk in order:
+            c = nb[lk]
+            fixed = 0.0
+            for route in passing[lk].values():
+                fixed += route.n * new[route.bott]
+            lev = (cap[lk] - fixed) / c
+            if lev < last or lev <= 0.0:
+                return False
+            new[lk] = lev
+            last = lev
+        for lk in self._used:
+            if pos[lk] < 0:
+                load = 0.0
+                for route in passing[lk].values():
+                    load += route.n * new[route.bott]
+                if load > cap[lk] * (1.0 + 1e-12):
+                    return False
+        self._level = new
+        return True
+
+    def _fill(self) -> None:
+        """Full progressive filling: new saturation order, levels and bottlenecks.
 
         All rates grow together; the link with the smallest fair share (bandwidth left over
         its flows not fixed yet) is full first: its flows get that share, which is taken off
-        their other link; repeat. A heap of link shares (stale entries skipped by version)
-        makes it O((routes + links) log links).
+        their other link; repeat. A link's share only grows as flows are fixed, so the heap
+        keeps one entry per link and an entry found stale at the top is pushed back with the
+        current share: O((routes + links) log links).
         """
-        self._dirty = False
-        now = self.now
-        cnt = self._cnt.copy()  # flows not fixed yet, per link
-        rem = self._cap.copy()  # bandwidth not given out yet, per link [bytes/s]
-        version = [0] * len(cnt)  # -1: the link is full (or has no flow left to fix)
-        heap = [(rem[lk] / cnt[lk], 0, lk) for lk in self._used]
+        self.full_solves += 1
+        cap = self._cap
+        cnt = [0] * len(cap)  # flows not fixed yet, per link
+        for route in self._routes.values():
+            cnt[route.a] += route.n
+            cnt[route.b] += route.n
+        rem = cap.copy()  # bandwidth not given out yet [bytes/s]
+        heap = [(rem[lk] / cnt[lk], lk) for lk in self._used]
         heapq.heapify(heap)
+        pop, push = heapq.heappop, heapq.heappush
+        pos = self._pos
+        for lk in self._order:
+            pos[lk] = -1
+        order: list[int] = []
+        level = [0.0] * len(cap)
         self._stamp += 1
         stamp = self._stamp
         on_link = self._on_link
-        nxt = self._waiting[0][0] if self._waiting else _INF
         while heap:
-            share, ver, lk = heapq.heappop(heap)
-            if ver != version[lk]:
-                continue  # stale entry
-            version[lk] = -1
+            share, lk = pop(heap)
+            c = cnt[lk]
+            if c <= 0:
+                continue  # all its flows were fixed through their other links
+            cur = rem[lk] / c
+            if cur != share:
+                push(heap, (cur, lk))  # its share grew since it was pushed
+                continue
+            cnt[lk] = 0
+            pos[lk] = len(order)
+            order.append(lk)
+            level[lk] = share
             for route in on_link[lk].values():
                 if route.stamp == stamp:
-                    continue  # fixed earlier through its other link
+                    continue  # fixed through its other link
                 route.stamp = stamp
-                # Bytes served at the old rate up to now, then the new rate.
-                route.served += route.rate * (now - route.t_ref)
-                route.t_ref = now
-                route.rate = share
-                due = now + (route.done_at[0][0] - route.served) / share
-                route.due = due
-                if due < nxt:
-                    nxt = due
+                if route.bott != lk:
+                    self._assign(route, lk)  # keeps what its flows have received
                 other = route.b if route.a == lk else route.a
-                v = version[other]
-                if v < 0:
-                    continue
                 n = route.n
-                left = cnt[other] - n
-                cnt[other] = left
-                if left > 0:
-                    r = rem[other] - share * n
-                    rem[other] = r
-                    version[other] = v + 1
-                    heapq.heappush(heap, (r / left, v + 1, other))
-                else:
-                    version[other] = -1
-        self._next = nxt
+                cnt[other] -= n
+                rem[other] -= share * n
+        self._level = level
+        self._order = order
+        self._structure_ok = True
