@@ -60,7 +60,9 @@ def seconds_per_step(
     n_tasks: int, policy: Policy, seed: int, min_steps: int, cluster: str = "het16"
 ) -> float:
     """Wall seconds per step over whole episodes (at least ``min_steps`` steps) [s]."""
-    env = gym.make("WassSched-v0", workload={"generator": "layered", "n_tasks": n_tasks}, cluster=cluster)
+    env = gym.make(
+        "WassSched-v0", workload={"generator": "layered", "n_tasks": n_tasks}, cluster=cluster
+    )
     env.action_space.seed(seed)
     steps = 0
     t0 = time.perf_counter()

@@ -36,9 +36,7 @@ def runtime_noise(n: int, sigma: float, rng: np.random.Generator) -> np.ndarray:
     return rng.lognormal(mean=-0.5 * sigma * sigma, sigma=sigma, size=n)
 
 
-def realize(
-    plan: Plan, *, noise: float = 0.0, rng: np.random.Generator | None = None
-) -> Schedule:
+def realize(plan: Plan, *, noise: float = 0.0, rng: np.random.Generator | None = None) -> Schedule:
     """The schedule ``plan`` realizes: the plan itself when executing it would reproduce it
     exactly (no runtime noise, a contention-free network), else :func:`execute`'s result.
 

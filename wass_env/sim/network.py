@@ -291,9 +291,8 @@ class FlowNetwork:
                 done.append(key)
                 continue
             links = self._links(src, dst)
-            route = self._routes.get(links)
-            if route is None:
-                route = self._open(links)
+            found = self._routes.get(links)
+            route = self._open(links) if found is None else found
             served = service[route.bott] - route.off if route.bott >= 0 else 0.0
             target = served + nbytes
             head = route.done_at[0][0] if route.done_at else _INF
