@@ -439,3 +439,26 @@ def test_env_executes_under_the_clusters_network() -> None:
         assert info["makespan"] >= info["planned_makespan"] * (1 - 1e-12)
         gaps.append(info["makespan"] / info["planned_makespan"])
     assert max(gaps) > 1.2, gaps
+
+
+def test_builder_copy_keeps_memory_and_link_bookings() -> None:
+    from agents.heft import ContentionAwareHEFTScheduler
+    from wass_env.sim import with_ccr
+    from wass_env.sim.reference import stress_workflow
+
+    cl = preset("het16", network="nic")
+    rng = np.random.default_rng(5)
+    wf = stress_workflow(40, rng)
+    wf = with_ccr(wf.replace(memory=rng.choice([0.0, 20.0, 40.0], wf.n_tasks) * GIB), cl, 2.0)
+    problem = Problem(wf, cl)
+    sched = ContentionAwareHEFTScheduler()
+    a = PlanBuilder(problem, insertion=True, contention=True)
+    order = list(sched.plan(problem).decision.argsort())
+    for t in order[:20]:
+        a.assign(int(t), sched.select_node(a, int(t)))
+    b = a.copy()
+    for builder in (a, b):
+        for t in order[20:]:
+            builder.assign(int(t), sched.select_node(builder, int(t)))
+    np.testing.assert_array_equal(a.plan().start, b.plan().start)
+    np.testing.assert_array_equal(a.plan().start, sched.plan(problem).start)

@@ -32,13 +32,15 @@ Models (see :mod:`wass_env.sim.cluster`):
   without contention. This is SimGrid's CM02 model on a star platform with one link per host
   (split-duplex for ``"nic"``), checked against SimGrid in ``tests/fidelity``.
 
-Cost. Flows with the same route always have the same rate, so :class:`FlowNetwork` keeps them
-together: per route, a count, the bytes served to each of its flows so far, and a heap of when
-(in served bytes) each flow is done. An event costs O(routes in flight x log links), however many
-flows share a route (thousands of stage-in reads from storage to a few nodes cost as much as a
-few). This is hand-written rather than taken from SimGrid because the simulator must run
-without it (a Gym environment steps millions of times) and because SimGrid's Python actors cost
-a context switch per task; see the README for how the two compare in speed.
+Cost. Flows with the same route always have the same rate, and so do all flows whose bottleneck
+is the same link, so :class:`FlowNetwork` keeps per route a count and a heap of when each of
+its flows is done, and per bottleneck link the bytes served to each of its flows (see the
+class). An event costs one visit per route in flight (the levels re-solved in the last
+saturation order) and, when a bottleneck has moved, a progressive filling in O((routes + links)
+log links); thousands of stage-in reads from storage to a few nodes cost as much as a few.
+This is hand-written rather than taken from SimGrid because the simulator must run without it
+(a Gym environment steps millions of times) and because SimGrid's Python actors cost a context
+switch per task; ``scripts/bench_scale.py`` compares the two.
 """
 
 from __future__ import annotations
