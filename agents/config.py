@@ -19,6 +19,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+from agents.evaluation.seeds import EVAL_SEED, VALIDATION_SEED
 from wass_env.errors import WassError
 from wass_env.limits import MAX_COUNT
 
@@ -135,8 +136,11 @@ class ImitationConfig:
     dagger_epochs: int = 8  # passes over all data after each round
     batch_size: int = 256
     lr: float = 1e-3
-    k: int = 4  # candidate nodes the expert completes per decision
-    base: str = "heft"  # the heuristic completing the expert's rollouts
+    # The expert (agents.imitation.make_expert): {kind: heuristic, base: heft_lookahead} or
+    # {kind: pilot, k: 4, base: heft, locality: true, fortify: [heft_lookahead]}.
+    expert: dict[str, Any] = field(
+        default_factory=lambda: {"kind": "heuristic", "base": "heft_lookahead"}
+    )
     n_jobs: int = 1  # collection worker processes
     label_fraction: float = 1.0  # share of the learner's states the expert labels (DAgger)
     cache: str | None = None  # directory where expert episodes are kept and reused
@@ -144,12 +148,28 @@ class ImitationConfig:
 
 @dataclass
 class EvalConfig:
-    """Evaluation on unseen seeds after training."""
+    """Evaluation after training, on fixed instances no training run ever draws.
 
-    episodes: int = 10
-    seed_offset: int = 1_000_000  # eval seeds: seed + seed_offset + i, never used in training
+    The seeds are the same for every training seed and every variant (paired), from the ranges
+    of :mod:`agents.evaluation.seeds`.
+    """
+
+    episodes: int = 30
+    seed: int = EVAL_SEED  # instance i is seed + i (evaluation range: >= 1e9)
+    validation_seed: int = VALIDATION_SEED  # the evaluation callback during training
     noise: float = 0.0
-    baselines: list[str] = field(default_factory=lambda: ["random", "slurm", "heft"])
+    # Scheduler specs (names or mappings, as in scripts/evaluate.py's schedulers list).
+    baselines: list[Any] = field(
+        default_factory=lambda: [
+            "random",
+            "slurm",
+            "data_locality",
+            "single_node",
+            "heft",
+            "heft_lookahead",
+            "best_heuristic",
+        ]
+    )
     reference: str = "heft"  # makespan ratios are reported against this scheduler
 
 
@@ -200,7 +220,8 @@ _TRAIN_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "train.eval_freq": _count(0, MAX_STEPS),
     "train.eval_episodes": _count(1),
     "eval.episodes": _count(1),
-    "eval.seed_offset": _count(0, MAX_STEPS),
+    "eval.seed": _count(0, MAX_SEED),
+    "eval.validation_seed": _count(0, MAX_SEED),
     "eval.noise": _rule(lambda v: v >= 0, "a finite number >= 0"),
     "env.noise": _rule(lambda v: v >= 0, "a finite number >= 0"),
 }
@@ -212,7 +233,7 @@ _IMITATION_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "imitation.dagger_epochs": _count(0),
     "imitation.batch_size": _count(1),
     "imitation.lr": _rule(lambda v: v > 0, "a finite number > 0"),
-    "imitation.k": _count(1),
+    "imitation.label_fraction": _rule(lambda v: 0 < v <= 1, "in (0, 1]"),
     "imitation.n_jobs": _count(1, 1024),
 }
 _PPO_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from wass_env.errors import WassError
 from wass_env.io import atomic_write
 from wass_env.scheduling import Scheduler, make_scheduler
 from wass_env.sim.ordering import ReadyQueue, task_priority
@@ -45,14 +46,21 @@ from wass_env.sim.plan import PlanBuilder
 
 __all__ = [
     "Dataset",
+    "HeuristicExpert",
+    "ImitationError",
     "PilotExpert",
     "bc_train",
     "collect",
     "collect_parallel",
     "discounted_returns",
     "expert_dataset",
+    "make_expert",
     "run_imitation",
 ]
+
+
+class ImitationError(WassError):
+    """Bad imitation settings (the message names the field and value)."""
 
 
 class PilotExpert:
@@ -61,13 +69,28 @@ class PilotExpert:
     Args:
         k: Candidate nodes tried per decision (those with the earliest finish times); the base
             heuristic's own node is always among them. ``k <= 0`` tries every feasible node.
+        fortify: Names of stronger (slower) heuristics: at every decision each one's own node is
+            also tried, completed by that heuristic itself, so following the expert from the
+            start is never worse than any of them either (a fortified rollout).
+        locality: Also try the nodes that keep data local (the one holding most of the task's
+            inputs, the one holding most of its children's other inputs): earliest-finish
+            candidates alone never propose gathering a fan-in on few nodes.
         base: Registered name (or spec) of the completion heuristic (its ``select_node`` is
             used in the environment's task order).
         tie: Relative tolerance under which two completed makespans count as equal.
     """
 
-    def __init__(self, k: int = 4, base: str | Mapping[str, Any] = "heft", tie: float = 1e-9):
+    def __init__(
+        self,
+        k: int = 4,
+        base: str | Mapping[str, Any] = "heft",
+        tie: float = 1e-9,
+        locality: bool = True,
+        fortify: tuple[str, ...] | list[str] = (),
+    ):
         self.k = int(k)
+        self.locality = bool(locality)
+        self.fortify: list[Scheduler] = [make_scheduler(f) for f in fortify]
         self.base: Scheduler = make_scheduler(base)
         self.tie = float(tie)
         self.completions = 0  # completed rollouts so far (a cost counter)
@@ -88,20 +111,65 @@ class PilotExpert:
         order = np.argsort(eft, kind="stable")
         feasible = order[np.isfinite(eft[order])]
         cand = feasible if self.k <= 0 else feasible[: self.k]
-        own = self.base.select_node(builder, task)
-        if own not in cand:
-            cand = np.append(cand, own)
+        extra = [self.base.select_node(builder, task)]
+        if self.locality:
+            extra += self._local_nodes(builder, task)
+        for n in extra:
+            if n not in cand and np.isfinite(eft[n]):
+                cand = np.append(cand, n)
         out = np.full(problem.n_nodes, np.inf)
         for n in cand.tolist():
-            b = builder.copy()
-            b.assign(task, n)
-            q = ReadyQueue(b, priority)
-            while not b.done:
-                t = q.pop()
-                b.assign(t, self.base.select_node(b, t))
-                q.update()
-            out[n] = b.max_finish
-            self.completions += 1
+            out[n] = self._complete(builder, task, n, self.base, priority)
+        for other in self.fortify:
+            # A stronger, slower heuristic: its own choice, completed by itself.
+            other._ensure(problem)
+            n = other.select_node(builder, task)
+            out[n] = min(out[n], self._complete(builder, task, n, other, priority))
+        return out
+
+    def _complete(
+        self,
+        builder: PlanBuilder,
+        task: int,
+        node: int,
+        sch: Scheduler,
+        priority: NDArray[np.float64],
+    ) -> float:
+        b = builder.copy()
+        b.assign(task, node)
+        q = ReadyQueue(b, priority)
+        while not b.done:
+            t = q.pop()
+            b.assign(t, sch.select_node(b, t))
+            q.update()
+        self.completions += 1
+        return float(b.max_finish)
+
+    @staticmethod
+    def _local_nodes(builder: PlanBuilder, task: int) -> list[int]:
+        """Nodes that keep data local: the one holding most of the task's input bytes, and the
+        one holding most of its children's inputs from their other placed parents."""
+        wf = builder.problem.workflow
+        n = builder.problem.n_nodes
+        out: list[int] = []
+        sl = wf.parent_edge_slice(task)
+        if sl.stop > sl.start:
+            local = np.bincount(
+                builder.node[wf.edge_src[sl]], weights=wf.edge_bytes[sl], minlength=n
+            )
+            if local.max() > 0:
+                out.append(int(local.argmax()))
+        co = np.zeros(n)
+        for c in wf.children(task).tolist():
+            csl = wf.parent_edge_slice(c)
+            par = wf.edge_src[csl]
+            placed = (builder.node[par] >= 0) & (par != task)
+            if placed.any():
+                co += np.bincount(
+                    builder.node[par[placed]], weights=wf.edge_bytes[csl][placed], minlength=n
+                )
+        if co.max() > 0:
+            out.append(int(co.argmax()))
         return out
 
     def label(self, scores: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -109,6 +177,46 @@ class PilotExpert:
         best = float(scores.min())
         tied = scores <= best + self.tie * max(abs(best), 1.0)
         return tied / tied.sum()
+
+
+class HeuristicExpert(PilotExpert):
+    """A heuristic as the expert: its own node at every state (cheap; no rollouts).
+
+    Following it from any state is exactly the heuristic, so DAgger's labels are consistent
+    with the expert's own trajectories. With ``heft_lookahead`` this is the strongest single
+    heuristic of the evaluation at a fraction of a rollout expert's cost.
+
+    Args:
+        base: Registered name (or spec) of the heuristic.
+    """
+
+    def __init__(self, base: str | Mapping[str, Any] = "heft_lookahead") -> None:
+        super().__init__(k=1, base=base, locality=False)
+
+    def scores(
+        self, builder: PlanBuilder, task: int, priority: NDArray[np.float64]
+    ) -> NDArray[np.float64]:
+        """0 on the heuristic's node, ``inf`` elsewhere."""
+        self.base._ensure(builder.problem)
+        out = np.full(builder.problem.n_nodes, np.inf)
+        out[self.base.select_node(builder, task)] = 0.0
+        return out
+
+
+def make_expert(spec: Mapping[str, Any] | None = None) -> PilotExpert:
+    """An expert from its settings: ``{"kind": "pilot", k, base, locality, fortify, tie}``
+    (default) or ``{"kind": "heuristic", "base": "heft_lookahead"}``."""
+    kw = dict(spec or {})
+    kind = kw.pop("kind", "pilot")
+    kinds: dict[str, type[PilotExpert]] = {"pilot": PilotExpert, "heuristic": HeuristicExpert}
+    if kind not in kinds:
+        raise ImitationError(f"imitation.expert.kind: must be 'pilot' or 'heuristic', got {kind!r}")
+    try:
+        return kinds[kind](**kw)
+    except TypeError as exc:
+        raise ImitationError(
+            f"imitation.expert: bad settings {dict(spec or {})!r} ({exc})"
+        ) from None
 
 
 @dataclass
@@ -379,7 +487,7 @@ def _collect_job(
     return collect(
         env,
         seeds,
-        PilotExpert(**expert_kwargs),
+        make_expert(expert_kwargs),
         learner=learner,
         beta=beta,
         gamma=gamma,
@@ -507,6 +615,8 @@ def run_imitation(
     seed: int = 0,
     label_fraction: float = 1.0,
     cache_dir: str | os.PathLike[str] | None = None,
+    expert_env_kwargs: Mapping[str, Any] | None = None,
+    exclude_families: Iterable[str] = (),
     work_dir: str | None = None,
     logger: Any = None,
     log: Callable[[str], None] | None = None,
@@ -527,6 +637,10 @@ def run_imitation(
         label_fraction: Share of the learner's states the expert labels in DAgger rounds.
         cache_dir: If given, the expert episodes are kept there (keyed by the environment
             arguments, seeds and expert settings) and reused by later runs with the same key.
+        expert_env_kwargs: Environment of the expert episodes (default ``env_kwargs``), and
+        exclude_families: families whose expert states are dropped: leave-one-family-out runs
+            collect (and cache) the expert episodes of the whole mix once and each drops its
+            held-out family; the DAgger rounds run on ``env_kwargs`` itself.
         work_dir: Where the learner is saved for the collection workers (a temp dir if None).
         logger: An SB3 logger; ``imitation/*`` values are recorded with the round as the step.
         log: Called with one line per stage.
@@ -564,8 +678,14 @@ def run_imitation(
             )
 
     data = expert_dataset(
-        env_kwargs, seeds, expert=expert, gamma=gamma, n_jobs=n_jobs, seed=seed, cache_dir=cache_dir
-    )
+        expert_env_kwargs or env_kwargs,
+        seeds,
+        expert=expert,
+        gamma=gamma,
+        n_jobs=n_jobs,
+        seed=seed,
+        cache_dir=cache_dir,
+    ).without_families(exclude_families)
     loss = bc_train(model.policy, data, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
     record(0, data, data, loss)
     with tempfile.TemporaryDirectory(dir=work_dir) as tmp:

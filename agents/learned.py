@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from agents.ppo import MaskablePPOAgent
+from agents.ppo import CheckpointError, MaskablePPOAgent
 from wass_env.scheduling import Scheduler, make_scheduler
 from wass_env.sim.ordering import ReadyQueue, task_priority
 from wass_env.sim.plan import Plan, PlanBuilder
@@ -75,14 +75,14 @@ class PolicyScheduler(Scheduler):
     ) -> None:
         if agent is None:
             if checkpoint is None:
-                raise ValueError("PolicyScheduler needs a checkpoint path or an agent")
+                raise CheckpointError("scheduler 'policy' needs checkpoint=<path of a model.zip>")
             agent = MaskablePPOAgent.load(checkpoint)
         self.agent = agent
         self.checkpoint = None if checkpoint is None else str(checkpoint)
         self.guard = None if guard is None else make_scheduler(guard)
         self.rollout = int(rollout)
         if self.rollout < 0:
-            raise ValueError(f"rollout must be >= 0, got {rollout!r}")
+            raise CheckpointError(f"policy rollout must be an integer >= 0, got {rollout!r}")
         self.rollout_base = make_scheduler(rollout_base)
         label = "policy"
         if self.rollout:
@@ -127,7 +127,7 @@ class PolicyScheduler(Scheduler):
     def plan(self, problem: Problem, *, insertion: bool = True) -> Plan:
         """The policy's plan (guarded or rollout-improved as configured)."""
         if problem.n_nodes > self.max_nodes:
-            raise ValueError(
+            raise CheckpointError(
                 f"the policy was trained for at most {self.max_nodes} nodes; cluster "
                 f"{problem.cluster.name!r} has {problem.n_nodes}"
             )

@@ -362,7 +362,7 @@ class MaskablePPOAgent(Scheduler):
         the training env's ``task_order``), each on the policy's node.
 
         Raises:
-            ValueError: if the cluster is larger than the policy's ``max_nodes``.
+            AgentConfigError: if the cluster is larger than the policy's ``max_nodes``.
         """
         if problem.n_nodes > self.max_nodes:
             raise AgentConfigError(

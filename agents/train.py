@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,24 +16,32 @@ from omegaconf import DictConfig, OmegaConf
 
 from agents.config import ConfigValueError, check_values
 from agents.evaluation import (
-    episode_problems,
-    evaluate,
+    Column,
+    EvaluationError,
+    Grid,
+    SchedulerEntry,
+    eval_seeds,
     markdown_table,
+    parse_scheduler,
+    run_grid,
     summarize,
     write_csv,
     write_text,
 )
+from agents.evaluation.seeds import seed_range_problem
+from agents.evaluation.tables import GB, ratio_columns
 from wass_env.cli import run_cli
 from wass_env.errors import WassError
 from wass_env.scheduling import Scheduler
+from wass_env.sim.cluster import ClusterError, expand_cluster_spec
 
 __all__ = [
     "TrainConfigError",
     "check_config",
     "env_kwargs_from_config",
+    "evaluate_after_training",
     "link_latest",
     "main",
-    "make_baselines",
     "run_training",
     "teacher_settings",
 ]
@@ -54,21 +61,27 @@ def check_config(cfg: DictConfig) -> None:
         check_values(cfg)  # ranges of the typed fields: seed, loop, agent, teacher
     except ConfigValueError as exc:
         raise TrainConfigError(str(exc)) from None
+    # Disjoint seed ranges (agents.evaluation.seeds): no training stream starts from an
+    # evaluation or validation seed.
+    for field, kind, first, count in (
+        ("seed", "train", int(cfg.seed), int(cfg.train.n_envs)),
+        ("eval.seed", "eval", int(cfg.eval.seed), int(cfg.eval.episodes)),
+        ("eval.validation_seed", "validation", int(cfg.eval.validation_seed), 1),
+    ):
+        problem = seed_range_problem(kind, first, count)
+        if problem:
+            raise TrainConfigError(f"{field}: {problem}, got {first!r}")
     from hydra.utils import get_class
 
-    from agents.registry import SCHEDULERS
-
-    unknown = [str(b) for b in cfg.eval.baselines if b not in SCHEDULERS]
-    if unknown:
-        raise TrainConfigError(
-            f"eval.baselines: unknown scheduler {unknown[0]!r}; valid names: "
-            f"{', '.join(sorted(SCHEDULERS))}"
-        )
+    try:
+        baselines = _baseline_entries(cfg)
+    except EvaluationError as exc:
+        raise TrainConfigError(str(exc)) from None
     try:
         agent_name = str(getattr(get_class(cfg.agent._target_), "name", ""))
     except Exception:  # a bad _target_ is reported when the agent is instantiated
         agent_name = ""
-    known = {str(b) for b in cfg.eval.baselines} | {agent_name}
+    known = {e.name for e in baselines} | {agent_name}
     if cfg.eval.reference is not None and cfg.eval.reference not in known:
         raise TrainConfigError(
             f"eval.reference: {cfg.eval.reference!r} is not among the evaluated schedulers "
@@ -77,15 +90,37 @@ def check_config(cfg: DictConfig) -> None:
     from wass_env.envs.wass_sched import WassSchedEnv
 
     WassSchedEnv(**env_kwargs_from_config(cfg))  # env, workload and cluster settings, in seconds
+    if int(cfg.imitation.episodes) > 0:
+        from agents.imitation import make_expert
+
+        make_expert(_plain(cfg.imitation.expert))  # the expert's settings
+
+
+def _baseline_entries(cfg: DictConfig) -> list[SchedulerEntry]:
+    return [
+        parse_scheduler(_plain(b), f"eval.baselines[{i}]") for i, b in enumerate(cfg.eval.baselines)
+    ]
 
 
 def env_kwargs_from_config(cfg: DictConfig) -> dict[str, Any]:
-    """Plain ``WassSchedEnv`` keyword arguments from a train/evaluate config."""
+    """Plain ``WassSchedEnv`` keyword arguments from a train/evaluate config.
+
+    A cluster spec that stands for several clusters (``{"mix": [...]}``, lists of ``kind`` or
+    ``n_nodes``: :func:`~wass_env.sim.cluster.expand_cluster_spec`) becomes the list of them,
+    one drawn per episode.
+
+    Raises:
+        TrainConfigError: on an empty cluster mix.
+    """
     env = OmegaConf.to_container(cfg.env, resolve=True)
     assert isinstance(env, dict)
+    try:
+        clusters = expand_cluster_spec(_plain(cfg.cluster))
+    except ClusterError as exc:
+        raise TrainConfigError(f"cluster: {exc}") from None
     return {
         "workload": _plain(cfg.workload),
-        "cluster": _plain(cfg.cluster),
+        "cluster": clusters[0] if len(clusters) == 1 else clusters,
         **env,
     }
 
@@ -139,13 +174,6 @@ def link_latest(out: Path) -> Path | None:
     return link
 
 
-def make_baselines(names: Sequence[str], seed: int) -> dict[str, Scheduler]:
-    """Baseline schedulers by registry name."""
-    from agents.registry import make_scheduler
-
-    return {n: make_scheduler(n, seed=seed) for n in names}
-
-
 def run_training(
     cfg: DictConfig, out_dir: str | os.PathLike[str], *, quiet: bool = False
 ) -> dict[str, Any]:
@@ -180,32 +208,15 @@ def run_training(
         checkpoint, train_seconds, curve = _train(agent, cfg, env_kwargs, out)
         link_latest(out)
 
-    eval_seeds = [seed + int(cfg.eval.seed_offset) + i for i in range(int(cfg.eval.episodes))]
-    problems = episode_problems(env_kwargs, eval_seeds)
-    schedulers: dict[str, Scheduler] = {agent.name: agent}
-    for name, sch in make_baselines(list(cfg.eval.baselines), seed).items():
-        schedulers.setdefault(name, sch)
-    rows = evaluate(
-        schedulers,
-        problems,
-        eval_seeds,
-        noise=float(cfg.eval.noise),
-        insertion=bool(cfg.env.insertion),
-        progress=bool(cfg.train.progress_bar),
-    )
-    reference = str(cfg.eval.reference) if cfg.eval.reference in schedulers else None
-    summary = summarize(rows, reference=reference)
-    columns = ["scheduler", "episodes", "makespan", "ratio_to_lower_bound"]
-    if reference:
-        columns.append(f"ratio_to_{reference}")
-    columns += ["mean_wait", "utilization", "cross_node_bytes"]
-    table = markdown_table(summary, columns)
+    summary, rows, table = evaluate_after_training(agent, cfg, env_kwargs)
     write_csv(rows, out / "results.csv")
     write_text(table + "\n", out / "results.md")
     if not quiet:
+        seeds = eval_seeds(int(cfg.eval.episodes), int(cfg.eval.seed))
         print(
-            f"\nEvaluation on {len(problems)} unseen episodes "
-            f"(seeds {eval_seeds[0]}..{eval_seeds[-1]}); makespan in seconds, mean ± 95% CI:\n"
+            f"\nEvaluation on {len(seeds)} fixed instances no training run draws "
+            f"(seeds {seeds[0]}..{seeds[-1]}); makespan in seconds, mean ± 95% CI; ratios "
+            "paired per instance, (wins/ties/losses):\n"
         )
         print(table)
         if train_seconds:
@@ -221,6 +232,45 @@ def run_training(
         "out_dir": out,
         "train_episodes": curve,
     }
+
+
+def evaluate_after_training(
+    agent: Scheduler, cfg: DictConfig, env_kwargs: dict[str, Any]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str]:
+    """The agent and ``eval.baselines`` on the fixed evaluation instances of the training
+    distribution (``eval.episodes`` seeds from ``eval.seed``, the same for every training run).
+
+    Returns:
+        ``(summary, rows, markdown table)``.
+
+    Raises:
+        agents.evaluation.EvaluationError: on a bad baseline or workload (:func:`check_config`
+            checks both first, naming them as the train config does).
+    """
+    grid = Grid(
+        workloads={"train": env_kwargs["workload"]},
+        clusters={"train": env_kwargs["cluster"]},
+        seeds=eval_seeds(int(cfg.eval.episodes), int(cfg.eval.seed)),
+        schedulers=[SchedulerEntry(agent.name, agent, field="agent")]
+        + [e for e in _baseline_entries(cfg) if e.name != agent.name],
+        reference=str(cfg.eval.reference),
+        noise=float(cfg.eval.noise),
+        insertion=bool(cfg.env.insertion),
+    )
+    result = run_grid(grid, progress=bool(cfg.train.progress_bar))
+    summary = summarize(result.rows, by=("scheduler",), order=result.names, compare=grid.compare)
+    have = {k for e in summary for k in e}
+    columns = [
+        Column("scheduler"),
+        Column("episodes"),
+        Column("makespan", "makespan [s]"),
+        *[c for c in ratio_columns(grid.reference, grid.compare) if c.key in have],
+        Column("ratio_to_lower_bound", "÷ lower bound", 3),
+        Column("mean_wait", "mean wait [s]"),
+        Column("utilization", decimals=3),
+        Column("cross_node_bytes", "cross-node [GB]", scale=GB),
+    ]
+    return summary, result.rows, markdown_table(summary, columns)
 
 
 def main(cfg: DictConfig, out_dir: str | os.PathLike[str]) -> int:
@@ -262,7 +312,7 @@ def _train(
     sched = SchedMetricsCallback(reference_name=str(env_kwargs.get("reference") or "reference"))
     callbacks: list[Any] = [sched]
     if int(cfg.train.eval_freq) > 0:
-        eval_env = make_vec(env_kwargs, 1, seed + int(cfg.eval.seed_offset) // 2)
+        eval_env = make_vec(env_kwargs, 1, int(cfg.eval.validation_seed))
         callbacks.append(
             MaskableEvalCallback(
                 eval_env,
@@ -306,6 +356,18 @@ def _imitate(agent: Any, cfg: DictConfig, env_kwargs: dict[str, Any], venv: Any,
     agent.build(venv, tensorboard_log=str(out / "tb"))
     logger = configure(str(out / "tb" / "imitation"), ["tensorboard"])
     episodes = int(im.dagger_episodes)
+    # Leave-one-family-out: the expert episodes of the whole mix are shared by every fold
+    # (cached), each fold drops its held-out families from them.
+    workload = env_kwargs["workload"]
+    exclude: list[str] = []
+    expert_env = env_kwargs
+    if isinstance(workload, dict) and workload.get("exclude"):
+        ex = workload["exclude"]
+        exclude = [str(ex)] if isinstance(ex, str) else [str(e) for e in ex]
+        expert_env = {
+            **env_kwargs,
+            "workload": {k: v for k, v in workload.items() if k != "exclude"},
+        }
     summary = run_imitation(
         agent.model,
         env_kwargs,
@@ -314,7 +376,7 @@ def _imitate(agent: Any, cfg: DictConfig, env_kwargs: dict[str, Any], venv: Any,
             range(base + r * 100_000, base + r * 100_000 + episodes)
             for r in range(1, int(im.dagger_rounds) + 1)
         ],
-        expert={"k": int(im.k), "base": str(im.base)},
+        expert=_plain(im.expert),
         epochs=int(im.epochs),
         dagger_epochs=int(im.dagger_epochs),
         batch_size=int(im.batch_size),
@@ -324,6 +386,8 @@ def _imitate(agent: Any, cfg: DictConfig, env_kwargs: dict[str, Any], venv: Any,
         seed=seed,
         label_fraction=float(im.label_fraction),
         cache_dir=None if im.cache is None else str(im.cache),
+        expert_env_kwargs=expert_env,
+        exclude_families=exclude,
         work_dir=str(out),
         logger=logger,
         log=None if not bool(cfg.train.progress_bar) else print,

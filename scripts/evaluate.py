@@ -3,7 +3,7 @@
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from agents.experiment import check_config, register_configs, run_evaluation
+from agents.evaluation import check_config, register_configs, run_evaluation
 from wass_env.cli import hydra_app
 
 register_configs()

@@ -42,7 +42,7 @@ __all__ = [
     "WorkflowSampler",
     "build_knowledge_base",
     "instance_id",
-    "run_episode",
+    "record_episode",
 ]
 
 
@@ -217,7 +217,7 @@ def _plan(
     return b, decisions
 
 
-def run_episode(
+def record_episode(
     problem: Problem,
     policy_spec: str,
     rng: np.random.Generator,
@@ -341,7 +341,7 @@ def _build_range(config: BuildConfig, start: int, stop: int) -> KnowledgeBase:
         instance = instance_id(wf)
         for j in sorted(chosen.tolist()):
             spec = config.policies[j]
-            records, makespan = run_episode(
+            records, makespan = record_episode(
                 problem,
                 spec,
                 np.random.default_rng([config.seed, i, j]),

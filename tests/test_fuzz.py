@@ -115,7 +115,7 @@ def check_problem(problem: Problem) -> None:
     assert problem.cluster.total_cores == sum(int(c) for c in problem.cluster.cores.tolist())
 
 
-def run_episode(problem: Problem, pick: int = 0, noise: float = 0.0) -> None:
+def play_episode(problem: Problem, pick: int = 0, noise: float = 0.0) -> None:
     """Schedule ``problem`` in the env (feasible node number ``pick``, cyclically) and check
     every observation, reward and final metric."""
     env = WassSchedEnv(
@@ -153,7 +153,7 @@ def check_workflow(
         refused(target, exc, names=names)
         return
     check_problem(problem)
-    run_episode(problem, pick, noise=0.5 if pick % 2 else 0.0)
+    play_episode(problem, pick, noise=0.5 if pick % 2 else 0.0)
     CASES[(target, "valid")] += 1
 
 

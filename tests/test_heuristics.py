@@ -334,6 +334,9 @@ def test_registry_names_match_classes() -> None:
         "min_min",
         "max_min",
         "cpsat",
+        "single_node",
+        "heft_lookahead",
+        "best_heuristic",
         "policy",
     }
     assert set(STANDALONE) == set(SCHEDULERS) - {"policy"}

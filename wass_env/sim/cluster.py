@@ -24,6 +24,11 @@ Size. A scalar network is stored as two numbers: no ``n x n`` matrix exists unle
 one (``bandwidth_matrix`` and ``latency_matrix`` are then read-only broadcast views that take no
 memory). A cluster has at most :data:`MAX_NODES` nodes.
 
+Nodes have names (hostnames on a real cluster; ``node0``, ``node1``, ... by default), and a node
+may be marked *down*: no task fits on it. ``dispatch_latency`` models a batch system's delay
+between the last parent of a task finishing and the task starting (Slurm's dependency release
+and dispatch: about a second); 0, the default, is the classic model.
+
 Presets: ``hom16 .. hom128`` (identical nodes) and ``het16 .. het128`` (four node types of
 different speeds, cores and memory, interleaved); see :func:`make_cluster`.
 """
@@ -48,6 +53,7 @@ __all__ = [
     "Cluster",
     "ClusterError",
     "cluster_from_spec",
+    "expand_cluster_spec",
     "make_cluster",
     "preset",
 ]
@@ -104,6 +110,10 @@ class Cluster:
             (default: ``bandwidth`` if it is a scalar, else its mean).
         storage_latency: Latency of a read from shared storage [s] (default: like ``latency``).
         name: Cluster name.
+        node_name: Name per node (default ``node0``, ``node1``, ...); unique.
+        down: Per node, True if it is marked down (it takes no tasks); default all up.
+        dispatch_latency: Delay between the last parent of a task finishing and the task
+            starting [s] (a batch system's dependency release and dispatch); default 0.
         network: Network model, one of :data:`NETWORK_MODELS`.
 
     Raises:
@@ -117,10 +127,13 @@ class Cluster:
         "_lat_matrix",
         "bandwidth",
         "cores",
+        "dispatch_latency",
+        "down",
         "latency",
         "memory",
         "name",
         "network",
+        "node_name",
         "node_type",
         "speed",
         "storage_bandwidth",
@@ -142,6 +155,9 @@ class Cluster:
         storage_latency: float | None = None,
         name: str = "cluster",
         network: str = "contention_free",
+        node_name: Sequence[str] | None = None,
+        down: ArrayLike | None = None,
+        dispatch_latency: float = 0.0,
     ) -> None:
         self.name = name
         if network not in NETWORK_MODELS:
@@ -261,6 +277,33 @@ class Cluster:
         slat_a = self._numbers(slat, "storage_latency", scalar=True)
         self.storage_bandwidth = float(self._check(sbw_a, "storage_bandwidth", True)[0])
         self.storage_latency = float(self._check(slat_a, "storage_latency", False)[0])
+        self._set_deploy_fields(node_name, down, dispatch_latency)
+
+    def _set_deploy_fields(
+        self, node_name: Sequence[str] | None, down: ArrayLike | None, dispatch_latency: float
+    ) -> None:
+        n = self.speed.size
+        names = tuple(f"node{i}" for i in range(n)) if node_name is None else tuple(node_name)
+        if len(names) != n:
+            raise ClusterError(f"cluster {self.name!r}: {len(names)} node names for {n} nodes")
+        seen: set[str] = set()
+        for nm in names:
+            if not isinstance(nm, str) or not nm:
+                raise ClusterError(
+                    f"cluster {self.name!r}: node names must be non-empty strings, got {nm!r}"
+                )
+            if nm in seen:
+                raise ClusterError(f"cluster {self.name!r}: duplicate node name {nm!r}")
+            seen.add(nm)
+        self.node_name: tuple[str, ...] = names
+        dn = np.zeros(n, dtype=bool) if down is None else np.asarray(down, dtype=bool).reshape(-1)
+        if dn.size != n:
+            raise ClusterError(f"cluster {self.name!r}: {dn.size} 'down' flags for {n} nodes")
+        if dn.all():
+            raise ClusterError(f"cluster {self.name!r}: every node is marked down")
+        self.down = _readonly(dn.copy())
+        dl = self._numbers(dispatch_latency, "dispatch_latency", scalar=True)
+        self.dispatch_latency = float(self._check(dl, "dispatch_latency", False)[0])
 
     def _numbers(self, values: Any, field: str, scalar: bool = False) -> np.ndarray:
         """``values`` as a flat float64 array, or a :class:`ClusterError` naming ``field``."""
@@ -402,6 +445,9 @@ class Cluster:
             storage_latency=self.storage_latency,
             name=name or f"{self.name}[{len(idx)}]",
             network=self.network if network is None else network,
+            node_name=[self.node_name[i] for i in idx],
+            down=self.down[idx],
+            dispatch_latency=self.dispatch_latency,
         )
 
     def __repr__(self) -> str:
@@ -414,6 +460,21 @@ class Cluster:
     def __setstate__(self, state: dict[str, Any]) -> None:
         for k, v in state.items():
             object.__setattr__(self, k, v)
+        if "node_name" not in state:  # pickled before nodes had names and states
+            self._set_deploy_fields(None, None, 0.0)
+
+    def node_index(self, name: str) -> int:
+        """Index of the node called ``name``.
+
+        Raises:
+            ClusterError: if there is no such node (the message lists the names).
+        """
+        try:
+            return self.node_name.index(name)
+        except ValueError:
+            raise ClusterError(
+                f"cluster {self.name!r} has no node {name!r}; nodes: {', '.join(self.node_name)}"
+            ) from None
 
 
 def make_cluster(
@@ -596,3 +657,49 @@ def _node_types(types: Any) -> dict[str, tuple[float, int, float]]:
             ) from None
         out[str(k)] = (speed, cores, memory)
     return out
+
+
+def expand_cluster_spec(spec: Any) -> list[Any]:
+    """The cluster specs a (possibly multi-cluster) spec stands for; one is drawn per episode.
+
+    * a list: the expansions of its items, concatenated;
+    * ``{"mix": [spec, ...]}``: the same as the list (the form a config file can hold, since a
+      config group must be a mapping);
+    * a mapping with ``kind`` and ``n_nodes`` where either (or both) is a list: one spec per
+      combination (``{"kind": ["homogeneous", "heterogeneous"], "n_nodes": [4, 8]}`` is
+      four clusters);
+    * anything else (a preset name, a mapping, a :class:`Cluster`): itself.
+
+    The result holds plain specs (what :func:`cluster_from_spec` takes), not clusters, so it can
+    be saved with a checkpoint.
+
+    Raises:
+        ClusterError: on an empty list or mix, naming the spec.
+    """
+    if isinstance(spec, Mapping) and "mix" in spec:
+        if set(spec) != {"mix"}:
+            raise ClusterError(f"cluster spec: 'mix' takes no other fields, got {dict(spec)!r}")
+        return expand_cluster_spec(list(spec["mix"]))
+    if isinstance(spec, (list, tuple)):
+        if not spec:
+            raise ClusterError("cluster spec: an empty list of clusters")
+        return [c for item in spec for c in expand_cluster_spec(item)]
+    if isinstance(spec, Mapping):
+        kinds, sizes = spec.get("kind"), spec.get("n_nodes")
+        if isinstance(kinds, (list, tuple)) or isinstance(sizes, (list, tuple)):
+            kinds = list(kinds) if isinstance(kinds, (list, tuple)) else [kinds]
+            sizes = list(sizes) if isinstance(sizes, (list, tuple)) else [sizes]
+            if not kinds or not sizes:
+                raise ClusterError(f"cluster spec: empty kind or n_nodes list in {dict(spec)!r}")
+            rest = {k: v for k, v in spec.items() if k not in ("kind", "n_nodes")}
+            out = []
+            for k in kinds:
+                for n in sizes:
+                    item = dict(rest)
+                    if k is not None:
+                        item["kind"] = k
+                    if n is not None:
+                        item["n_nodes"] = n
+                    out.append(item)
+            return out
+    return [spec]

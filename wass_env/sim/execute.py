@@ -2,8 +2,9 @@
 
 :func:`execute` replays a :class:`~wass_env.sim.plan.Plan` the way a cluster would run it: each
 node starts its tasks in the plan's order (by planned start, ties by placement order); a task
-starts as soon as all its inputs have arrived on its node and the node has its cores and memory
-free (a zero-length task takes neither). Actual runtimes may differ from the planned ones (seeded
+starts as soon as all its inputs have arrived on its node, the cluster's ``dispatch_latency``
+has passed since its last parent finished, and the node has its cores and memory free (a
+zero-length task takes neither). Actual runtimes may differ from the planned ones (seeded
 multiplicative noise), so the realized schedule can drift from the plan; without noise, on a
 contention-free network, it reproduces the plan exactly.
 
@@ -108,12 +109,13 @@ def execute(
     net = FlowNetwork(cl) if flows else None
     if flows:
         # Transfers not yet arrived per task; all its inputs are there when it drops to 0 and
-        # every parent has finished.
+        # every parent has finished. arrive[t] then only holds the dispatch latency's bound.
         pending = [0] * n_t
         arrive = [0.0] * n_t
     else:
         arrive = problem.stage_in.tolist()  # inputs-ready time, grows as parents finish
     transfer = cl.transfer_time
+    dispatch = cl.dispatch_latency  # [s] from a parent's end to when its child may start
 
     events: list[tuple[float, int, int, int]] = []  # (time, seq, kind, item); kind 0 = finish
     seq = 0
@@ -125,10 +127,9 @@ def execute(
             t = q[head[n]]
             if missing[t] > 0:
                 return  # retried when its last parent finishes
-            if flows:
-                if pending[t] > 0:
-                    return  # retried when its last input arrives
-            elif arrive[t] > now:
+            if flows and pending[t] > 0:
+                return  # retried when its last input arrives
+            if arrive[t] > now:
                 heapq.heappush(events, (arrive[t], seq, 1, n))
                 seq += 1
                 return
@@ -189,18 +190,19 @@ def execute(
         for k in range(child_ptr[t], child_ptr[t + 1]):
             e = child_edges[k]
             ch = edge_dst[e]
+            if net is None:
+                a = now + max(transfer(edge_bytes[e], nt, node[ch]), dispatch)
+                if a > arrive[ch]:
+                    arrive[ch] = a
+            elif dispatch > 0 and now + dispatch > arrive[ch]:
+                arrive[ch] = now + dispatch  # the transfer's own arrival is counted in pending
             if now > release[ch]:
                 release[ch] = now
             missing[ch] -= 1
             nc = node[ch]
-            if net is not None:
-                if nc != nt:
-                    pending[ch] += 1
-                    net.start(nt, nc, edge_bytes[e], e, now)
-            else:
-                a = now + transfer(edge_bytes[e], nt, nc)
-                if a > arrive[ch]:
-                    arrive[ch] = a
+            if net is not None and nc != nt:
+                pending[ch] += 1
+                net.start(nt, nc, edge_bytes[e], e, now)
             if missing[ch] == 0 and nc != nt:
                 try_start(nc, now)
         try_start(nt, now)

@@ -6,6 +6,8 @@ placing a ready task on a node starts it at the earliest time when
 
 * all its inputs have arrived there (parents' finish + transfer time, and the stage-in of its
   external inputs), and
+* the cluster's ``dispatch_latency`` has passed since its last parent finished (0 by default),
+  and
 * the node has ``cores[task]`` cores and ``memory[task]`` bytes free for the whole runtime (a
   zero-length task takes neither: it only waits for its inputs and, under the queue policy, for
   its turn).
@@ -425,6 +427,7 @@ class PlanBuilder:
         self._partial_fit = st["partial_fit"]
         self._zero_len = st["zero_len"]
         self._delay = problem.edge_delay()
+        self._dispatch = cl.dispatch_latency  # [s]
         self._no_fit = ~problem.fits
         self._cmax = int(wf.cores.max())
         # Memory is only tracked where it can limit concurrency (see Problem.memory_bound).
@@ -549,6 +552,9 @@ class PlanBuilder:
                 drt[k] = best
         if stage > 0:
             np.maximum(drt, stage, out=drt)
+        if self._dispatch > 0:
+            # The batch system releases a dependent task this long after its last parent ends.
+            np.maximum(drt, float(pf.max()) + self._dispatch, out=drt)
         return drt
 
     def start_times(self, task: int, ready: FloatArray) -> FloatArray:
@@ -698,6 +704,8 @@ class PlanBuilder:
                     t_down = s + nbytes / bw
                     busy[pn] = t_down
                     arrival = t_down
+            if self._dispatch > 0:
+                arrival = max(arrival, f + self._dispatch)  # the batch system's release
             if arrival > ready:
                 ready = arrival
         if commit:

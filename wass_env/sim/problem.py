@@ -5,7 +5,8 @@
 
 * ``exec_time[t, n]``: seconds task ``t`` runs on node ``n`` (``work / effective speed``, or an
   explicit cost matrix, as in the classic HEFT examples);
-* ``fits[t, n]``: whether node ``n`` has enough cores and memory for task ``t``;
+* ``fits[t, n]``: whether node ``n`` has enough cores and memory for task ``t`` (never on a node
+  marked down);
 * consumption: while a task runs it holds its cores and its memory on its node (memory in whole
   bytes, rounded up: :meth:`memory_demand`, :meth:`memory_capacity`), so the tasks running at
   once on a node never need more of either than the node has;
@@ -86,13 +87,17 @@ class Problem:
         exec_time.setflags(write=False)
         self.exec_time: FloatArray = exec_time
         fits = (wf.cores[:, None] <= cl.cores[None, :]) & (wf.memory[:, None] <= cl.memory[None, :])
+        if cl.down.any():
+            fits &= ~cl.down[None, :]  # a node marked down takes no task
         nowhere = np.flatnonzero(~fits.any(axis=1))
         if nowhere.size:
             t = int(nowhere[0])
+            up = ~cl.down
             raise WorkflowError(
                 f"task {wf.ids[t]!r}{where} fits on no node of cluster {cl.name!r}: it needs "
                 f"{int(wf.cores[t])} cores and {wf.memory[t]:.4g} bytes of memory; the largest "
-                f"node has {int(cl.cores.max())} cores and {cl.memory.max():.4g} bytes"
+                f"{'node' if not cl.down.any() else 'node not marked down'} has "
+                f"{int(cl.cores[up].max())} cores and {cl.memory[up].max():.4g} bytes"
             )
         fits.setflags(write=False)
         self.fits: NDArray[np.bool_] = fits

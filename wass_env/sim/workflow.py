@@ -4,8 +4,9 @@ A :class:`Workflow` holds the tasks of a scientific workflow and the data that f
 
 * per task: ``work`` (runtime in seconds on a reference node of speed 1.0), ``cores`` (cores it
   occupies while running), ``memory`` (bytes it needs on its node), an optional ``task_type``
-  (used for per-type node speedups and for explanations) and ``input_bytes`` (bytes of external
-  input files it reads from shared storage before it can start);
+  (used for per-type node speedups and for explanations), ``input_bytes`` (bytes of external
+  input files it reads from shared storage before it can start) and an optional ``command``
+  (the command line a workflow file gives; what a job runs when the plan is deployed);
 * per edge ``parent -> child``: ``bytes`` the child reads from the parent's outputs.
 
 Everything is validated on construction; a bad value raises :class:`WorkflowError` naming the
@@ -45,6 +46,7 @@ class Task:
         memory: Memory the task needs on its node [bytes].
         type: Optional task type (program name), used for per-type speedups.
         input_bytes: Bytes of external input files read from shared storage [bytes].
+        command: The task's command line ("" when unknown).
         parents: Ids of the tasks this one depends on, with the bytes read from each. Either a
             mapping ``{parent_id: bytes}`` or an iterable of ids (0 bytes each).
     """
@@ -56,6 +58,7 @@ class Task:
     type: str = ""
     input_bytes: float = 0.0
     parents: Any = ()
+    command: str = ""
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -78,6 +81,7 @@ class Workflow:
         memory: Memory per task, shape ``(n_tasks,)`` [bytes].
         task_type: Type name per task (empty string when unknown).
         input_bytes: External input bytes per task, shape ``(n_tasks,)`` [bytes].
+        command: Command line per task ("" when unknown); not part of equality.
         edge_src, edge_dst: Parent and child index of every edge, shape ``(n_edges,)``.
         edge_bytes: Bytes carried by every edge, shape ``(n_edges,)`` [bytes].
         topo_order: A topological order of the tasks (Kahn's algorithm, smallest index first).
@@ -88,6 +92,7 @@ class Workflow:
         "_levels",
         "child_edges",
         "child_ptr",
+        "command",
         "cores",
         "edge_bytes",
         "edge_dst",
@@ -119,6 +124,7 @@ class Workflow:
         name: str = "workflow",
         family: str = "",
         source: str = "",
+        command: Sequence[str] | None = None,
     ) -> None:
         n = len(ids)
         where = f" in {source}" if source else ""
@@ -158,6 +164,14 @@ class Workflow:
                     f"for {n} tasks"
                 )
             self.task_type = tuple(str(t) for t in task_type)
+        if command is None:
+            self.command: tuple[str, ...] = ("",) * n
+        else:
+            if len(command) != n:
+                raise WorkflowError(
+                    f"workflow {name!r}{where}: 'command' has {len(command)} entries for {n} tasks"
+                )
+            self.command = tuple(str(c) for c in command)
 
         src = np.asarray(edge_src, dtype=np.int64).reshape(-1)
         dst = np.asarray(edge_dst, dtype=np.int64).reshape(-1)
@@ -373,6 +387,7 @@ class Workflow:
             memory=[t.memory for t in tasks],
             task_type=[t.type for t in tasks],
             input_bytes=[t.input_bytes for t in tasks],
+            command=[t.command for t in tasks],
             edge_src=src,
             edge_dst=dst,
             edge_bytes=size,
@@ -467,6 +482,7 @@ class Workflow:
             name=self.name,
             family=self.family,
             source=self.source,
+            command=self.command,
         )
         unknown = set(changes) - set(fields)
         if unknown:
@@ -495,7 +511,7 @@ class Workflow:
         return f"Workflow({self.name!r}{fam}, tasks={self.n_tasks}, edges={self.n_edges})"
 
     def __eq__(self, other: object) -> bool:
-        """Structural equality: same ids, sizes and edges (names and sources may differ)."""
+        """Structural equality: same ids, sizes and edges (names, sources, commands may differ)."""
         if not isinstance(other, Workflow):
             return NotImplemented
         return (
@@ -523,3 +539,5 @@ class Workflow:
     def __setstate__(self, state: dict[str, Any]) -> None:
         for k, v in state.items():
             object.__setattr__(self, k, v)
+        if "command" not in state:  # pickled before workflows kept commands
+            object.__setattr__(self, "command", ("",) * len(self.ids))

@@ -8,6 +8,8 @@ same):
   0 bytes.
 * ``<uses file link size>`` inside a job (``name`` instead of ``file`` in DAX 3): the job's input
   and output files with their sizes in bytes.
+* ``<argument>`` inside a job: its command line is the job's ``name`` followed by the argument
+  text, with ``<filename file=.../>`` elements replaced by their file names.
 * ``<child ref><parent ref/></child>``: the dependencies. **Only these** define the DAG; files
   never add edges. (In the Sipht files two sub-workflows reuse the same file names, so matching
   files globally would add wrong cross edges.)
@@ -86,6 +88,28 @@ class _XmlReader:
         return value
 
 
+def _command_line(job: ET.Element) -> str:
+    """The job's transformation ``name`` followed by its ``<argument>`` ("" without a name).
+
+    Inside ``<argument>``, ``<filename file="f"/>`` (DAX 2) or ``<file name="f"/>`` (DAX 3)
+    elements stand for their file names; runs of whitespace become one space.
+    """
+    program = job.get("name", "")
+    if not program:
+        return ""
+    words = [program]
+    for el in job:
+        if _local(el.tag) != "argument":
+            continue
+        parts = [el.text or ""]
+        for sub in el:
+            if _local(sub.tag) in ("filename", "file"):
+                parts.append(sub.get("file", sub.get("name", "")))
+            parts.append(sub.tail or "")
+        words.extend("".join(parts).split())
+    return " ".join(words)
+
+
 def load_dax(path: str | PathLike[str], *, family: str | None = None) -> Workflow:
     """Load a Pegasus DAX XML workflow.
 
@@ -148,6 +172,7 @@ def parse_dax(root: ET.Element, *, source: str, name: str, family: str) -> Workf
                 id=jid,
                 work=r.number(el, "runtime", where, None),  # [s]
                 type=el.get("name", ""),
+                command=_command_line(el),
             )
             n_uses = 0
             for use in el:

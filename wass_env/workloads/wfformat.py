@@ -19,8 +19,9 @@ What is read, per schema version:
 The mapping to :class:`~wass_env.sim.workflow.Workflow`: ``work`` = runtime [s] (the runtime on
 the traced machine is taken as the reference-node cost); ``cores`` = ``coreCount`` (default 1);
 ``memory`` = ``memoryInBytes`` (default 0); ``task_type`` = ``command.program``, else the
-``category``, else the task name without its ``_ID0000001`` suffix. The DAG comes from the
-explicit ``parents``/``children`` lists (their union); an edge carries the sizes of the files in
+``category``, else the task name without its ``_ID0000001`` suffix; ``command`` =
+``command.program`` followed by ``command.arguments``. The DAG comes from the explicit
+``parents``/``children`` lists (their union); an edge carries the sizes of the files in
 ``outputFiles(parent) ∩ inputFiles(child)`` (0 bytes when none); files that no task outputs are
 external inputs and count in the ``input_bytes`` of the tasks reading them.
 
@@ -145,6 +146,24 @@ def _short(value: Any) -> str:
 def _program(r: _Reader, entry: Mapping[str, Any], where: str) -> str:
     command = r.opt(entry, "command", where, dict, {})
     return str(r.opt(command, "program", f"{where}.command", str, ""))
+
+
+def _command_line(r: _Reader, entry: Mapping[str, Any], where: str) -> str:
+    """``command.program`` followed by ``command.arguments``, space-separated ("" if none).
+
+    The arguments are joined as recorded, without quoting (as WfCommons' own translators do):
+    a trace may hold an argument such as ``"-o out.txt"`` meant as two words.
+    """
+    program = _program(r, entry, where)
+    if not program:
+        return ""
+    command = r.opt(entry, "command", where, dict, {})
+    words = [program]
+    for j, arg in enumerate(r.opt(command, "arguments", f"{where}.command", list, [])):
+        if isinstance(arg, bool) or not isinstance(arg, (str, int, float)):
+            r.fail(f"{where}.command.arguments[{j}]", f"expected a string, got {_short(arg)}")
+        words.append(str(arg))
+    return " ".join(words)
 
 
 def load_wfformat(path: str | PathLike[str], *, family: str | None = None) -> Workflow:
@@ -307,6 +326,7 @@ def _read_current(
         task.cores = r.cores(e, "coreCount", where)
         task.memory = r.size(e, "memoryInBytes", where, 0.0)  # [bytes]
         task.type = _program(r, e, where) or task.type
+        task.command = _command_line(r, e, where)
     missing = [t.id for t in raw if t.id not in seen]
     if missing:
         r.fail(
@@ -379,6 +399,7 @@ def _read_legacy(
                 cores=r.cores(t, "cores", where),
                 memory=memory,
                 type=program or category or type_from_name(name),
+                command=_command_line(r, t, where),
             )
         )
         links.append(
