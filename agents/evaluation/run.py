@@ -37,7 +37,7 @@ from agents.evaluation.instances import cell_problems, cluster_choices
 from agents.evaluation.specs import SchedulerEntry
 from agents.evaluation.stats import add_paired_ratios
 from wass_env.scheduling import Scheduler
-from wass_env.sim.execute import execute
+from wass_env.sim.execute import realize
 from wass_env.sim.metrics import schedule_metrics
 from wass_env.sim.plan import Plan, Schedule
 from wass_env.sim.problem import Problem
