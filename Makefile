@@ -25,10 +25,10 @@ rag: setup  ## the WASS-RAG pipeline: knowledge base, predictor, MaskablePPO wit
 	$(PY) scripts/train.py teacher=rag
 
 test: setup  ## the default test suite (slow tests excluded)
-	$(PY) -m pytest -n 2 -q
+	$(PY) -m pytest -n 2 --dist loadgroup -q
 
 test-all: setup  ## every test, slow ones included (the Slurm ones skip without a Slurm)
-	$(PY) -m pytest -n 2 -q -m ""
+	$(PY) -m pytest -n 2 --dist loadgroup -q -m ""
 
 test-slurm: setup  ## start the single-host Slurm (scripts/start_slurm.sh), run the tests marked slurm
 	bash scripts/start_slurm.sh

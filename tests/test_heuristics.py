@@ -328,6 +328,7 @@ def test_registry_names_match_classes() -> None:
         "slurm",
         "data_locality",
         "heft",
+        "heft_contention",
         "cpop",
         "peft",
         "min_min",

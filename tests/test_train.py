@@ -16,7 +16,7 @@ from hydra import compose, initialize_config_dir
 from agents.config import register_configs
 from agents.ppo import MaskablePPOAgent
 from agents.train import env_kwargs_from_config, run_training
-from wass_env.sim import Problem, execute, preset
+from wass_env.sim import Problem, cluster_from_spec, execute, preset
 from wass_env.workloads import make_sampler
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,16 +53,22 @@ def test_defaults_compose_into_plain_env_arguments():
     kw = env_kwargs_from_config(cfg)
     # The generalist: every family on hom and het clusters of 4-64 nodes, imitation first.
     assert len(kw["cluster"]) == 18 and kw["max_nodes"] is None  # fixed at training: 64
-    from wass_env.sim.cluster import cluster_from_spec
-
     assert max(cluster_from_spec(c).n_nodes for c in kw["cluster"]) == 64
     assert len(kw["workload"]["mix"]) == 15 and kw["workload"]["exclude"] == []
+    assert {c["network"] for c in kw["cluster"]} == {"contention_free"}
     assert kw["insertion"] is True and kw["reward_weights"]["progress"] == 1.0
     assert kw["lookahead"] is True and kw["reward_scale"] == "reference"
     assert cfg.imitation.episodes > 0 and cfg.imitation.expert.base == "heft_lookahead"
     assert cfg.agent._target_ == "agents.ppo.MaskablePPOAgent"
     cfg2 = compose_train(["cluster=hom32", "agent=slurm"])
-    assert env_kwargs_from_config(cfg2)["cluster"] == {"preset": "hom32"}
+    assert env_kwargs_from_config(cfg2)["cluster"] == {
+        "preset": "hom32",
+        "network": "contention_free",
+    }
+    # Every cluster of the group takes a network model.
+    cfg3 = compose_train(["cluster=het8", "cluster.network=nic"])
+    spec = env_kwargs_from_config(cfg3)["cluster"]
+    assert cluster_from_spec(spec).network == "nic" and cluster_from_spec(spec).n_nodes == 8
 
 
 def test_tiny_imitation_run_end_to_end(tmp_path: Path):

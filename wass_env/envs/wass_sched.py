@@ -16,7 +16,7 @@ from wass_env.errors import WassError
 from wass_env.limits import whole_number
 from wass_env.scheduling import Scheduler, make_scheduler
 from wass_env.sim.cluster import Cluster, ClusterError, cluster_from_spec
-from wass_env.sim.execute import execute
+from wass_env.sim.execute import realize
 from wass_env.sim.metrics import schedule_metrics
 from wass_env.sim.ordering import TASK_ORDERS, ReadyQueue, task_priority
 from wass_env.sim.plan import PlanBuilder
@@ -659,10 +659,8 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         b, p = self.builder, self.problem
         assert b is not None and p is not None
         plan = b.plan()
-        if self.noise > 0:
-            realized = execute(plan, noise=self.noise, rng=self._noise_rng)
-        else:
-            realized = plan  # noise-free execution reproduces the plan exactly
+        # The plan itself when execution reproduces it (no noise, contention-free network).
+        realized = realize(plan, noise=self.noise, rng=self._noise_rng)
         m: dict[str, Any] = dict(schedule_metrics(realized).as_dict())
         m["planned_makespan"] = plan.makespan
         if self._reference is not None:
