@@ -131,29 +131,9 @@ class CPOPScheduler(Scheduler):
 
 
 def optimistic_cost_table(problem: Problem) -> NDArray[np.float64]:
-    """PEFT's optimistic cost table, shape ``(n_tasks, n_nodes)`` [s].
-
-    ``OCT[t, p] = max over children c of min over nodes w of
-    (OCT[c, w] + exec[c, w] + (mean_comm(t, c) if w != p else 0))``, and 0 for exit tasks; nodes
-    a child does not fit on are excluded from its minimum.
-    """
-    wf = problem.workflow
-    n_n = problem.n_nodes
-    oct_ = np.zeros((problem.n_tasks, n_n))
-    cost = np.where(problem.fits, problem.exec_time, np.inf)  # [s]
-    cptr = wf.child_ptr.tolist()
-    cedges = wf.child_edges
-    dst = wf.edge_dst
-    comm = problem.mean_comm  # [s]
-    for t in reversed(wf.topo_order.tolist()):
-        lo, hi = cptr[t], cptr[t + 1]
-        if lo == hi:
-            continue
-        edges = cedges[lo:hi]
-        via = oct_[dst[edges]] + cost[dst[edges]]  # (n_children, n_nodes): child on node w
-        remote = via.min(axis=1) + comm[edges]  # child on its best node, data moved [s]
-        oct_[t] = np.minimum(via, remote[:, None]).max(axis=0)
-    return oct_
+    """PEFT's optimistic cost table, shape ``(n_tasks, n_nodes)`` [s]: see
+    :meth:`wass_env.sim.problem.Problem.optimistic_cost` (computed once per problem)."""
+    return problem.optimistic_cost()
 
 
 class PEFTScheduler(Scheduler):

@@ -313,3 +313,30 @@ def test_workflow_is_immutable_and_comparable():
     assert wf.children(0).tolist() == [1, 2] and wf.parents(3).tolist() == [1, 2]
     assert wf == wf.replace(name="other")
     assert wf != wf.replace(edge_bytes=wf.edge_bytes * 2)
+
+
+def test_builder_copy_is_independent_and_continues_identically() -> None:
+    from wass_env.sim import PlanBuilder, Problem, preset
+    from wass_env.workloads.generators import layered
+
+    rng = np.random.default_rng(5)
+    problem = Problem(layered(40, np.random.default_rng(3), ccr=1.0), preset("het16"))
+    order = problem.workflow.topo_order.tolist()
+    nodes = rng.integers(problem.n_nodes, size=problem.n_tasks)
+    b = PlanBuilder(problem, insertion=True)
+    for t in order[:20]:
+        b.assign(t, int(nodes[t]))
+    fork = b.copy()
+    # Diverge the fork: the original must not change.
+    before = (b.node.copy(), b.start.copy(), sorted(b.ready), b.max_finish)
+    for t in order[20:30]:
+        fork.assign(t, 0)
+    assert np.array_equal(b.node, before[0]) and np.array_equal(b.start, before[1], equal_nan=True)
+    assert sorted(b.ready) == before[2] and b.max_finish == before[3]
+    # A second fork continued like the original gives the same plan.
+    twin = b.copy()
+    for t in order[20:]:
+        b.assign(t, int(nodes[t]))
+        twin.assign(t, int(nodes[t]))
+    assert np.array_equal(b.plan().start, twin.plan().start)
+    assert b.plan().makespan == twin.plan().makespan

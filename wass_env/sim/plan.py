@@ -23,6 +23,7 @@ vectorised over nodes; an exact gap search only runs on nodes where a gap can ma
 
 from __future__ import annotations
 
+import copy
 from bisect import bisect_right
 from dataclasses import dataclass, field
 
@@ -187,6 +188,14 @@ class _NodeProfile:
                     break
         return out
 
+    def copy(self) -> _NodeProfile:
+        """An independent copy."""
+        other = _NodeProfile.__new__(_NodeProfile)
+        other.cap = self.cap
+        other.times = self.times.copy()
+        other.usage = self.usage.copy()
+        return other
+
     def max_window(self) -> float:
         """Longest stretch before the last breakpoint with at least one core free."""
         times, usage = self.times, self.usage
@@ -255,6 +264,21 @@ class PlanBuilder:
         self._query_task = -1
         self._query_est: FloatArray | None = None
         self._query_drt: FloatArray | None = None
+
+    def copy(self) -> PlanBuilder:
+        """An independent copy of the partial plan (to try a continuation without changing this
+        one: a rollout, a counterfactual branch). Static problem data is shared."""
+        other = copy.copy(self)
+        for name in ("node", "start", "finish", "decision", "_tail", "_window", "_last_start"):
+            setattr(other, name, getattr(self, name).copy())
+        other.node_busy = self.node_busy.copy()
+        other._missing = self._missing.copy()
+        other.ready = set(self.ready)
+        other.newly_ready = list(self.newly_ready)
+        other._profiles = [p.copy() for p in self._profiles]
+        other._query_task = -1
+        other._query_est = other._query_drt = None
+        return other
 
     # ------------------------------------------------------------------ queries
     @property

@@ -202,6 +202,33 @@ class Problem:
             self._cache["rank_d"] = np.asarray(rank)
         return self._cache["rank_d"]  # type: ignore[no-any-return]
 
+    def optimistic_cost(self) -> FloatArray:
+        """PEFT's optimistic cost table, shape ``(n_tasks, n_nodes)`` [s] (cached).
+
+        ``OCT[t, p] = max over children c of min over nodes w of
+        (OCT[c, w] + exec[c, w] + (mean_comm(t, c) if w != p else 0))``, and 0 for exit tasks;
+        nodes a child does not fit on are excluded from its minimum (Arabnejad & Barbosa 2014).
+        """
+        if "oct" not in self._cache:
+            wf = self.workflow
+            oct_ = np.zeros((self.n_tasks, self.n_nodes))
+            cost = np.where(self.fits, self.exec_time, np.inf)  # [s]
+            cptr = wf.child_ptr.tolist()
+            cedges = wf.child_edges
+            dst = wf.edge_dst
+            comm = self.mean_comm  # [s]
+            for t in reversed(wf.topo_order.tolist()):
+                lo, hi = cptr[t], cptr[t + 1]
+                if lo == hi:
+                    continue
+                edges = cedges[lo:hi]
+                via = oct_[dst[edges]] + cost[dst[edges]]  # (n_children, n_nodes): child on w
+                remote = via.min(axis=1) + comm[edges]  # child on its best node, data moved [s]
+                oct_[t] = np.minimum(via, remote[:, None]).max(axis=0)
+            oct_.setflags(write=False)
+            self._cache["oct"] = oct_
+        return self._cache["oct"]  # type: ignore[no-any-return]
+
     def _longest_path_to_exit(self, w: FloatArray, c: FloatArray | None) -> FloatArray:
         wf = self.workflow
         wl = w.tolist()
