@@ -38,6 +38,10 @@ FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 
 
+#: Up to this many parents, ``data_ready`` loops over them in Python instead of using arrays.
+_SCALAR_PARENTS = 8
+
+
 class PlanError(ValueError):
     """Raised on an invalid placement (task not ready, node infeasible, plan incomplete)."""
 
@@ -258,9 +262,17 @@ class PlanBuilder:
         self._tail = np.zeros((n_n, self._cmax + 1))
         self._tail[:, 1:][cl.cores[:, None] < np.arange(1, self._cmax + 1)[None, :]] = np.inf
         self._window = np.zeros(n_n)  # longest gap with a core free, per node (insertion filter)
+        # The filter's threshold: a task of runtime d can use a gap on nodes where d <= this
+        # (the window is a difference of times, so allow for its rounding) [s].
+        self._window_ok = self._window * (1 + 1e-9) + 1e-12
         self._last_start = np.zeros(n_n)  # queue policy: latest start on each node
         self.node_busy = np.zeros(n_n)  # core-seconds placed per node
         self.max_finish = 0.0
+        # Scalar mirrors of node/finish and edge data for the per-parent loops of data_ready.
+        self._node_l: list[int] = [-1] * n_t
+        self._finish_l: list[float] = [0.0] * n_t
+        self._psrc_l: list[int] = st["edge_src"]
+        self._delay_l: list[float] | None = None if self._delay is None else self._delay.tolist()
         self._query_task = -1
         self._query_est: FloatArray | None = None
         self._query_drt: FloatArray | None = None
@@ -269,7 +281,18 @@ class PlanBuilder:
         """An independent copy of the partial plan (to try a continuation without changing this
         one: a rollout, a counterfactual branch). Static problem data is shared."""
         other = copy.copy(self)
-        for name in ("node", "start", "finish", "decision", "_tail", "_window", "_last_start"):
+        for name in (
+            "node",
+            "start",
+            "finish",
+            "decision",
+            "_tail",
+            "_window",
+            "_window_ok",
+            "_last_start",
+            "_node_l",
+            "_finish_l",
+        ):
             setattr(other, name, getattr(self, name).copy())
         other.node_busy = self.node_busy.copy()
         other._missing = self._missing.copy()
@@ -315,29 +338,51 @@ class PlanBuilder:
             raise PlanError(f"task {wf.ids[task]!r} is not ready: parent {missing!r} is unplaced")
         stage = self._stage[task]
         lo, hi = self._pptr[task], self._pptr[task + 1]
+        drt = np.empty(self._n_nodes)
         if lo == hi:
-            return np.full(self._n_nodes, stage)
+            drt.fill(stage)
+            return drt
+        delay = self._delay_l
+        if delay is not None and hi - lo <= _SCALAR_PARENTS:
+            # Same latency and bandwidth everywhere: every node but one sees the latest remote
+            # arrival; only the node holding that parent sees something earlier. Few parents:
+            # a scalar loop beats a dozen small array operations.
+            src, fin, nod = self._psrc_l, self._finish_l, self._node_l
+            top = -np.inf
+            k = -1
+            for e in range(lo, hi):
+                p = src[e]
+                r = fin[p] + delay[e]
+                if r > top:  # the first maximum, like argmax
+                    top, k = r, nod[p]
+            best = -np.inf
+            for e in range(lo, hi):
+                p = src[e]
+                v = fin[p] if nod[p] == k else fin[p] + delay[e]
+                if v > best:
+                    best = v
+            if stage > top:
+                top = stage
+            if stage > best:
+                best = stage
+            drt.fill(top)
+            drt[k] = best
+            return drt
         parents = self._psrc[lo:hi]
         pf = self.finish[parents]
         pn = self.node[parents]
         if self._delay is None:  # per-pair network: the general (parents x nodes) form
             drt = self.problem.arrival_times(slice(lo, hi), pn, pf).max(axis=0)
         else:
-            # Same latency and bandwidth everywhere: every node but one sees the latest remote
-            # arrival; only the node holding that parent sees something earlier.
             remote = pf + self._delay[lo:hi]
-            if hi - lo == 1:
-                drt = np.full(self._n_nodes, float(remote[0]))
-                drt[int(pn[0])] = float(pf[0])
-            else:
-                i = int(remote.argmax())
-                drt = np.full(self._n_nodes, float(remote[i]))
-                k = int(pn[i])
-                on = pn == k
-                best = float(pf[on].max())
-                if not on.all():
-                    best = max(best, float(remote[~on].max()))
-                drt[k] = best
+            i = int(remote.argmax())
+            drt.fill(float(remote[i]))
+            k = int(pn[i])
+            on = pn == k
+            best = float(pf[on].max())
+            if not on.all():
+                best = max(best, float(remote[~on].max()))
+            drt[k] = best
         if stage > 0:
             np.maximum(drt, stage, out=drt)
         return drt
@@ -356,13 +401,15 @@ class PlanBuilder:
         if self.insertion:
             # A gap before the tail can only help where the inputs arrive before the tail and the
             # node has a window with a free core at least as long as the task.
-            # (The window is a difference of times, so allow for its rounding.)
-            early = ready < tail
-            if early.any():
-                long_enough = self._window * (1 + 1e-9) + 1e-12 >= d
-                cand = np.flatnonzero(early & long_enough & self.problem.fits[task])
+            cand_mask = ready < tail
+            cand_mask &= self._window_ok >= d
+            if self._partial_fit[task]:
+                cand_mask &= self.problem.fits[task]
+            cand = np.flatnonzero(cand_mask)
+            if cand.size:
+                profiles = self._profiles
                 for n in cand.tolist():
-                    est[n] = self._profiles[n].earliest_fit(float(ready[n]), float(d[n]), c)
+                    est[n] = profiles[n].earliest_fit(float(ready[n]), float(d[n]), c)
         else:
             np.maximum(est, self._last_start, out=est)
         if self._partial_fit[task]:
@@ -407,6 +454,8 @@ class PlanBuilder:
         self.node[task] = node
         self.start[task] = s
         self.finish[task] = f
+        self._node_l[task] = node
+        self._finish_l[task] = f
         self.decision[task] = self.n_placed
         self.n_placed += 1
         self.node_busy[node] += (f - s) * c
@@ -416,7 +465,9 @@ class PlanBuilder:
         prof.add(s, f, c)
         self._tail[node] = prof.tails(self._cmax)
         if self.insertion:
-            self._window[node] = prof.max_window()
+            w = prof.max_window()
+            self._window[node] = w
+            self._window_ok[node] = w * (1 + 1e-9) + 1e-12
         elif s > self._last_start[node]:
             self._last_start[node] = s
         self.ready.discard(task)
