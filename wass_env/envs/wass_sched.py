@@ -271,7 +271,7 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
             node = int(np.argmax(self._mask))
         before = b.max_finish
         b.assign(self.current_task, node)
-        self._placed(node)
+        self._placed(self.current_task, node)
         rewards = {
             "makespan": 0.0,
             "progress": -(b.max_finish - before) / self._scale,
@@ -363,11 +363,9 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         static[:, :, 3] = cl.cores / max_cores
         static[:, :, 4] = np.minimum(problem.exec_time * inv, _CLIP)
         self._node_static = static
-        input_comm = np.zeros(wf.n_tasks)
-        input_bytes = np.zeros(wf.n_tasks)
-        if wf.n_edges:
-            np.add.at(input_comm, wf.edge_dst, problem.mean_comm)
-            np.add.at(input_bytes, wf.edge_dst, wf.edge_bytes)
+        # Sums over each task's parent edges, in edge order from 0 (like np.add.at).
+        input_comm = np.bincount(wf.edge_dst, weights=problem.mean_comm, minlength=wf.n_tasks)
+        input_bytes = np.bincount(wf.edge_dst, weights=wf.edge_bytes, minlength=wf.n_tasks)
         task_static = np.zeros((wf.n_tasks, len(TASK_FEATURES)))
         task_static[:, 0] = problem.mean_exec * inv
         task_static[:, 1] = wf.cores / max_cores
@@ -401,6 +399,7 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         # (load) changes on one node per placement.
         self._dyn = np.zeros((len(NODE_FEATURES) - _N_STATIC, n))
         self._local_nodes: list[int] = []
+        self._node_of = [-1] * wf.n_tasks  # node of every placed task
         # The Box row of padding: zero.
         self._node_template = np.zeros((self.max_nodes, len(NODE_FEATURES)), dtype=np.float32)
 
@@ -450,7 +449,7 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         dyn[2] = est
         eft = dyn[3]
         np.add(est, p.exec_time[t], out=eft)
-        np.subtract(eft, np.minimum.reduce(eft), out=dyn[4])
+        np.subtract(eft, min(eft.tolist()), out=dyn[4])
         times = dyn[:5]
         dyn[:4] -= release
         times *= self._inv
@@ -472,28 +471,34 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         if total <= 0:
             return
         lo, hi = self._pptr[t], self._pptr[t + 1]
-        node = self.builder.node  # type: ignore[union-attr]
-        if hi - lo <= 8:
-            # In edge order, as np.bincount adds them.
+        if hi - lo == 1:
+            k = self._node_of[self._psrc[lo]]
+            local[k] = min(self._pbytes[lo] / total, _CLIP)
+            self._local_nodes = [k]
+        elif hi - lo <= 8:
+            # Summed in edge order from 0, as np.bincount does.
+            node_of, src, nbytes = self._node_of, self._psrc, self._pbytes
             acc: dict[int, float] = {}
             for e in range(lo, hi):
-                k = int(node[self._psrc[e]])
-                acc[k] = acc.get(k, 0.0) + self._pbytes[e]
+                k = node_of[src[e]]
+                acc[k] = acc.get(k, 0.0) + nbytes[e]
             for k, v in acc.items():
                 local[k] = min(v / total, _CLIP)
             self._local_nodes = list(acc)
         else:
             wf = self.problem.workflow  # type: ignore[union-attr]
             sl = slice(lo, hi)
+            node = self.builder.node  # type: ignore[union-attr]
             acc_a = np.bincount(node[wf.edge_src[sl]], weights=wf.edge_bytes[sl], minlength=self._n)
             acc_a /= total
             np.minimum(acc_a, _CLIP, out=local)
             self._local_nodes = np.flatnonzero(local).tolist()
 
-    def _placed(self, node: int) -> None:
-        """Update the node columns that a placement on ``node`` changes (its load)."""
+    def _placed(self, task: int, node: int) -> None:
+        """Update what placing ``task`` on ``node`` changes: the node's load."""
         b = self.builder
         assert b is not None
+        self._node_of[task] = node
         self._dyn[6, node] = min(float(b.node_busy[node] * self._load_scale[node]), _CLIP)
 
     def _get_info(self) -> dict[str, Any]:

@@ -261,6 +261,8 @@ class PlanBuilder:
         # _tail[n, c]: earliest time after which c cores of node n stay free for good.
         self._tail = np.zeros((n_n, self._cmax + 1))
         self._tail[:, 1:][cl.cores[:, None] < np.arange(1, self._cmax + 1)[None, :]] = np.inf
+        # _tail_top[c]: the largest finite _tail[:, c] (tails only grow as tasks are added).
+        self._tail_top = [0.0] * (self._cmax + 1)
         self._window = np.zeros(n_n)  # longest gap with a core free, per node (insertion filter)
         # The filter's threshold: a task of runtime d can use a gap on nodes where d <= this
         # (the window is a difference of times, so allow for its rounding) [s].
@@ -270,12 +272,13 @@ class PlanBuilder:
         self.max_finish = 0.0
         # Scalar mirrors of node/finish and edge data for the per-parent loops of data_ready.
         self._node_l: list[int] = [-1] * n_t
-        self._finish_l: list[float] = [0.0] * n_t
+        self._finish_l: list[float] = [np.nan] * n_t
         self._psrc_l: list[int] = st["edge_src"]
         self._delay_l: list[float] | None = None if self._delay is None else self._delay.tolist()
         self._query_task = -1
         self._query_est: FloatArray | None = None
         self._query_drt: FloatArray | None = None
+        self._drt_floor: float | None = None  # min of the last data_ready result, when known
 
     def copy(self) -> PlanBuilder:
         """An independent copy of the partial plan (to try a continuation without changing this
@@ -292,6 +295,7 @@ class PlanBuilder:
             "_last_start",
             "_node_l",
             "_finish_l",
+            "_tail_top",
         ):
             setattr(other, name, getattr(self, name).copy())
         other.node_busy = self.node_busy.copy()
@@ -322,6 +326,14 @@ class PlanBuilder:
         lo, hi = self._pptr[task], self._pptr[task + 1]
         if lo == hi:
             return 0.0
+        if hi - lo <= _SCALAR_PARENTS and not self._missing[task]:
+            fin, src = self._finish_l, self._psrc_l
+            best = fin[src[lo]]
+            for e in range(lo + 1, hi):
+                f = fin[src[e]]
+                if f > best:
+                    best = f
+            return best
         return float(self.finish[self._psrc[lo:hi]].max())
 
     def data_ready(self, task: int) -> FloatArray:
@@ -341,6 +353,7 @@ class PlanBuilder:
         drt = np.empty(self._n_nodes)
         if lo == hi:
             drt.fill(stage)
+            self._drt_floor = stage
             return drt
         delay = self._delay_l
         if delay is not None and hi - lo <= _SCALAR_PARENTS:
@@ -367,6 +380,7 @@ class PlanBuilder:
                 best = stage
             drt.fill(top)
             drt[k] = best
+            self._drt_floor = best  # best <= top
             return drt
         parents = self._psrc[lo:hi]
         pf = self.finish[parents]
@@ -385,6 +399,7 @@ class PlanBuilder:
             drt[k] = best
         if stage > 0:
             np.maximum(drt, stage, out=drt)
+        self._drt_floor = None
         return drt
 
     def start_times(self, task: int, ready: FloatArray) -> FloatArray:
@@ -392,6 +407,10 @@ class PlanBuilder:
 
         Nodes the task does not fit on get ``inf``.
         """
+        return self._start_times(task, ready, None)
+
+    def _start_times(self, task: int, ready: FloatArray, floor: float | None) -> FloatArray:
+        """:meth:`start_times`; ``floor``, when given, is ``ready.min()``."""
         c = self._cores[task]
         d = self.problem.exec_time[task]
         tail = self._tail[:, c]
@@ -400,15 +419,16 @@ class PlanBuilder:
         est = np.maximum(ready, tail)
         if self.insertion:
             # A gap before the tail can only help where the inputs arrive before the tail and the
-            # node has a window with a free core at least as long as the task.
-            cand_mask = ready < tail
-            cand_mask &= self._window_ok >= d
-            if self._partial_fit[task]:
-                cand_mask &= self.problem.fits[task]
-            cand = np.flatnonzero(cand_mask)
-            if cand.size:
+            # node has a window with a free core at least as long as the task. (Infinite tails
+            # are on nodes with too few cores, which the task does not fit on.)
+            if floor is not None and floor >= self._tail_top[c]:
+                pass  # no input arrives before any finite tail
+            elif (early := ready < tail).any():
+                early &= self._window_ok >= d
+                if self._partial_fit[task]:
+                    early &= self.problem.fits[task]
                 profiles = self._profiles
-                for n in cand.tolist():
+                for n in np.flatnonzero(early).tolist():
                     est[n] = profiles[n].earliest_fit(float(ready[n]), float(d[n]), c)
         else:
             np.maximum(est, self._last_start, out=est)
@@ -420,7 +440,7 @@ class PlanBuilder:
         """Earliest start of ``task`` on every node (``inf`` where it does not fit) [s]."""
         if task != self._query_task or self._query_est is None:
             drt = self.data_ready(task)
-            self._query_est = self.start_times(task, drt)
+            self._query_est = self._start_times(task, drt, self._drt_floor)
             self._query_drt = drt
             self._query_task = task
         return self._query_est
@@ -463,7 +483,13 @@ class PlanBuilder:
             self.max_finish = f
         prof = self._profiles[node]
         prof.add(s, f, c)
-        self._tail[node] = prof.tails(self._cmax)
+        tails = prof.tails(self._cmax)
+        self._tail[node] = tails
+        top = self._tail_top
+        for k in range(1, self._cmax + 1):
+            v = tails[k]
+            if v > top[k] and v != np.inf:
+                top[k] = v
         if self.insertion:
             w = prof.max_window()
             self._window[node] = w

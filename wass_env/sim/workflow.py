@@ -406,9 +406,12 @@ class Workflow:
             ptr = self.parent_ptr.tolist()
             src = self.edge_src.tolist()
             for v in self.topo_order.tolist():
-                lo, hi = ptr[v], ptr[v + 1]
-                if hi > lo:
-                    lev[v] = max(lev[p] for p in src[lo:hi]) + 1
+                best = -1
+                for e in range(ptr[v], ptr[v + 1]):
+                    d = lev[src[e]]
+                    if d > best:
+                        best = d
+                lev[v] = best + 1
             self._levels = _readonly(np.asarray(lev, dtype=np.int64))
         return self._levels
 
