@@ -449,8 +449,31 @@ class Workflow:
         unknown = set(changes) - set(fields)
         if unknown:
             raise TypeError(f"unknown Workflow fields: {sorted(unknown)}")
+        if set(changes) == {"edge_bytes"}:
+            return self._with_edge_bytes(changes["edge_bytes"])
         fields.update(changes)
         return Workflow(**fields)
+
+    def _with_edge_bytes(self, edge_bytes: ArrayLike) -> Workflow:
+        """:meth:`replace` of the edge bytes only: the structure (sorted edges, pointers,
+        topological order, levels) is shared, only the new sizes are checked."""
+        where = f" in {self.source}" if self.source else ""
+        eb = np.array(edge_bytes, dtype=np.float64).reshape(-1)
+        m = self.n_edges
+        if eb.size != m:
+            raise WorkflowError(f"workflow {self.name!r}{where}: {eb.size} edge sizes for {m} edges")
+        bad = np.flatnonzero(~np.isfinite(eb) | (eb < 0))
+        if bad.size:
+            e = int(bad[0])
+            raise WorkflowError(
+                f"edge {self.ids[self.edge_src[e]]!r} -> {self.ids[self.edge_dst[e]]!r}{where}: "
+                f"field 'bytes' must be finite and >= 0, got {eb[e]!r}"
+            )
+        other = Workflow.__new__(Workflow)
+        for k in self.__slots__:
+            object.__setattr__(other, k, getattr(self, k))
+        object.__setattr__(other, "edge_bytes", _readonly(eb))
+        return other
 
     def to_networkx(self) -> Any:
         """The DAG as a ``networkx.DiGraph`` (nodes: task indices; attributes: id, work, bytes)."""
