@@ -161,13 +161,10 @@ class ProblemFeatures:
         mean_exec, min_exec = p.mean_exec, p.min_exec
         rank_u, rank_d = p.upward_rank(), p.downward_rank()
         self.tail = _tail_bound(p, min_exec)
-        in_comm = np.zeros(n)
-        out_comm = np.zeros(n)
-        in_bytes = np.zeros(n)
-        if wf.n_edges:
-            np.add.at(in_comm, wf.edge_dst, p.mean_comm)
-            np.add.at(out_comm, wf.edge_src, p.mean_comm)
-            np.add.at(in_bytes, wf.edge_dst, wf.edge_bytes)
+        # Per-task sums over edges, in edge order from 0 (as np.add.at adds them).
+        in_comm = np.bincount(wf.edge_dst, weights=p.mean_comm, minlength=n)
+        out_comm = np.bincount(wf.edge_src, weights=p.mean_comm, minlength=n)
+        in_bytes = np.bincount(wf.edge_dst, weights=wf.edge_bytes, minlength=n)
         longest = float(np.max(rank_u + rank_d)) or 1.0
         mem = cl.memory[np.isfinite(cl.memory)]
         max_mem = float(mem.max()) if mem.size else 0.0

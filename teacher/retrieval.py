@@ -46,6 +46,7 @@ def auto_index_kind(n_records: int) -> str:
     """``"flat"`` (exact) for small bases, ``"hnsw"`` above :data:`EXACT_MAX_RECORDS`."""
     return "flat" if n_records <= EXACT_MAX_RECORDS else "hnsw"
 
+
 F32 = NDArray[np.float32]
 I64 = NDArray[np.int64]
 

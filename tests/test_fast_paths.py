@@ -160,3 +160,19 @@ def test_sampler_ccr_rescaling_keeps_the_structure() -> None:
     wf = make_sampler(spec).sample(np.random.default_rng(5), cl)
     assert Problem(wf, cl).ccr() == pytest.approx(2.0, rel=1e-12)
     assert not wf.topo_order.flags.writeable and not wf.edge_bytes.flags.writeable
+
+
+def test_segment_sums_add_like_add_at() -> None:
+    """The encoder's grouped sums equal ``np.add.at`` bit for bit (same order of additions)."""
+    from teacher.encoder import _SegmentSum
+
+    rng = np.random.default_rng(2)
+    for n, m in [(40, 90), (5, 0), (30, 29), (12, 200)]:
+        dst = np.sort(rng.integers(0, n, m))
+        src = rng.integers(0, n, m)
+        h = (rng.standard_normal((n, 16)) * 10.0 ** rng.integers(-3, 4, (n, 1))).astype(np.float32)
+        for index, rows in ((dst, h[src]), (src, h[dst])):
+            want = np.zeros_like(h)
+            np.add.at(want, index, rows)
+            got = _SegmentSum(index, n)(rows)
+            assert got.dtype == np.float32 and np.array_equal(got, want)
