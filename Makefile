@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run rag test test-all lint bench eval clean
+.PHONY: setup run rag test test-all test-slurm lint bench eval clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -27,8 +27,12 @@ rag: setup  ## the WASS-RAG pipeline: knowledge base, predictor, MaskablePPO wit
 test: setup  ## the default test suite (slow tests excluded)
 	$(PY) -m pytest -n 2 -q
 
-test-all: setup  ## every test, slow ones included
+test-all: setup  ## every test, slow ones included (the Slurm ones skip without a Slurm)
 	$(PY) -m pytest -n 2 -q -m ""
+
+test-slurm: setup  ## start the single-host Slurm (scripts/start_slurm.sh), run the tests marked slurm
+	bash scripts/start_slurm.sh
+	$(PY) -m pytest -q -m slurm
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -1,13 +1,20 @@
-"""A node-scoring policy for MaskablePPO: one shared network scores every node.
+"""The scheduling policy for MaskablePPO: every node scored by one shared network.
 
 A plain ``MultiInputPolicy`` flattens the ``(max_nodes, features)`` node table into one vector,
-so it must learn the same rule separately for every node index. Here a shared MLP embeds each
-node row together with the task features (:class:`NodeSetExtractor`), and the action logits are
-a shared linear score of each node's embedding plus a pooled summary (:class:`NodeScoreHead`):
-the policy is permutation-equivariant over nodes and works for any cluster up to ``max_nodes``.
-The value function reads the same embeddings through an ordinary MLP.
+so it must learn the same rule separately for every node index and cannot be used on another
+cluster size. Here:
 
-Use it with ``MaskablePPO(NodeScoringPolicy, env)`` or ``policy: node_scoring`` in
+* :class:`SchedExtractor` (an SB3 ``BaseFeaturesExtractor``) embeds each node row (the basic node
+  features, plus the lookahead features when the observation has them) together with a global
+  vector: the task features, the instance context and, when the observation has the graph part,
+  a :class:`WindowGNN` embedding of the current task's neighbourhood in the DAG.
+* :class:`NodeHeads` (the policy's ``mlp_extractor``, built through SB3's
+  ``_build_mlp_extractor`` hook) turns the node embeddings into one logit per node with a shared
+  scorer, and pools them over valid nodes (mean and max) for the value function.
+
+The policy is permutation-equivariant over nodes, its value is size-agnostic, and one network
+works on any cluster up to ``max_nodes`` and any DAG size. Use it with
+``MaskablePPO(NodeScoringPolicy, env)`` or ``policy: node_scoring`` in
 ``conf/agent/maskable_ppo.yaml``.
 """
 
@@ -21,86 +28,195 @@ from sb3_contrib.common.maskable.policies import MaskableMultiInputActorCriticPo
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
-__all__ = ["NodeScoreHead", "NodeScoringPolicy", "NodeSetExtractor"]
+__all__ = ["NodeHeads", "NodeScoringPolicy", "SchedExtractor", "WindowGNN"]
 
 
-class NodeSetExtractor(BaseFeaturesExtractor):
-    """Embeds every node row with the task features by one shared MLP.
+def _mlp(sizes: list[int], *, last_act: bool = True) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i in range(len(sizes) - 1):
+        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+        if last_act or i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
 
-    Output: the per-node embeddings flattened (``max_nodes * embed_dim``) followed by their mean
-    over valid nodes (``embed_dim``).
+
+class WindowGNN(nn.Module):
+    """Message passing over the padded DAG window of the observation (plain torch).
+
+    Each round, every task adds the mean of its parents' and of its children's messages (two
+    separate linear maps, so direction matters; edges carry their transfer time) to a linear map
+    of itself. The output is the current task's embedding (row 0) and the mean over the window.
 
     Args:
-        observation_space: The env's ``Dict`` space with ``"task"`` and ``"nodes"``.
-        embed_dim: Size of a node embedding.
-        hidden: Hidden layer size of the shared MLP.
+        task_features: Columns of ``graph_tasks``.
+        dim: Embedding size.
+        rounds: Message-passing rounds (2 reaches the children's other parents).
     """
 
-    def __init__(self, observation_space: spaces.Dict, embed_dim: int = 32, hidden: int = 64):
-        n_nodes, f_node = observation_space["nodes"].shape  # type: ignore[misc]
-        (f_task,) = observation_space["task"].shape  # type: ignore[misc]
-        super().__init__(observation_space, features_dim=n_nodes * embed_dim + embed_dim)
+    def __init__(self, task_features: int, dim: int = 32, rounds: int = 2) -> None:
+        super().__init__()
+        self.dim = dim
+        self.inp = nn.Linear(task_features, dim)
+        self.self_lin = nn.ModuleList(nn.Linear(dim, dim) for _ in range(rounds))
+        self.down = nn.ModuleList(nn.Linear(dim + 1, dim) for _ in range(rounds))
+        self.up = nn.ModuleList(nn.Linear(dim + 1, dim) for _ in range(rounds))
+
+    @property
+    def out_dim(self) -> int:
+        """Size of the output."""
+        return 2 * self.dim
+
+    def forward(self, tasks: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
+        """``(batch, 2 * dim)`` from ``(batch, W, F)`` task rows and ``(batch, E, 4)`` edges."""
+        b, w, _ = tasks.shape
+        valid_t = tasks[..., :1]
+        x = torch.relu(self.inp(tasks)) * valid_t
+        offset = (torch.arange(b, device=tasks.device) * w).unsqueeze(1)
+        src = (edges[..., 0].long() + offset).reshape(-1)
+        dst = (edges[..., 1].long() + offset).reshape(-1)
+        ev = edges[..., 2].reshape(-1, 1)
+        comm = edges[..., 3].reshape(-1, 1)
+        ones = torch.ones_like(ev)
+        deg_in = torch.zeros(b * w, 1, device=tasks.device).index_add_(0, dst, ev * ones)
+        deg_out = torch.zeros(b * w, 1, device=tasks.device).index_add_(0, src, ev * ones)
+        deg_in = deg_in.clamp(min=1.0)
+        deg_out = deg_out.clamp(min=1.0)
+        for self_lin, down, up in zip(self.self_lin, self.down, self.up, strict=True):
+            flat = x.reshape(b * w, self.dim)
+            to_child = down(torch.cat([flat[src], comm], dim=1)) * ev
+            to_parent = up(torch.cat([flat[dst], comm], dim=1)) * ev
+            agg = torch.zeros_like(flat).index_add_(0, dst, to_child) / deg_in
+            agg = agg + torch.zeros_like(flat).index_add_(0, src, to_parent) / deg_out
+            x = torch.relu(self_lin(flat) + agg).reshape(b, w, self.dim) * valid_t
+        pooled = x.sum(dim=1) / valid_t.sum(dim=1).clamp(min=1.0)
+        return torch.cat([x[:, 0], pooled], dim=1)
+
+
+class SchedExtractor(BaseFeaturesExtractor):
+    """Embeds every node row together with the global (task, context, graph) vector.
+
+    Output: the per-node embeddings flattened (``max_nodes * embed_dim``), then the ``valid``
+    flag of every node (``max_nodes``), so the heads can pool over real nodes only.
+
+    Args:
+        observation_space: The env's ``Dict`` space (``task`` and ``nodes``; optionally
+            ``lookahead``, ``context``, ``graph_tasks`` and ``graph_edges``).
+        embed_dim: Size of a node embedding.
+        hidden: Hidden layer size of the shared node MLP.
+        gnn_dim: Embedding size of the graph network (when the observation has a graph part).
+        gnn_rounds: Message-passing rounds.
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Dict,
+        embed_dim: int = 64,
+        hidden: int = 128,
+        gnn_dim: int = 32,
+        gnn_rounds: int = 2,
+    ) -> None:
+        sp = observation_space.spaces
+        n_nodes, f_node = sp["nodes"].shape  # type: ignore[misc]
+        super().__init__(observation_space, features_dim=n_nodes * (embed_dim + 1))
         self.n_nodes = int(n_nodes)
         self.embed_dim = embed_dim
-        self.node_mlp = nn.Sequential(
-            nn.Linear(f_node + f_task, hidden),
-            nn.ReLU(),
-            nn.Linear(hidden, embed_dim),
-            nn.ReLU(),
-        )
+        self.has_lookahead = "lookahead" in sp
+        self.has_context = "context" in sp
+        self.has_graph = "graph_tasks" in sp
+        node_in = f_node + (sp["lookahead"].shape[1] if self.has_lookahead else 0)  # type: ignore[index]
+        glob_in = sp["task"].shape[0] + (sp["context"].shape[0] if self.has_context else 0)  # type: ignore[index]
+        self.gnn: WindowGNN | None = None
+        if self.has_graph:
+            self.gnn = WindowGNN(sp["graph_tasks"].shape[1], gnn_dim, gnn_rounds)  # type: ignore[index]
+            glob_in += self.gnn.out_dim
+        self.node_mlp = _mlp([node_in + glob_in, hidden, hidden, embed_dim])
 
     def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
-        """``(batch, features_dim)`` embeddings."""
+        """``(batch, features_dim)``."""
         nodes = observations["nodes"]
-        task = observations["task"].unsqueeze(1).expand(-1, nodes.shape[1], -1)
-        h = self.node_mlp(torch.cat([nodes, task], dim=-1))
-        valid = nodes[..., :1]  # column 0 of the node table is the "valid" flag
-        pooled = (h * valid).sum(dim=1) / valid.sum(dim=1).clamp(min=1.0)
-        return torch.cat([h.flatten(1), pooled], dim=1)
+        if self.has_lookahead:
+            nodes = torch.cat([nodes, observations["lookahead"]], dim=-1)
+        glob = [observations["task"]]
+        if self.has_context:
+            glob.append(observations["context"])
+        if self.gnn is not None:
+            glob.append(self.gnn(observations["graph_tasks"], observations["graph_edges"]))
+        g = torch.cat(glob, dim=-1).unsqueeze(1).expand(-1, nodes.shape[1], -1)
+        h = self.node_mlp(torch.cat([nodes, g], dim=-1))
+        valid = nodes[..., 0]  # column 0 of the node table is the "valid" flag
+        return torch.cat([h.flatten(1), valid], dim=1)
 
 
-class NodeScoreHead(nn.Module):
-    """Action logits: a shared linear score of ``[node embedding, pooled embedding]`` per node."""
+class NodeHeads(nn.Module):
+    """The policy's ``mlp_extractor``: per-node logits and a pooled value latent.
 
-    def __init__(self, n_nodes: int, embed_dim: int) -> None:
+    ``forward_actor`` returns one score per node (a shared MLP on ``[node embedding, mean and
+    max over valid nodes]``); the policy's ``action_net`` is the identity, so these are the
+    logits. ``forward_critic`` returns an MLP of the pooled embeddings (``latent_dim_vf``).
+    """
+
+    def __init__(self, n_nodes: int, embed_dim: int, vf_arch: list[int]) -> None:
         super().__init__()
         self.n_nodes = n_nodes
         self.embed_dim = embed_dim
-        self.score = nn.Linear(2 * embed_dim, 1)
+        self.score = _mlp([3 * embed_dim, embed_dim, 1], last_act=False)
+        self.value = _mlp([2 * embed_dim, *vf_arch])
+        self.latent_dim_pi = n_nodes
+        self.latent_dim_vf = vf_arch[-1] if vf_arch else 2 * embed_dim
 
-    def forward(self, latent: torch.Tensor) -> torch.Tensor:
-        """``(batch, n_nodes)`` logits from the extractor's features."""
+    def _split(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         n, d = self.n_nodes, self.embed_dim
-        h = latent[:, : n * d].reshape(-1, n, d)
-        pooled = latent[:, n * d :].unsqueeze(1).expand(-1, n, -1)
+        h = features[:, : n * d].reshape(-1, n, d)
+        valid = features[:, n * d :].unsqueeze(-1)
+        mean = (h * valid).sum(dim=1) / valid.sum(dim=1).clamp(min=1.0)
+        mx = torch.where(valid > 0, h, torch.full_like(h, -1e4)).max(dim=1).values
+        return h, mean, mx
+
+    def forward_actor(self, features: torch.Tensor) -> torch.Tensor:
+        """``(batch, n_nodes)`` node scores."""
+        h, mean, mx = self._split(features)
+        pooled = torch.cat([mean, mx], dim=1).unsqueeze(1).expand(-1, h.shape[1], -1)
         return self.score(torch.cat([h, pooled], dim=-1)).squeeze(-1)
+
+    def forward_critic(self, features: torch.Tensor) -> torch.Tensor:
+        """``(batch, latent_dim_vf)`` value latent."""
+        _, mean, mx = self._split(features)
+        return self.value(torch.cat([mean, mx], dim=1))
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both latents (SB3's ``mlp_extractor`` interface)."""
+        return self.forward_actor(features), self.forward_critic(features)
 
 
 class NodeScoringPolicy(MaskableMultiInputActorCriticPolicy):
-    """MaskablePPO policy with a permutation-equivariant action head over nodes.
+    """MaskablePPO policy with a shared per-node scorer (see the module docstring).
 
-    Keyword arguments are those of ``MaskableMultiInputActorCriticPolicy``; ``net_arch`` only
-    shapes the value network (the policy head reads the node embeddings directly).
+    Keyword arguments are those of ``MaskableMultiInputActorCriticPolicy``; ``net_arch`` shapes
+    the value head only (a list, or ``{"vf": [...]}``); ``features_extractor_kwargs`` go to
+    :class:`SchedExtractor`.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         vf = kwargs.pop("net_arch", None)
         if isinstance(vf, dict):
             vf = vf.get("vf", [64, 64])
-        kwargs["net_arch"] = {"pi": [], "vf": list(vf) if vf is not None else [64, 64]}
-        kwargs.setdefault("features_extractor_class", NodeSetExtractor)
+        self._vf_arch = list(vf) if vf is not None else [64, 64]
+        kwargs["net_arch"] = {"pi": [], "vf": self._vf_arch}
+        kwargs.setdefault("features_extractor_class", SchedExtractor)
         super().__init__(*args, **kwargs)
-
-    def _build(self, lr_schedule: Any) -> None:
-        super()._build(lr_schedule)
-        ext = self.features_extractor
-        assert isinstance(ext, NodeSetExtractor)
-        self.action_net = NodeScoreHead(ext.n_nodes, ext.embed_dim)
-        if self.ortho_init:
-            self.action_net.apply(lambda m: self.init_weights(m, gain=0.01))
-        # The optimizer must see the new head's parameters.
+        # The per-node scores are the logits: no linear map over node indices on top (that
+        # would tie the policy to one cluster size). The optimizer must not hold the unused
+        # default layer.
+        self.action_net = nn.Identity()
+        lr_schedule = args[2] if len(args) > 2 else kwargs["lr_schedule"]
         self.optimizer = self.optimizer_class(
             self.parameters(),
             lr=lr_schedule(1),  # type: ignore[call-arg]
             **self.optimizer_kwargs,
         )
+
+    def _build_mlp_extractor(self) -> None:
+        """SB3's hook for a custom ``mlp_extractor``: the node heads."""
+        ext = self.features_extractor
+        assert isinstance(ext, SchedExtractor)
+        self.mlp_extractor = NodeHeads(ext.n_nodes, ext.embed_dim, self._vf_arch)  # type: ignore[assignment]

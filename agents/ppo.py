@@ -25,13 +25,16 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
 from agents.policies import NodeScoringPolicy
 from wass_env.envs.wass_sched import WassSchedEnv
+from wass_env.errors import WassError
 from wass_env.io import atomic_path, atomic_write
-from wass_env.scheduling import Scheduler, env_core, resolve_target
+from wass_env.scheduling import Scheduler, resolve_target
 from wass_env.sim.plan import Plan, PlanBuilder
 from wass_env.sim.problem import Problem
 
 __all__ = [
     "SCHED_METRICS",
+    "AgentConfigError",
+    "CheckpointError",
     "MaskablePPOAgent",
     "SchedMetricsCallback",
     "make_env_fn",
@@ -49,6 +52,16 @@ SCHED_METRICS: tuple[str, ...] = (
     "cross_node_bytes",
 )
 ENV_KWARGS_FILE = "env_kwargs.json"
+
+
+class AgentConfigError(WassError):
+    """An invalid agent argument, or a problem the policy cannot act on."""
+
+
+class CheckpointError(WassError):
+    """A checkpoint that cannot be used as saved (its settings file missing or damaged)."""
+
+
 #: Policy names accepted besides SB3's own (``"MultiInputPolicy"``).
 POLICIES: dict[str, Any] = {"node_scoring": NodeScoringPolicy}
 #: sb3-contrib MaskablePPO's own policy names.
@@ -175,11 +188,12 @@ class MaskablePPOAgent(Scheduler):
         seed: int | None = None,
         device: str = "cpu",
         deterministic: bool = True,
+        features_extractor_kwargs: Mapping[str, Any] | None = None,
         **ppo_kwargs: Any,
     ) -> None:
         super().__init__(seed)
         if model is None and policy not in POLICIES and policy not in SB3_POLICIES:
-            raise ValueError(
+            raise AgentConfigError(
                 f"agent.policy: unknown policy {policy!r}; choose one of "
                 f"{sorted([*POLICIES, *SB3_POLICIES])}"
             )
@@ -190,10 +204,32 @@ class MaskablePPOAgent(Scheduler):
         self.seed = seed
         self.device = device
         self.deterministic = deterministic
+        self.features_extractor_kwargs = dict(features_extractor_kwargs or {})
         self.ppo_kwargs = ppo_kwargs
         self._env: WassSchedEnv | None = None
 
     # ------------------------------------------------------------------ training
+    def build(self, venv: VecEnv, *, tensorboard_log: str | None = None) -> MaskablePPO:
+        """Create the model for ``venv`` without training it (e.g. before behaviour cloning)."""
+        if self.model is None:
+            self.model = MaskablePPO(
+                POLICIES.get(self.policy, self.policy),
+                venv,
+                policy_kwargs=self._policy_kwargs(),
+                tensorboard_log=tensorboard_log,
+                seed=self.seed,
+                device=self.device,
+                verbose=0,
+                **self.ppo_kwargs,
+            )
+        return self.model
+
+    def _policy_kwargs(self) -> dict[str, Any]:
+        kw: dict[str, Any] = {"net_arch": self.net_arch}
+        if self.features_extractor_kwargs:
+            kw["features_extractor_kwargs"] = dict(self.features_extractor_kwargs)
+        return kw
+
     def learn(
         self,
         venv: VecEnv,
@@ -205,25 +241,19 @@ class MaskablePPOAgent(Scheduler):
     ) -> MaskablePPO:
         """Train on ``venv`` (creating the model on first use) and return the model."""
         if self.model is None:
-            self.model = MaskablePPO(
-                POLICIES.get(self.policy, self.policy),
-                venv,
-                policy_kwargs={"net_arch": self.net_arch},
-                tensorboard_log=tensorboard_log,
-                seed=self.seed,
-                device=self.device,
-                verbose=0,
-                **self.ppo_kwargs,
-            )
+            model = self.build(venv, tensorboard_log=tensorboard_log)
         else:
-            self.model.set_env(venv)
-        self.model.learn(
+            model = self.model
+            model.set_env(venv)
+            if tensorboard_log is not None:
+                model.tensorboard_log = tensorboard_log
+        model.learn(
             total_timesteps=total_timesteps,
             callback=callback,
             tb_log_name="maskable_ppo",
             progress_bar=progress_bar,
         )
-        return self.model
+        return model
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Save the model (``.zip``) and its env arguments atomically; return the zip path."""
@@ -240,16 +270,31 @@ class MaskablePPOAgent(Scheduler):
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, device: str = "cpu") -> MaskablePPOAgent:
-        """Load an agent saved by :meth:`save`.
+        """Load an agent saved by :meth:`save`, with the env settings it was trained with.
 
         Raises:
             FileNotFoundError: naming the missing checkpoint.
+            CheckpointError: when its settings file (``<stem>.env_kwargs.json`` next to it) is
+                missing or not a JSON object: the policy's ``task_order``, ``insertion`` and
+                reward settings would silently fall back to the env's defaults.
         """
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"no MaskablePPO checkpoint at {path}")
         meta = path.with_name(path.stem + "." + ENV_KWARGS_FILE)
-        env_kwargs = json.loads(meta.read_text()) if meta.exists() else {}
+        try:
+            env_kwargs = json.loads(meta.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise CheckpointError(
+                f"{path}: its settings file {meta} is missing, so the env settings the policy "
+                "was trained with are unknown; copy it along with the checkpoint"
+            ) from None
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise CheckpointError(f"{meta}: unreadable settings file ({exc})") from None
+        if not isinstance(env_kwargs, dict):
+            raise CheckpointError(
+                f"{meta}: expected a JSON object of env settings, got {type(env_kwargs).__name__}"
+            )
         model = MaskablePPO.load(path, device=device)
         return cls(model, env_kwargs=env_kwargs, device=device)
 
@@ -267,37 +312,62 @@ class MaskablePPOAgent(Scheduler):
         """Step-wise use: the policy's (masked) action."""
         return self.predict(obs, mask)
 
-    def select_node(self, builder: PlanBuilder, task: int) -> int:
-        """Not available: the policy needs the environment's observation; use :meth:`plan`."""
-        raise NotImplementedError(
-            "MaskablePPOAgent decides from observations; use plan() or act() inside the env"
-        )
-
-    def plan(self, problem: Problem, *, insertion: bool = True) -> Plan:
-        """Roll the policy out over ``problem`` and return its plan.
-
-        The environment presents tasks in its own order (``task_order`` of the training env).
-        """
+    def observer(self, insertion: bool = True) -> WassSchedEnv:
+        """A private environment with the training observation settings, used to observe
+        arbitrary partial plans (:meth:`WassSchedEnv.observe`)."""
         if self.model is None:
             raise RuntimeError("the agent has no model: train it or load a checkpoint")
-        max_nodes = int(self.model.action_space.n)  # type: ignore[attr-defined]
-        if problem.n_nodes > max_nodes:
-            raise ValueError(
-                f"the policy was trained for at most {max_nodes} nodes; cluster "
-                f"{problem.cluster.name!r} has {problem.n_nodes}"
-            )
         if self._env is None or self._env.insertion != insertion:
-            keep = ("task_order", "reward_weights", "illegal_action")
+            keep = ("task_order", "lookahead", "graph_window")
             self._env = WassSchedEnv(
-                workload=problem.workflow,
-                cluster=problem.cluster,
-                max_nodes=max_nodes,
+                workload="chain",  # placeholders: observe() switches to the builder's problem
+                cluster={"kind": "homogeneous", "n_nodes": 1},
+                max_nodes=int(self.model.action_space.n),  # type: ignore[attr-defined]
                 insertion=insertion,
                 **{k: self.env_kwargs[k] for k in keep if k in self.env_kwargs},
             )
-        env = self._env
-        obs, _ = env.reset(seed=0, options={"problem": problem})
-        done = False
-        while not done:
-            obs, _, done, _, _info = env.step(self.predict(obs, env.action_masks()))
-        return env_core(env).last_plan  # type: ignore[no-any-return]
+        return self._env
+
+    @property
+    def max_nodes(self) -> int:
+        """Largest cluster the policy can schedule (its action space size)."""
+        if self.model is None:
+            raise RuntimeError("the agent has no model: train it or load a checkpoint")
+        return int(self.model.action_space.n)  # type: ignore[attr-defined]
+
+    def node_probabilities(self, builder: PlanBuilder, task: int) -> NDArray[np.float64]:
+        """The policy's probability of every node for ``task`` in ``builder``'s partial plan."""
+        import torch
+
+        obs = self.observer(builder.insertion).observe(builder, task)
+        mask = np.zeros(self.max_nodes, dtype=bool)
+        mask[: builder.problem.n_nodes] = builder.problem.fits[task]
+        assert self.model is not None
+        policy = self.model.policy
+        obs_t, _ = policy.obs_to_tensor(obs)
+        with torch.no_grad():
+            dist = policy.get_distribution(obs_t, action_masks=mask[None])
+            probs = dist.distribution.probs[0].cpu().numpy()  # type: ignore[union-attr]
+        return np.asarray(probs[: builder.problem.n_nodes], dtype=np.float64)
+
+    def select_node(self, builder: PlanBuilder, task: int) -> int:
+        """The policy's node for ``task`` given any partial plan (deterministic: the mode)."""
+        obs = self.observer(builder.insertion).observe(builder, task)
+        mask = np.zeros(self.max_nodes, dtype=bool)
+        mask[: builder.problem.n_nodes] = builder.problem.fits[task]
+        return self.predict(obs, mask)
+
+    def plan(self, problem: Problem, *, insertion: bool = True) -> Plan:
+        """The policy's plan of ``problem``: tasks in the environment's order (upward rank, or
+        the training env's ``task_order``), each on the policy's node.
+
+        Raises:
+            AgentConfigError: if the cluster is larger than the policy's ``max_nodes``.
+        """
+        if problem.n_nodes > self.max_nodes:
+            raise AgentConfigError(
+                f"the policy was trained for at most {self.max_nodes} nodes; cluster "
+                f"{problem.cluster.name!r} has {problem.n_nodes}"
+            )
+        self.task_order = str(self.env_kwargs.get("task_order", "rank"))
+        return super().plan(problem, insertion=insertion)

@@ -6,32 +6,42 @@ tests can call it through Hydra's ``compose`` without the command line.
 
 from __future__ import annotations
 
+import json
 import os
-import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from agents.config import ConfigValueError, check_values
 from agents.evaluation import (
-    episode_problems,
-    evaluate,
+    Column,
+    EvaluationError,
+    Grid,
+    SchedulerEntry,
+    eval_seeds,
     markdown_table,
+    parse_scheduler,
+    run_grid,
     summarize,
     write_csv,
     write_text,
 )
+from agents.evaluation.seeds import seed_range_problem
+from agents.evaluation.tables import GB, ratio_columns
+from wass_env.cli import run_cli
 from wass_env.errors import WassError
 from wass_env.scheduling import Scheduler
+from wass_env.sim.cluster import ClusterError, expand_cluster_spec
 
 __all__ = [
     "TrainConfigError",
     "check_config",
     "env_kwargs_from_config",
+    "evaluate_after_training",
+    "link_latest",
     "main",
-    "make_baselines",
     "run_training",
     "teacher_settings",
 ]
@@ -47,45 +57,66 @@ def check_config(cfg: DictConfig) -> None:
     Raises:
         TrainConfigError: naming the field and its value.
     """
-    checks = [
-        ("train.total_timesteps", cfg.train.total_timesteps, lambda v: v >= 1, ">= 1"),
-        ("train.n_envs", cfg.train.n_envs, lambda v: v >= 1, ">= 1"),
-        ("train.torch_threads", cfg.train.torch_threads, lambda v: v >= 1, ">= 1"),
-        ("eval.episodes", cfg.eval.episodes, lambda v: v >= 1, ">= 1"),
-        ("eval.noise", cfg.eval.noise, lambda v: v >= 0, ">= 0"),
-    ]
-    for field, value, ok, want in checks:
-        if not ok(value):
-            raise TrainConfigError(f"{field}: must be {want}, got {value!r}")
+    try:
+        check_values(cfg)  # ranges of the typed fields: seed, loop, agent, teacher
+    except ConfigValueError as exc:
+        raise TrainConfigError(str(exc)) from None
+    # Disjoint seed ranges (agents.evaluation.seeds): no training stream starts from an
+    # evaluation or validation seed.
+    for field, kind, first, count in (
+        ("seed", "train", int(cfg.seed), int(cfg.train.n_envs)),
+        ("eval.seed", "eval", int(cfg.eval.seed), int(cfg.eval.episodes)),
+        ("eval.validation_seed", "validation", int(cfg.eval.validation_seed), 1),
+    ):
+        problem = seed_range_problem(kind, first, count)
+        if problem:
+            raise TrainConfigError(f"{field}: {problem}, got {first!r}")
     from hydra.utils import get_class
 
-    from agents.registry import SCHEDULERS
-
-    unknown = [str(b) for b in cfg.eval.baselines if b not in SCHEDULERS]
-    if unknown:
-        raise TrainConfigError(
-            f"eval.baselines: unknown scheduler {unknown[0]!r}; valid names: "
-            f"{', '.join(sorted(SCHEDULERS))}"
-        )
+    try:
+        baselines = _baseline_entries(cfg)
+    except EvaluationError as exc:
+        raise TrainConfigError(str(exc)) from None
     try:
         agent_name = str(getattr(get_class(cfg.agent._target_), "name", ""))
     except Exception:  # a bad _target_ is reported when the agent is instantiated
         agent_name = ""
-    known = {str(b) for b in cfg.eval.baselines} | {agent_name}
+    known = {e.name for e in baselines} | {agent_name}
     if cfg.eval.reference is not None and cfg.eval.reference not in known:
         raise TrainConfigError(
             f"eval.reference: {cfg.eval.reference!r} is not among the evaluated schedulers "
             f"{sorted(known - {''})}"
         )
+    from wass_env.envs.wass_sched import WassSchedEnv
+
+    WassSchedEnv(**env_kwargs_from_config(cfg))  # env, workload and cluster settings, in seconds
+
+
+def _baseline_entries(cfg: DictConfig) -> list[SchedulerEntry]:
+    return [
+        parse_scheduler(_plain(b), f"eval.baselines[{i}]") for i, b in enumerate(cfg.eval.baselines)
+    ]
 
 
 def env_kwargs_from_config(cfg: DictConfig) -> dict[str, Any]:
-    """Plain ``WassSchedEnv`` keyword arguments from a train/evaluate config."""
+    """Plain ``WassSchedEnv`` keyword arguments from a train/evaluate config.
+
+    A cluster spec that stands for several clusters (``{"mix": [...]}``, lists of ``kind`` or
+    ``n_nodes``: :func:`~wass_env.sim.cluster.expand_cluster_spec`) becomes the list of them,
+    one drawn per episode.
+
+    Raises:
+        TrainConfigError: on an empty cluster mix.
+    """
     env = OmegaConf.to_container(cfg.env, resolve=True)
     assert isinstance(env, dict)
+    try:
+        clusters = expand_cluster_spec(_plain(cfg.cluster))
+    except ClusterError as exc:
+        raise TrainConfigError(f"cluster: {exc}") from None
     return {
         "workload": _plain(cfg.workload),
-        "cluster": _plain(cfg.cluster),
+        "cluster": clusters[0] if len(clusters) == 1 else clusters,
         **env,
     }
 
@@ -121,11 +152,22 @@ def teacher_settings(cfg: DictConfig) -> dict[str, Any] | None:
     return {k: v for k, v in t.items() if v is not None or k in ("reference",)}
 
 
-def make_baselines(names: Sequence[str], seed: int) -> dict[str, Scheduler]:
-    """Baseline schedulers by registry name."""
-    from agents.registry import make_scheduler
+def link_latest(out: Path) -> Path | None:
+    """Point ``<parent>/latest`` at a finished run directory under ``runs/train/`` (atomically).
 
-    return {n: make_scheduler(n, seed=seed) for n in names}
+    ``make run`` then leaves ``runs/train/latest/model.zip`` for the commands that follow it.
+    Other output directories (sweeps, tests) are left alone.
+    """
+    out = Path(out).resolve()
+    if out.parent.name != "train":
+        return None
+    link = out.parent / "latest"
+    tmp = out.parent / f".latest.{os.getpid()}.tmp"
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    tmp.symlink_to(out.name)
+    os.replace(tmp, link)
+    return link
 
 
 def run_training(
@@ -160,33 +202,17 @@ def run_training(
     curve: list[tuple[int, float]] = []
     if getattr(agent, "trainable", False):
         checkpoint, train_seconds, curve = _train(agent, cfg, env_kwargs, out)
+        link_latest(out)
 
-    eval_seeds = [seed + int(cfg.eval.seed_offset) + i for i in range(int(cfg.eval.episodes))]
-    problems = episode_problems(env_kwargs, eval_seeds)
-    schedulers: dict[str, Scheduler] = {agent.name: agent}
-    for name, sch in make_baselines(list(cfg.eval.baselines), seed).items():
-        schedulers.setdefault(name, sch)
-    rows = evaluate(
-        schedulers,
-        problems,
-        eval_seeds,
-        noise=float(cfg.eval.noise),
-        insertion=bool(cfg.env.insertion),
-        progress=bool(cfg.train.progress_bar),
-    )
-    reference = str(cfg.eval.reference) if cfg.eval.reference in schedulers else None
-    summary = summarize(rows, reference=reference)
-    columns = ["scheduler", "episodes", "makespan", "ratio_to_lower_bound"]
-    if reference:
-        columns.append(f"ratio_to_{reference}")
-    columns += ["mean_wait", "utilization", "cross_node_bytes"]
-    table = markdown_table(summary, columns)
+    summary, rows, table = evaluate_after_training(agent, cfg, env_kwargs)
     write_csv(rows, out / "results.csv")
     write_text(table + "\n", out / "results.md")
     if not quiet:
+        seeds = eval_seeds(int(cfg.eval.episodes), int(cfg.eval.seed))
         print(
-            f"\nEvaluation on {len(problems)} unseen episodes "
-            f"(seeds {eval_seeds[0]}..{eval_seeds[-1]}); makespan in seconds, mean ± 95% CI:\n"
+            f"\nEvaluation on {len(seeds)} fixed instances no training run draws "
+            f"(seeds {seeds[0]}..{seeds[-1]}); makespan in seconds, mean ± 95% CI; ratios "
+            "paired per instance, (wins/ties/losses):\n"
         )
         print(table)
         if train_seconds:
@@ -204,21 +230,52 @@ def run_training(
     }
 
 
+def evaluate_after_training(
+    agent: Scheduler, cfg: DictConfig, env_kwargs: dict[str, Any]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str]:
+    """The agent and ``eval.baselines`` on the fixed evaluation instances of the training
+    distribution (``eval.episodes`` seeds from ``eval.seed``, the same for every training run).
+
+    Returns:
+        ``(summary, rows, markdown table)``.
+
+    Raises:
+        agents.evaluation.EvaluationError: on a bad baseline or workload (:func:`check_config`
+            checks both first, naming them as the train config does).
+    """
+    grid = Grid(
+        workloads={"train": env_kwargs["workload"]},
+        clusters={"train": env_kwargs["cluster"]},
+        seeds=eval_seeds(int(cfg.eval.episodes), int(cfg.eval.seed)),
+        schedulers=[SchedulerEntry(agent.name, agent, field="agent")]
+        + [e for e in _baseline_entries(cfg) if e.name != agent.name],
+        reference=str(cfg.eval.reference),
+        noise=float(cfg.eval.noise),
+        insertion=bool(cfg.env.insertion),
+    )
+    result = run_grid(grid, progress=bool(cfg.train.progress_bar))
+    summary = summarize(result.rows, by=("scheduler",), order=result.names, compare=grid.compare)
+    have = {k for e in summary for k in e}
+    columns = [
+        Column("scheduler"),
+        Column("episodes"),
+        Column("makespan", "makespan [s]"),
+        *[c for c in ratio_columns(grid.reference, grid.compare) if c.key in have],
+        Column("ratio_to_lower_bound", "÷ lower bound", 3),
+        Column("mean_wait", "mean wait [s]"),
+        Column("utilization", decimals=3),
+        Column("cross_node_bytes", "cross-node [GB]", scale=GB),
+    ]
+    return summary, result.rows, markdown_table(summary, columns)
+
+
 def main(cfg: DictConfig, out_dir: str | os.PathLike[str]) -> int:
-    """:func:`run_training` with user mistakes reported as one line on stderr.
+    """:func:`run_training` behind the command-line error boundary (:func:`wass_env.cli.run_cli`).
 
     Returns:
         0 on success, 2 on bad input (the message names the field and its value).
     """
-    from hydra.errors import InstantiationException
-
-    user_errors = (WassError, FileNotFoundError, InstantiationException)
-    try:
-        run_training(cfg, out_dir)
-    except user_errors as exc:
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli(run_training, cfg, out_dir)
 
 
 def _train(
@@ -251,7 +308,7 @@ def _train(
     sched = SchedMetricsCallback(reference_name=str(env_kwargs.get("reference") or "reference"))
     callbacks: list[Any] = [sched]
     if int(cfg.train.eval_freq) > 0:
-        eval_env = make_vec(env_kwargs, 1, seed + int(cfg.eval.seed_offset) // 2)
+        eval_env = make_vec(env_kwargs, 1, int(cfg.eval.validation_seed))
         callbacks.append(
             MaskableEvalCallback(
                 eval_env,
@@ -263,14 +320,58 @@ def _train(
         )
     t0 = time.perf_counter()
     try:
-        agent.learn(
-            venv,
-            int(cfg.train.total_timesteps),
-            callback=CallbackList(callbacks),
-            tensorboard_log=str(out / "tb"),
-            progress_bar=bool(cfg.train.progress_bar),
-        )
+        if int(cfg.imitation.episodes) > 0:
+            _imitate(agent, cfg, env_kwargs, venv, out)
+        if int(cfg.train.total_timesteps) > 0:
+            agent.learn(
+                venv,
+                int(cfg.train.total_timesteps),
+                callback=CallbackList(callbacks),
+                tensorboard_log=str(out / "tb"),
+                progress_bar=bool(cfg.train.progress_bar),
+            )
     finally:
         venv.close()
     elapsed = time.perf_counter() - t0
     return agent.save(out / "model.zip"), elapsed, sched.episodes
+
+
+#: Imitation episode seeds: ``IMITATION_SEED_BASE * (seed + 1) + i`` (round r: ``+ r * 10^5``),
+#: disjoint from the PPO environments' streams and from the evaluation seeds.
+IMITATION_SEED_BASE = 10_000_000
+
+
+def _imitate(agent: Any, cfg: DictConfig, env_kwargs: dict[str, Any], venv: Any, out: Path) -> None:
+    from stable_baselines3.common.logger import configure
+
+    from agents.imitation import run_imitation
+
+    im = cfg.imitation
+    seed = int(cfg.seed)
+    base = IMITATION_SEED_BASE * (seed + 1)
+    agent.build(venv, tensorboard_log=str(out / "tb"))
+    logger = configure(str(out / "tb" / "imitation"), ["tensorboard"])
+    episodes = int(im.dagger_episodes)
+    summary = run_imitation(
+        agent.model,
+        env_kwargs,
+        seeds=range(base, base + int(im.episodes)),
+        dagger_seeds=[
+            range(base + r * 100_000, base + r * 100_000 + episodes)
+            for r in range(1, int(im.dagger_rounds) + 1)
+        ],
+        expert={"k": int(im.k), "base": str(im.base)},
+        epochs=int(im.epochs),
+        dagger_epochs=int(im.dagger_epochs),
+        batch_size=int(im.batch_size),
+        lr=float(im.lr),
+        gamma=float(cfg.agent.get("gamma", 0.99)),
+        n_jobs=int(im.n_jobs),
+        seed=seed,
+        label_fraction=float(im.label_fraction),
+        cache_dir=None if im.cache is None else str(im.cache),
+        work_dir=str(out),
+        logger=logger,
+        log=None if not bool(cfg.train.progress_bar) else print,
+    )
+    write_text(json.dumps(summary, indent=2) + "\n", out / "imitation.json")

@@ -18,16 +18,15 @@ Writes ``runs/ablation/<timestamp>/{runs.csv,ablation.md}``.
 
 from __future__ import annotations
 
-import argparse
-import sys
 import time
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
+from hydra import initialize_config_dir
 
 from agents.config import register_configs
 from agents.evaluation import ci95, markdown_table, write_csv, write_text
-from agents.train import run_training
+from agents.train import check_config, run_training
+from wass_env.cli import ArgumentParser, check_output_dir, cli, compose_overrides
 
 REPO = Path(__file__).resolve().parents[1]
 SPARSE = "env.reward_weights={makespan:1.0,progress:0.0,illegal:1.0}"
@@ -46,9 +45,10 @@ VARIANTS: dict[str, list[str]] = {
 }
 
 
+@cli
 def main(argv: list[str] | None = None) -> int:
     """Run every variant with every seed and print the comparison."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=30_000)
     ap.add_argument("--episodes", type=int, default=10, help="unseen evaluation episodes")
@@ -78,10 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     args.variants = [*args.variants, *(v[0] for v in args.variant)]
     unknown = [v for v in args.variants if v not in variants]
     if unknown:
-        print(
-            f"error: unknown variant {unknown[0]!r}; choose from {list(variants)}", file=sys.stderr
-        )
-        return 2
+        ap.error(f"unknown variant {unknown[0]!r}; choose from {list(variants)}")
+    for flag, value in (("--seeds", args.seeds), ("--steps", args.steps)):
+        if value < 1:
+            ap.error(f"{flag} must be >= 1, got {value}")
+    check_output_dir(args.out, "--out")
     register_configs()
     common = [
         f"train.total_timesteps={args.steps}",
@@ -91,31 +92,32 @@ def main(argv: list[str] | None = None) -> int:
     ]
     rows = []
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        for name in args.variants:
-            for seed in range(args.seeds):
-                cfg = compose("train", overrides=[*common, *variants[name], f"seed={seed}"])
-                t0 = time.perf_counter()
-                try:
-                    out = run_training(cfg, args.out / _slug(name) / f"seed{seed}", quiet=True)
-                except FileNotFoundError as exc:
-                    print(f"error: {exc}", file=sys.stderr)
-                    return 2
-                agent = next(e for e in out["summary"] if e["scheduler"] == "maskable_ppo")
-                curve = [r for _, r in out["train_episodes"]]
-                rows.append(
-                    {
-                        "variant": name,
-                        "seed": seed,
-                        "ratio_to_heft": agent["ratio_to_heft"],
-                        "ratio_to_lower_bound": agent["ratio_to_lower_bound"],
-                        "makespan": agent["makespan"],
-                        "train_mean": sum(curve) / len(curve),
-                        "train_last": sum(curve[-len(curve) // 4 :])
-                        / len(curve[-len(curve) // 4 :]),
-                        "seconds": time.perf_counter() - t0,
-                    }
-                )
-                print(f"{name}, seed {seed}: {agent['ratio_to_heft']:.3f} x HEFT", flush=True)
+        # Every run's config is composed and checked before the first one trains.
+        runs = [
+            (name, seed, compose_overrides("train", [*common, *variants[name], f"seed={seed}"]))
+            for name in args.variants
+            for seed in range(args.seeds)
+        ]
+        for _, _, cfg in runs:
+            check_config(cfg)
+        for name, seed, cfg in runs:
+            t0 = time.perf_counter()
+            out = run_training(cfg, args.out / _slug(name) / f"seed{seed}", quiet=True)
+            agent = next(e for e in out["summary"] if e["scheduler"] == "maskable_ppo")
+            curve = [r for _, r in out["train_episodes"]]
+            rows.append(
+                {
+                    "variant": name,
+                    "seed": seed,
+                    "ratio_to_heft": agent["ratio_to_heft"],
+                    "ratio_to_lower_bound": agent["ratio_to_lower_bound"],
+                    "makespan": agent["makespan"],
+                    "train_mean": sum(curve) / len(curve),
+                    "train_last": sum(curve[-len(curve) // 4 :]) / len(curve[-len(curve) // 4 :]),
+                    "seconds": time.perf_counter() - t0,
+                }
+            )
+            print(f"{name}, seed {seed}: {agent['ratio_to_heft']:.3f} x HEFT", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     write_csv(rows, args.out / "runs.csv")
     summary = []

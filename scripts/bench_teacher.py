@@ -37,9 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--kb", required=True, help="knowledge base keyed by --model")
     ap.add_argument("--model", required=True)
-    ap.add_argument(
-        "--index", default="auto", choices=["auto", "flat", "hnsw", "ivf", "numpy"]
-    )
+    ap.add_argument("--index", default="auto", choices=["auto", "flat", "hnsw", "ivf", "numpy"])
     ap.add_argument("--ef-search", type=int, default=32, help="HNSW query beam width")
     ap.add_argument("--mode", default="eq3", choices=REWARD_MODES)
     ap.add_argument("--workload", default="layered", help="generator name for the episodes")

@@ -12,18 +12,19 @@ The logic lives in :func:`teacher.build.build_knowledge_base`; profiles in
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import replace
 from pathlib import Path
 
 from teacher.build import PROFILES, build_knowledge_base
 from teacher.kb import KnowledgeBase
+from wass_env.cli import ArgumentParser, check_output_file, cli
 
 
+@cli
 def main(argv: list[str] | None = None) -> int:
     """Build (or extend) a knowledge base and print what it holds."""
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--profile", default="default", choices=sorted(PROFILES))
     ap.add_argument("--out", type=Path, help="base file (default: runs/kb/<profile>.wkb)")
     ap.add_argument("--instances", type=int, help="override the profile's instance count")
@@ -44,19 +45,17 @@ def main(argv: list[str] | None = None) -> int:
         }.items()
         if v is not None
     }
-    try:
-        config = replace(PROFILES[args.profile], **overrides)
-        if args.append:
-            KnowledgeBase.load(args.out)  # check the target before building anything
-        kb = build_knowledge_base(config, progress=lambda s: print(s, flush=True))
-        secs = kb.meta["build_seconds"]
-        if args.append:
-            kb = KnowledgeBase.append_file(args.out, kb)
-        else:
-            kb.save(args.out)
-    except (ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    config = replace(PROFILES[args.profile], **overrides)
+    # Check the target before building anything: the build takes minutes.
+    check_output_file(args.out, "--out")
+    if args.append:
+        KnowledgeBase.load(args.out)
+    kb = build_knowledge_base(config, progress=lambda s: print(s, flush=True))
+    secs = kb.meta["build_seconds"]
+    if args.append:
+        kb = KnowledgeBase.append_file(args.out, kb)
+    else:
+        kb.save(args.out)
     print(
         f"{args.out}: {kb.n_records} records, {kb.n_episodes} runs "
         f"(built in {secs:.1f} s, profile {args.profile!r})"

@@ -12,7 +12,6 @@ predicted makespan / lower bound of every candidate node, with a*_t marked.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from teacher.explain import explain_step
@@ -20,14 +19,16 @@ from teacher.kb import KnowledgeBase
 from teacher.policies import make_policy
 from teacher.predictor import TeacherModel
 from teacher.teacher import Teacher
+from wass_env.cli import ArgumentParser, cli
 from wass_env.sim.cluster import cluster_from_spec
 from wass_env.sim.problem import Problem
 from wass_env.workloads import load_workflow
 
 
+@cli
 def main(argv: list[str] | None = None) -> int:
     """Print the explanation; user mistakes give one line on stderr and exit status 2."""
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--kb", required=True, help="knowledge base keyed by --model")
     ap.add_argument("--model", required=True, help="trained teacher model")
     ap.add_argument("--workflow", required=True, help="WfFormat JSON or Pegasus DAX file")
@@ -37,16 +38,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--k", type=int, help="retrieved cases (default: the model's)")
     ap.add_argument("--reference", default="heft", help="continuation policy ('none': mixture)")
     args = ap.parse_args(argv)
-    try:
-        model = TeacherModel.load(args.model)
-        kb = KnowledgeBase.load(args.kb)
-        ref = None if args.reference.lower() == "none" else args.reference
-        teacher = Teacher(model, kb, k=args.k, reference=ref)
-        problem = Problem(load_workflow(args.workflow), cluster_from_spec(args.cluster))
-        explanation = explain_step(teacher, problem, make_policy(args.policy), args.step)
-    except (ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    model = TeacherModel.load(args.model)
+    kb = KnowledgeBase.load(args.kb)
+    ref = None if args.reference.lower() == "none" else args.reference
+    teacher = Teacher(model, kb, k=args.k, reference=ref)
+    problem = Problem(load_workflow(args.workflow), cluster_from_spec(args.cluster))
+    explanation = explain_step(teacher, problem, make_policy(args.policy), args.step)
     print(explanation)
     return 0
 

@@ -18,7 +18,6 @@ The logic lives in :func:`teacher.training.train_teacher`.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -26,7 +25,9 @@ from pathlib import Path
 from teacher.kb import KnowledgeBase
 from teacher.predictor import PredictorConfig, TeacherModel
 from teacher.training import TrainConfig, embed_records, train_teacher
+from wass_env.cli import ArgumentParser, check_output_dir, cli
 from wass_env.io import atomic_write
+from wass_env.limits import MAX_COUNT
 
 
 def _table(report: dict) -> str:
@@ -79,9 +80,10 @@ def _compare(model: TeacherModel, kb: KnowledgeBase, n: int, seed: int) -> dict:
     return compare_policies(problems, schedulers)
 
 
+@cli
 def main(argv: list[str] | None = None) -> int:
     """Train (or re-key) and write the outputs."""
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--kb", type=Path, default=Path("runs/kb/default.wkb"))
     ap.add_argument("--out", type=Path, default=Path("runs/teacher"))
     ap.add_argument("--holdout-family", help="hold out this workflow family entirely")
@@ -105,48 +107,43 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rekey", type=Path, help="only re-key this base with --model")
     ap.add_argument("--model", type=Path, help="model for --rekey")
     args = ap.parse_args(argv)
-    for flag, value, low in (
-        ("--epochs", args.epochs, 1),
-        ("--context-epochs", args.context_epochs, 0),
-        ("--k", args.k, 0),
-        ("--threads", args.threads, 1),
-        ("--eval-episodes", args.eval_episodes, 0),
-        ("--seed", args.seed, 0),
+    for flag, value, low, high in (
+        ("--epochs", args.epochs, 1, MAX_COUNT),
+        ("--context-epochs", args.context_epochs, 0, MAX_COUNT),
+        ("--k", args.k, 0, MAX_COUNT),
+        ("--threads", args.threads, 1, 1024),
+        ("--eval-episodes", args.eval_episodes, 0, MAX_COUNT),
+        ("--seed", args.seed, 0, 2**32 - 1),  # torch and NumPy seeds
     ):
-        if value < low:
-            print(f"error: {flag} must be >= {low}, got {value}", file=sys.stderr)
-            return 2
-    try:
-        if args.rekey is not None:
-            if args.model is None:
-                raise ValueError("--rekey needs --model")
-            model = TeacherModel.load(args.model)
-            kb = KnowledgeBase.load(args.rekey)
-            kb.set_keys(embed_records(kb, model, threads=args.threads), model.key_model)
-            kb.index(args.index)
-            kb.save(args.out / "kb.wkb")
-            print(f"{args.out / 'kb.wkb'}: {len(kb)} records keyed by {model.key_model}")
-            return 0
-        kb = KnowledgeBase.load(args.kb)
-        config = TrainConfig(
-            predictor=PredictorConfig(k=args.k),
-            epochs=args.epochs,
-            context_epochs=args.context_epochs,
-            holdout_family=args.holdout_family,
-            seed=args.seed,
-            threads=args.threads,
-        )
-        args.out.mkdir(parents=True, exist_ok=True)  # fail on a bad --out before training
-        result = train_teacher(kb, config, progress=lambda s: print(s, flush=True))
-        result.model.save(args.out / "model.wtm")
-        kb.set_keys(result.keys, result.model.key_model)
+        if not low <= value <= high:
+            ap.error(f"{flag} must be in [{low}, {high}], got {value}")
+    if args.rekey is not None and args.model is None:
+        ap.error("--rekey needs --model")
+    check_output_dir(args.out, "--out")  # a bad --out fails before any training
+    if args.rekey is not None:
+        model = TeacherModel.load(args.model)
+        kb = KnowledgeBase.load(args.rekey)
+        kb.set_keys(embed_records(kb, model, threads=args.threads), model.key_model)
         kb.index(args.index)
         kb.save(args.out / "kb.wkb")
-        text = json.dumps(result.report, indent=2, default=str)
-        atomic_write(args.out / "report.json", text)
-    except (ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        print(f"{args.out / 'kb.wkb'}: {len(kb)} records keyed by {model.key_model}")
+        return 0
+    kb = KnowledgeBase.load(args.kb)
+    config = TrainConfig(
+        predictor=PredictorConfig(k=args.k),
+        epochs=args.epochs,
+        context_epochs=args.context_epochs,
+        holdout_family=args.holdout_family,
+        seed=args.seed,
+        threads=args.threads,
+    )
+    result = train_teacher(kb, config, progress=lambda s: print(s, flush=True))
+    result.model.save(args.out / "model.wtm")
+    kb.set_keys(result.keys, result.model.key_model)
+    kb.index(args.index)
+    kb.save(args.out / "kb.wkb")
+    text = json.dumps(result.report, indent=2, default=str)
+    atomic_write(args.out / "report.json", text)
     r = result.report
     print(_table(r))
     if args.eval_episodes > 0:

@@ -26,6 +26,8 @@ import numpy as np
 from teacher.features import DESCRIPTOR_DIM, FeatureTracker, ProblemFeatures, descriptor
 from teacher.kb import EpisodeRecords, KnowledgeBase, concat
 from teacher.policies import make_policy, parse_policy
+from wass_env.errors import WassError
+from wass_env.limits import MAX_COUNT
 from wass_env.scheduling import Scheduler
 from wass_env.sim.cluster import Cluster
 from wass_env.sim.ordering import ReadyQueue
@@ -36,10 +38,11 @@ from wass_env.sim.workflow import Workflow
 __all__ = [
     "PROFILES",
     "BuildConfig",
+    "BuildConfigError",
     "WorkflowSampler",
     "build_knowledge_base",
     "instance_id",
-    "run_episode",
+    "record_episode",
 ]
 
 
@@ -49,6 +52,10 @@ class WorkflowSampler(Protocol):
     def sample(self, rng: np.random.Generator, cluster: Cluster) -> Workflow:
         """A workflow drawn with ``rng``."""
         ...
+
+
+class BuildConfigError(WassError):
+    """An invalid stage-1 setting (the message names the field and its value)."""
 
 
 @dataclass(frozen=True)
@@ -80,24 +87,26 @@ class BuildConfig:
 
     def __post_init__(self) -> None:
         if self.instances < 1:
-            raise ValueError(f"instances must be >= 1, got {self.instances}")
+            raise BuildConfigError(f"instances must be >= 1, got {self.instances}")
         if self.seed < 0:
-            raise ValueError(f"seed must be >= 0, got {self.seed}")
+            raise BuildConfigError(f"seed must be >= 0, got {self.seed}")
         if not self.policies:
-            raise ValueError("policies is empty")
+            raise BuildConfigError("policies is empty")
         for p in self.policies:
             parse_policy(p)
         if not 1 <= self.policies_per_instance <= len(self.policies):
-            raise ValueError(
+            raise BuildConfigError(
                 f"policies_per_instance must be in 1..{len(self.policies)}, "
                 f"got {self.policies_per_instance}"
             )
         if not 0.0 <= self.branch_prob <= 1.0:
-            raise ValueError(f"branch_prob must be in [0, 1], got {self.branch_prob}")
+            raise BuildConfigError(f"branch_prob must be in [0, 1], got {self.branch_prob}")
         if not self.clusters:
-            raise ValueError("clusters is empty")
-        if self.workers < 1:
-            raise ValueError(f"workers must be >= 1, got {self.workers}")
+            raise BuildConfigError("clusters is empty")
+        if not 1 <= self.workers <= 1024:
+            raise BuildConfigError(f"workers must be in [1, 1024], got {self.workers}")
+        if self.instances > MAX_COUNT:
+            raise BuildConfigError(f"instances must be <= {MAX_COUNT}, got {self.instances}")
 
 
 _CCR = [0.1, 2.0]
@@ -208,7 +217,7 @@ def _plan(
     return b, decisions
 
 
-def run_episode(
+def record_episode(
     problem: Problem,
     policy_spec: str,
     rng: np.random.Generator,
@@ -332,7 +341,7 @@ def _build_range(config: BuildConfig, start: int, stop: int) -> KnowledgeBase:
         instance = instance_id(wf)
         for j in sorted(chosen.tolist()):
             spec = config.policies[j]
-            records, makespan = run_episode(
+            records, makespan = record_episode(
                 problem,
                 spec,
                 np.random.default_rng([config.seed, i, j]),

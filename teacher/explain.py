@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from teacher.teacher import Evaluation, Teacher
+from teacher.teacher import Evaluation, Teacher, TeacherConfigError
 from wass_env.scheduling import Scheduler
 from wass_env.sim.ordering import ReadyQueue
 from wass_env.sim.plan import PlanBuilder
@@ -180,7 +180,9 @@ def explain_step(
     """
     n = problem.n_tasks
     if not 0 <= step < n:
-        raise ValueError(f"step must be in 0..{n - 1} for {problem.workflow.name!r}, got {step}")
+        raise TeacherConfigError(
+            f"step must be in 0..{n - 1} for {problem.workflow.name!r}, got {step}"
+        )
     teacher.begin(problem)
     policy.begin(problem)
     b = PlanBuilder(problem, insertion=insertion)

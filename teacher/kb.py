@@ -26,7 +26,9 @@ atomically; :meth:`KnowledgeBase.load` refuses a corrupt, truncated, foreign or
 version-mismatched file with a :class:`KnowledgeBaseError` naming the file and the problem.
 :meth:`KnowledgeBase.append_file` adds records to a saved base (continual learning) by writing a
 new file over it atomically; the old base stays intact until the new one is complete. An
-approximate index (HNSW, IVF) is stored with the base so it is not rebuilt on every load.
+approximate index (HNSW, IVF) is stored with the base so it is not rebuilt on every load: as
+plain arrays (the HNSW graph, the IVF centroids), each checked before FAISS reads it, never as
+FAISS's own serialisation, whose reader trusts its input.
 """
 
 from __future__ import annotations
@@ -406,7 +408,9 @@ class KnowledgeBase:
         }
         idx = self._index
         if include_index and isinstance(idx, FaissRetriever) and idx.kind != "flat" and len(idx):
-            arrays["index_blob"] = np.frombuffer(idx.to_bytes(), dtype=np.uint8)
+            # The index's structure as plain arrays, never FAISS's own serialisation: reading
+            # that back trusts the bytes (see load).
+            arrays.update({f"index_{k}": v for k, v in idx.to_arrays().items()})
         return arrays, meta
 
     def save(self, path: str | os.PathLike[str], *, include_index: bool = True) -> None:
@@ -461,15 +465,18 @@ class KnowledgeBase:
         kb._check(path)
         if index is None:
             kb._index_spec = stored_spec
-            blob = arrays.get("index_blob")
-            if blob is not None:
+            stored = {k[6:]: v for k, v in arrays.items() if k.startswith("index_")}
+            stored.pop("blob", None)  # an older version's FAISS blob: rebuilt on first use
+            if stored and stored_spec.get("kind") in ("hnsw", "ivf"):
+                # Checked array by array before FAISS uses them; a FAISS blob written by an
+                # older version ("index_blob") is never deserialised: the index is rebuilt.
                 p = {k: v for k, v in stored_spec.items() if k != "kind"}
-                r = FaissRetriever.from_bytes(blob.tobytes(), kb.key_dim, stored_spec["kind"], **p)
-                if len(r) != n_rec:
-                    raise KnowledgeBaseError(
-                        f"{path}: stored index holds {len(r)} vectors for {n_rec} records"
+                try:
+                    kb._index = FaissRetriever.from_arrays(
+                        stored, kb.keys, stored_spec["kind"], **p
                     )
-                kb._index = r
+                except (TypeError, ValueError) as exc:
+                    raise KnowledgeBaseError(f"{path}: corrupted stored index ({exc})") from None
         else:
             kb.index(index, **params)
         return kb

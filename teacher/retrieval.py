@@ -267,15 +267,99 @@ class FaissRetriever:
             sims[ids < 0] = -np.inf
         return sims, ids.astype(np.int64, copy=False)
 
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The index's own structure as plain arrays, for :meth:`from_arrays` (the stored
+        vectors are not included: the caller keeps them).
+
+        ``hnsw``: the graph (``hnsw_levels``, ``hnsw_offsets``, ``hnsw_neighbors`` and
+        ``hnsw_entry`` = ``[entry point, top level]``); ``ivf``: the k-means cells
+        (``ivf_centroids``); ``flat``: nothing (rebuilding an exact index is as fast as reading).
+        """
+        faiss = _faiss()
+        if self._index is None or self.kind == "flat" or not len(self):
+            return {}
+        if self.kind == "hnsw":
+            h = self._index.hnsw
+            return {
+                "hnsw_levels": faiss.vector_to_array(h.levels).astype(np.int32),
+                "hnsw_offsets": faiss.vector_to_array(h.offsets).astype(np.uint64),
+                "hnsw_neighbors": faiss.vector_to_array(h.neighbors).astype(np.int32),
+                "hnsw_entry": np.array([h.entry_point, h.max_level], dtype=np.int64),
+            }
+        quantizer = faiss.downcast_index(self._index.quantizer)
+        return {"ivf_centroids": quantizer.reconstruct_n(0, quantizer.ntotal).astype(np.float32)}
+
+    @classmethod
+    def from_arrays(
+        cls, arrays: dict[str, np.ndarray], vectors: ArrayLike, kind: str, **params: Any
+    ) -> FaissRetriever:
+        """Rebuild an index from :meth:`to_arrays` output and the vectors it holds.
+
+        Every array is checked (shapes, dtypes, every graph offset and neighbour id in range)
+        before FAISS sees it, so damaged or hostile arrays are refused instead of being read out
+        of bounds: unlike ``faiss.deserialize_index``, nothing here trusts the file.
+
+        Raises:
+            ValueError: naming the array that does not fit.
+        """
+        x = normalize(vectors)
+        n, dim = x.shape
+        r = cls(dim, kind, **params)
+        faiss = _faiss()
+        if kind == "hnsw" and n:
+            h = r._index.hnsw
+            cum = faiss.vector_to_array(h.cum_nneighbor_per_level).astype(np.int64)
+            levels = _array(arrays, "hnsw_levels", np.int32, (n,))
+            offsets = _array(arrays, "hnsw_offsets", np.uint64, (n + 1,))
+            entry = _array(arrays, "hnsw_entry", np.int64, (2,))
+            if levels.min() < 1 or levels.max() > cum.size - 1:
+                raise ValueError(f"hnsw_levels: levels must be in [1, {cum.size - 1}]")
+            if offsets[0] != 0 or np.any(np.diff(offsets.astype(np.int64)) != cum[levels]):
+                raise ValueError("hnsw_offsets: do not match the levels and the graph degree")
+            neighbors = _array(arrays, "hnsw_neighbors", np.int32, (int(offsets[-1]),))
+            if neighbors.size and (neighbors.min() < -1 or neighbors.max() >= n):
+                raise ValueError(f"hnsw_neighbors: ids must be in [-1, {n - 1}]")
+            ep, top = (int(v) for v in entry)
+            if not 0 <= ep < n or top != int(levels.max()) - 1 or int(levels[ep]) - 1 != top:
+                raise ValueError(f"hnsw_entry: entry point {ep} at level {top} does not fit")
+            faiss.copy_array_to_vector(levels, h.levels)
+            faiss.copy_array_to_vector(offsets, h.offsets)
+            faiss.copy_array_to_vector(neighbors, h.neighbors)
+            h.entry_point, h.max_level = ep, top
+            faiss.downcast_index(r._index.storage).add(x)
+            r._index.ntotal = n
+        elif kind == "ivf" and n:
+            cent = arrays.get("ivf_centroids")
+            if cent is None or cent.ndim != 2 or cent.shape[1] != dim or not cent.shape[0] >= 1:
+                raise ValueError(f"ivf_centroids: expected an (nlist, {dim}) array")
+            cent = _array(arrays, "ivf_centroids", np.float32, cent.shape)
+            if not np.all(np.isfinite(cent)):
+                raise ValueError("ivf_centroids: not finite")
+            quantizer = faiss.IndexFlatIP(dim)
+            quantizer.add(cent)
+            idx = faiss.IndexIVFFlat(quantizer, dim, int(cent.shape[0]), faiss.METRIC_INNER_PRODUCT)
+            idx.is_trained = True  # the cells are the stored centroids
+            r._index = idx
+            r.set_nprobe(r.params["nprobe"])
+            idx.add(x)
+        else:
+            r.add(x)
+        r._n = int(r._index.ntotal) if r._index is not None else 0
+        return r
+
     def to_bytes(self) -> bytes:
-        """The index serialised by FAISS (empty when nothing was added to an IVF index)."""
+        """The index serialised by FAISS (empty when nothing was added to an IVF index).
+
+        For pickling within a run only: :meth:`from_bytes` trusts its input.
+        """
         if self._index is None:
             return b""
         return bytes(_faiss().serialize_index(self._index).tobytes())
 
     @classmethod
     def from_bytes(cls, data: bytes, dim: int, kind: str, **params: Any) -> FaissRetriever:
-        """Rebuild from :meth:`to_bytes` output."""
+        """Rebuild from :meth:`to_bytes` output (trusted bytes only: FAISS's reader does not
+        check them, so files use :meth:`to_arrays` / :meth:`from_arrays` instead)."""
         r = cls(dim, kind, **params)
         if data:
             r._index = _faiss().deserialize_index(np.frombuffer(data, dtype=np.uint8))
@@ -297,6 +381,18 @@ class FaissRetriever:
 
     def __repr__(self) -> str:
         return f"FaissRetriever(dim={self.dim}, kind={self.kind!r}, n={len(self)})"
+
+
+def _array(arrays: dict[str, np.ndarray], name: str, dtype: Any, shape: tuple[int, ...]) -> Any:
+    """``arrays[name]``, which must have ``dtype`` and ``shape``, as a contiguous copy."""
+    a = arrays.get(name)
+    if a is None:
+        raise ValueError(f"{name}: missing")
+    if a.dtype != np.dtype(dtype) or a.shape != shape:
+        raise ValueError(
+            f"{name}: expected {np.dtype(dtype)} of shape {shape}, got {a.dtype} {a.shape}"
+        )
+    return np.ascontiguousarray(a).copy()
 
 
 def make_retriever(dim: int, kind: str = "flat", **params: Any) -> NumpyRetriever | FaissRetriever:

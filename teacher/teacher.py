@@ -42,15 +42,27 @@ from teacher.features import DecisionFeatures, FeatureTracker, ProblemFeatures
 from teacher.kb import KnowledgeBase, KnowledgeBaseError
 from teacher.predictor import CONTEXT_STATS, TeacherModel, context_vector
 from teacher.retrieval import auto_index_kind
+from wass_env.errors import WassError
 from wass_env.scheduling import Scheduler
 from wass_env.sim.plan import PlanBuilder
 from wass_env.sim.problem import Problem
 
-__all__ = ["REWARD_MODES", "Evaluation", "Teacher", "TeacherScheduler", "load_teacher"]
+__all__ = [
+    "REWARD_MODES",
+    "Evaluation",
+    "Teacher",
+    "TeacherConfigError",
+    "TeacherScheduler",
+    "load_teacher",
+]
 
 #: Accepted values of ``Teacher(mode=...)``.
 REWARD_MODES = ("eq3", "history", "potential")
 _DEFAULT_REFERENCE = "heft"
+
+
+class TeacherConfigError(WassError):
+    """An invalid teacher setting (mode, gamma, k, reference policy, lambda)."""
 
 
 @dataclass(frozen=True)
@@ -122,9 +134,9 @@ class Teacher:
         **index_params: object,
     ) -> None:
         if mode not in REWARD_MODES:
-            raise ValueError(f"mode must be one of {REWARD_MODES}, got {mode!r}")
+            raise TeacherConfigError(f"mode must be one of {REWARD_MODES}, got {mode!r}")
         if not 0.0 <= gamma <= 1.0:
-            raise ValueError(f"gamma must be in [0, 1], got {gamma!r}")
+            raise TeacherConfigError(f"gamma must be in [0, 1], got {gamma!r}")
         if kb is not None and (kb.key_model != model.key_model or kb.key_dim != model.embed_dim):
             raise KnowledgeBaseError(
                 f"the knowledge base is keyed by {kb.key_model!r} (dim {kb.key_dim}), the model "
@@ -135,13 +147,13 @@ class Teacher:
         self.kb = kb
         self.k = model.k if k is None else int(k)
         if self.k < 0:
-            raise ValueError(f"k must be >= 0, got {self.k}")
+            raise TeacherConfigError(f"k must be >= 0, got {self.k}")
         self.mode = mode
         self.gamma = float(gamma)
         if reference == _DEFAULT_REFERENCE and reference not in model.policies:
             reference = None
         if reference is not None and reference not in model.policies:
-            raise ValueError(
+            raise TeacherConfigError(
                 f"reference policy {reference!r} is unknown to the model; "
                 f"it knows {list(model.policies)} (or None for the base's mixture)"
             )

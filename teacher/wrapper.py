@@ -25,7 +25,7 @@ from typing import Any, SupportsFloat
 import gymnasium as gym
 import numpy as np
 
-from teacher.teacher import Evaluation, Teacher
+from teacher.teacher import Evaluation, Teacher, TeacherConfigError
 
 __all__ = ["RAGRewardWrapper", "rag_wrapper"]
 
@@ -50,7 +50,7 @@ class RAGRewardWrapper(gym.Wrapper):  # type: ignore[type-arg]
     ) -> None:
         super().__init__(env)
         if not np.isfinite(lam):
-            raise ValueError(f"lam must be finite, got {lam!r}")
+            raise TeacherConfigError(f"lam must be finite, got {lam!r}")
         self.teacher = teacher
         self.lam = float(lam)
         self.evaluate_when_off = bool(evaluate_when_off)

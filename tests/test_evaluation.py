@@ -13,17 +13,19 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from agents.evaluation import add_paired_ratios, ci95, episode_problems
-from agents.experiment import (
+from agents.evaluation import (
     CPSATConfig,
     EvaluationError,
     Grid,
+    add_paired_ratios,
+    ci95,
+    episode_problems,
     grid_from_config,
     main,
     register_configs,
     run_evaluation,
     run_grid,
-    summarize_grid,
+    summarize,
 )
 from agents.heft import HEFTScheduler
 from wass_env.sim.cluster import cluster_from_spec
@@ -93,7 +95,7 @@ def test_paired_ratios_divide_within_an_episode() -> None:
     assert [r["ratio_to_heft"] for r in rows[:4]] == [1.0, 1.5, 1.0, 1.1]
     assert math.isnan(rows[4]["ratio_to_heft"])  # no HEFT row for workload b
     # The mean of paired ratios (1.5, 1.1) is not the ratio of means (18.5 / 15).
-    summary = summarize_grid(rows, ["heft", "slurm"])
+    summary = summarize(rows, order=["heft", "slurm"])
     slurm_a = next(e for e in summary if e["workload"] == "a" and e["scheduler"] == "slurm")
     assert slurm_a["ratio_to_heft"] == pytest.approx(1.3)
     assert slurm_a["makespan"] == pytest.approx(18.5)
@@ -150,7 +152,7 @@ def test_grid_rows_pairing_and_cpsat_optimum() -> None:
     # CP-SAT strictly beats HEFT on some of them (the instances are not trivial).
     assert any(r["ratio_to_heft"] < 1.0 for r in rows if r["scheduler"] == "cpsat")
 
-    summary = summarize_grid(rows, result.names)
+    summary = summarize(rows, order=result.names)
     assert len(summary) == 2 * 6
     for e in summary:
         ms = [
@@ -199,8 +201,9 @@ def test_bad_input_names_the_field_and_value() -> None:
         run_grid(_tiny_grid(schedulers=["slurm", "hefty"]))
     with pytest.raises(EvaluationError, match=r"reference='heft': not among the schedulers"):
         run_grid(_tiny_grid(schedulers=["slurm"]))
-    with pytest.raises(EvaluationError, match=r"checkpoints.ppo='nowhere/model.zip': no such"):
-        run_grid(_tiny_grid(checkpoints={"ppo": "nowhere/model.zip"}))
+    missing = {"name": "ppo", "scheduler": "heft", "checkpoint": "nowhere/model.zip"}
+    with pytest.raises(EvaluationError, match=r"schedulers\[1\]='nowhere/model.zip': no such"):
+        run_grid(_tiny_grid(schedulers=["heft", missing]))
     with pytest.raises(EvaluationError, match=r"clusters.big='het9': unknown cluster preset"):
         run_grid(_tiny_grid(clusters={"big": "het9"}))
     with pytest.raises(EvaluationError, match=r"workloads.w.n_tasks: .*-3"):
@@ -218,7 +221,7 @@ def test_missing_checkpoint_is_a_one_line_error(
     assert main(cfg, tmp_path / "out") == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1
-    assert err.startswith(f"error: checkpoint='{missing}': no such file")
+    assert err.startswith(f"error: checkpoint='{missing}': no such checkpoint file")
     assert not (tmp_path / "out").exists()  # nothing written
 
 
@@ -260,7 +263,9 @@ def test_experiments_compose_to_the_paper_setups() -> None:
         "montage",
     ]
     assert grid.workloads["genomics49"] == {"generator": "genomics49"}
-    assert len(grid.seeds) >= 5 and "cpsat" in grid.schedulers
+    assert len(grid.seeds) >= 30 and "cpsat" in grid.names
+    assert {"single_node", "heft_lookahead", "data_locality", "best_heuristic"} <= set(grid.names)
+    assert grid.seeds[0] == 10**9  # the evaluation seed range
     assert [cluster_from_spec(c).n_nodes for c in grid.clusters.values()] == [16, 8]
 
     scale = grid_from_config(_compose("experiment=paper_scale"))
@@ -310,11 +315,12 @@ def test_app_writes_csv_markdown_and_plots(tmp_path: Path) -> None:
     ).read_bytes()
 
 
-def test_checkpoint_joins_the_grid_with_its_own_env_settings(tmp_path: Path) -> None:
+def _tiny_checkpoint(path: Path, cluster: object = TINY_CLUSTER) -> Path:
+    """A barely trained policy (the tests are about the plumbing, not about its quality),
+    trained without insertion."""
     from agents.ppo import MaskablePPOAgent, make_vec
 
-    # A barely trained policy: the test is about the plumbing, not about its quality.
-    env_kwargs = {"workload": _tiny_workflows(1, 3), "cluster": TINY_CLUSTER, "insertion": False}
+    env_kwargs = {"workload": _tiny_workflows(1, 3), "cluster": cluster, "insertion": False}
     agent = MaskablePPOAgent(
         env_kwargs=env_kwargs, net_arch=(8,), seed=0, n_steps=16, batch_size=16
     )
@@ -322,21 +328,223 @@ def test_checkpoint_joins_the_grid_with_its_own_env_settings(tmp_path: Path) -> 
     agent.learn(venv, 16)
     venv.close()
     agent.env_kwargs = {"insertion": False, "task_order": "rank"}  # what the sidecar records
-    path = agent.save(tmp_path / "model.zip")
+    return agent.save(path)
 
-    grid = _tiny_grid(seeds=[5, 6], schedulers=["heft", "cpsat"], checkpoints={"ppo": str(path)})
+
+def test_checkpoint_joins_the_grid_with_its_own_env_settings(tmp_path: Path) -> None:
+    from agents.ppo import MaskablePPOAgent
+
+    path = _tiny_checkpoint(tmp_path / "model.zip")
+
+    ppo = {"name": "ppo", "scheduler": "policy", "checkpoint": str(path)}
+    grid = _tiny_grid(seeds=[5, 6], schedulers=["heft", "cpsat", ppo])
     rows = run_grid(grid).rows
-    ppo = [r for r in rows if r["scheduler"] == "ppo"]
-    assert len(rows) == 2 * 2 * 3 and len(ppo) == 2 * 2
+    ppo_rows = [r for r in rows if r["scheduler"] == "ppo"]
+    assert len(rows) == 2 * 2 * 3 and len(ppo_rows) == 2 * 2
     # The policy plans with the insertion policy it was trained with; the baselines with theirs.
-    assert all(r["insertion"] is False for r in ppo)
+    assert all(r["insertion"] is False for r in ppo_rows)
     assert all(r["insertion"] is True for r in rows if r["scheduler"] != "ppo")
-    assert all(r["ratio_to_cpsat"] >= 1.0 - 1e-12 for r in ppo)
+    assert all(r["ratio_to_cpsat"] >= 1.0 - 1e-12 for r in ppo_rows)
     loaded = MaskablePPOAgent.load(path)
     problems = episode_problems({"workload": grid.workloads["a"], "cluster": TINY_CLUSTER}, [5, 6])
-    for problem, r in zip(problems, [r for r in ppo if r["workload"] == "a"], strict=True):
+    for problem, r in zip(problems, [r for r in ppo_rows if r["workload"] == "a"], strict=True):
         assert r["makespan"] == loaded.plan(problem, insertion=False).makespan
 
     # A policy with 3 actions cannot schedule a 16-node cluster: refused before anything runs.
-    with pytest.raises(EvaluationError, match=r"checkpoints.ppo=.*at most 3 nodes; clusters.h"):
-        run_grid(_tiny_grid(clusters={"h": "het16"}, checkpoints={"ppo": str(path)}))
+    with pytest.raises(EvaluationError, match=r"schedulers\[1\]=.*at most 3 nodes; clusters.h"):
+        run_grid(_tiny_grid(clusters={"h": "het16"}, schedulers=["heft", ppo]))
+
+
+# ---------------------------------------------------------------------------------------------
+# fixed instances, scheduler specs, outcome counts, leave-one-family-out
+
+
+def test_instances_are_a_function_of_their_seed() -> None:
+    # A pool of 2 recipe instances would make 4 seeds share workflows; each seed's instance is
+    # drawn afresh, and does not depend on the other seeds evaluated.
+    spec = {"workload": {"recipe": "srasearch", "n_tasks": [22, 40], "pool": 2}, "cluster": "het16"}
+    seeds = [10**9 + i for i in range(4)]
+    together = episode_problems(spec, seeds)
+    assert len({p.workflow.name for p in together}) == 4
+    for seed, problem in zip(seeds, together, strict=True):
+        (alone,) = episode_problems(spec, [seed])
+        assert alone.workflow == problem.workflow
+    assert episode_problems(spec, seeds[::-1])[0].workflow == together[-1].workflow
+
+
+def test_outcome_counts_by_hand() -> None:
+    rows = [
+        {"workload": "w", "cluster": "c", "seed": s, "scheduler": n, "makespan": m}
+        for s, (h, x) in enumerate([(10.0, 5.0), (10.0, 10.0), (10.0, 10.0 + 1e-9), (4.0, 6.0)])
+        for n, m in (("heft", h), ("x", x))
+    ]
+    add_paired_ratios(rows, "heft")
+    (x,) = [e for e in summarize(rows) if e["scheduler"] == "x"]
+    # ratios 0.5 (win), 1.0 (tie), 1 + 1e-10 (tie: within 1e-9), 1.5 (loss)
+    assert (x["wins_heft"], x["ties_heft"], x["losses_heft"]) == (1, 2, 1)
+    assert x["vs_heft"] == "1/2/1"
+    assert x["ratio_to_heft"] == pytest.approx((0.5 + 1.0 + 1.0 + 1e-10 + 1.5) / 4)
+    assert "best_heuristic" not in str(x)  # no best_heuristic rows: nothing counted
+
+
+def test_any_scheduler_spec_joins_the_grid() -> None:
+    grid = _tiny_grid(
+        schedulers=[
+            "heft",
+            "slurm",
+            "data_locality",
+            {"name": "mine", "_target_": "agents.baselines.SlurmScheduler"},
+            {"name": "cp", "scheduler": "cpsat", "time_limit": 5.0},
+            {"name": "dl_a", "scheduler": "data_locality", "workloads": ["a"]},
+            {"name": "dl", "scheduler": "data_locality", "workloads": ["b"]},
+            {"name": "dl", "scheduler": "heft", "workloads": ["a"]},
+        ]
+    )
+    result = run_grid(grid)
+    rows = result.rows
+    assert result.names == ["heft", "slurm", "data_locality", "mine", "cp", "dl_a", "dl"]
+    by = {(r["workload"], r["seed"], r["scheduler"]): r for r in rows}
+    for wl in ("a", "b"):
+        for s in grid.seeds:
+            assert by[wl, s, "mine"]["makespan"] == by[wl, s, "slurm"]["makespan"]
+            assert by[wl, s, "cp"]["makespan"] <= by[wl, s, "heft"]["makespan"] + 1e-9
+    assert {r["workload"] for r in rows if r["scheduler"] == "dl_a"} == {"a"}
+    # "dl" is HEFT on workload a and data locality on workload b
+    assert all(by["a", s, "dl"]["makespan"] == by["a", s, "heft"]["makespan"] for s in grid.seeds)
+    dl_b = [by["b", s, "dl"]["makespan"] for s in grid.seeds]
+    assert dl_b == [by["b", s, "data_locality"]["makespan"] for s in grid.seeds]
+    assert dl_b != [by["b", s, "heft"]["makespan"] for s in grid.seeds]
+
+    bad = [
+        ([{"name": "x", "_target_": "agents.nowhere.Sched"}], r"schedulers\[0\]._target_.*cannot"),
+        ([{"name": "x", "checkpoint": "m.zip"}], r"needs _target_ .* or scheduler"),
+        (["heft", {"name": "heft", "scheduler": "slurm"}], r"column 'heft' is listed twice"),
+        (["heft", {"scheduler": "slurm", "workloads": ["zz"]}], r"workloads='zz': not one of"),
+        ([{"scheduler": "hefty"}], r"schedulers\[0\].scheduler='hefty': unknown scheduler"),
+    ]
+    for schedulers, message in bad:
+        with pytest.raises(EvaluationError, match=message):
+            run_grid(_tiny_grid(schedulers=schedulers))
+
+
+def test_parallel_workers_give_the_same_rows() -> None:
+    grid = _tiny_grid(schedulers=["heft", "heft_lookahead", "best_heuristic", "random"])
+    serial = run_grid(grid).rows
+    parallel = run_grid(grid, workers=2).rows
+    assert repr(parallel) == repr(serial)
+
+
+def test_per_file_workloads_score_every_file_once(shared_data: Path) -> None:
+    files = sorted(str(p) for p in (shared_data / "dax").glob("Montage_*.xml"))
+    grid = _tiny_grid(
+        workloads={
+            "own": {"files": files, "per_file": True},
+            "ccr1": {"files": files, "per_file": True, "ccr": 1.0},
+        },
+        clusters={"h": {"kind": "heterogeneous", "n_nodes": [4, 6]}},
+        seeds=[10**9, 10**9 + 1, 10**9 + 2],
+        schedulers=["heft", "single_node"],
+    )
+    rows = run_grid(grid).rows
+    heft = [r for r in rows if r["scheduler"] == "heft"]
+    assert [r["workflow"] for r in heft if r["workload"] == "own"] == ["Montage_25", "Montage_50"]
+    assert {r["n_nodes"] for r in heft} <= {4, 6}
+    assert all(abs(r["ccr"] - 1.0) < 1e-9 for r in heft if r["workload"] == "ccr1")
+    assert all(r["ccr"] < 0.1 for r in heft if r["workload"] == "own")  # recorded: light
+
+
+def _gen_cfg(**changes: object) -> DictConfig:
+    from omegaconf import OmegaConf
+
+    from agents.evaluation import GeneralisationConfig
+
+    mix = {
+        "mix": {
+            "a": {"generator": "fork_join", "n_tasks": [7, 9]},
+            "b": {"generator": "layered", "n_tasks": [6, 8], "width": 3},
+        },
+        "exclude": [],
+    }
+    cfg = OmegaConf.structured(GeneralisationConfig(mix=mix, ccrs=[1.0, 5.0]))
+    for k, v in changes.items():
+        OmegaConf.update(cfg, k, v)
+    return cfg  # type: ignore[return-value]
+
+
+def test_generalisation_cells_policies_and_summary(tmp_path: Path) -> None:
+    from agents.evaluation.generalisation import expand, heldout_sections
+
+    workloads, entries = expand(_gen_cfg())
+    assert list(workloads) == ["a@ccr1", "a@ccr5", "b@ccr1", "b@ccr5"]
+    assert workloads["b@ccr5"] == {
+        "generator": "layered",
+        "n_tasks": [6, 8],
+        "width": 3,
+        "ccr": 5.0,
+    }
+    assert entries == []
+    # A "policy" for family a only (a checkpoint path stands for a trained one here).
+    ckpt = tmp_path / "gen" / "a" / "model.zip"
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"")
+    _, entries = expand(_gen_cfg(checkpoints=str(tmp_path / "gen")))
+    assert [(e.name, e.workloads, e.checkpoint) for e in entries] == [
+        ("policy", ("a@ccr1", "a@ccr5"), str(ckpt))
+    ]
+    with pytest.raises(EvaluationError, match=r"generalisation.checkpoints=.*no such directory"):
+        expand(_gen_cfg(checkpoints=str(tmp_path / "nowhere")))
+    with pytest.raises(EvaluationError, match=r"generalisation.families='c': not a family"):
+        expand(_gen_cfg(families=["c"]))
+
+    # The summary by held-out family, with a stand-in policy (HEFT) on family a.
+    grid = _tiny_grid(
+        workloads=workloads,
+        clusters={"h": {"kind": "heterogeneous", "n_nodes": 4}},
+        seeds=[10**9, 10**9 + 1],
+        schedulers=["heft", "single_node", "best_heuristic",
+                    {"name": "policy", "scheduler": "heft", "workloads": ["a@ccr1", "a@ccr5"]}],
+    )  # fmt: skip
+    result = run_grid(grid)
+    sections = heldout_sections(
+        result.rows, _gen_cfg(checkpoints=str(tmp_path / "gen")), result.names
+    )
+    text = "\n".join(sections)
+    assert "## Held-out families, every cell (CCR 1/5 x h): makespan / heft" in text
+    assert "## Held-out families, the cells at CCR >= 1" in text
+    line_a = next(x for x in text.splitlines() if x.startswith("| a | 4 |"))
+    assert line_a.split(" | ")[-1].startswith("1.000 ± 0.000 (0/4/0)")  # the policy is HEFT
+    assert "| mean over families |" in text
+    assert "No checkpoint for: b." in text
+
+
+def test_generalisation_table_from_a_directory_of_checkpoints(tmp_path: Path) -> None:
+    # One policy per held-out family, in <dir>/<family>/model.zip: scored on its family only.
+    four = {"kind": "heterogeneous", "n_nodes": 4}
+    _tiny_checkpoint(tmp_path / "gen" / "fork_join" / "model.zip", four)
+    cfg = _compose(
+        "experiment=generalisation",
+        "episodes=2",
+        "generalisation.families=[fork_join,fan_out]",
+        "generalisation.ccrs=[1.0]",
+        "generalisation.real=null",
+        "generalisation.mix.mix.fork_join.n_tasks=[9,12]",
+        "generalisation.mix.mix.fan_out.n_tasks=[9,12]",
+        "~clusters.het16",
+        "clusters.het4-8.n_nodes=[4]",
+        "schedulers=[heft,single_node,best_heuristic]",
+        f"generalisation.checkpoints={tmp_path / 'gen'}",
+        "progress=false",
+    )
+    out = run_evaluation(cfg, tmp_path / "out")
+    policy = [r for r in out["rows"] if r["scheduler"] == "policy"]
+    assert {r["workload"] for r in policy} == {"fork_join@ccr1"} and len(policy) == 2
+    assert all(r["insertion"] is False for r in policy)
+    md = (tmp_path / "out" / "results.md").read_text()
+    held = md[md.index("## Held-out families, every cell (CCR 1 x het4-8): makespan / heft") :]
+    header = next(x for x in held.splitlines() if x.startswith("| held-out family"))
+    assert header.endswith("| heft | single_node | best_heuristic | policy |")
+    fork = next(x for x in held.splitlines() if x.startswith("| fork_join | 2 |"))
+    fan = next(x for x in held.splitlines() if x.startswith("| fan_out | 2 |"))
+    assert fork.split(" | ")[-1] != "- |" and fan.split(" | ")[-1] == "- |"
+    assert "No checkpoint for: fan_out." in md
+    assert not (tmp_path / "out" / "makespan.png").exists()  # plots off in this experiment

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from wass_env.envs import NODE_FEATURES, WassSchedEnv
-from wass_env.sim import PlanBuilder, Problem, Workflow, WorkflowError, preset
+from wass_env.sim import Cluster, PlanBuilder, Problem, Workflow, WorkflowError, preset
 from wass_env.workloads import layered, make_sampler
 
 COL = {name: i for i, name in enumerate(NODE_FEATURES)}
@@ -32,12 +32,18 @@ def _problems(seed: int, n: int = 6) -> list[Problem]:
         )
         staged = rng.uniform(0, 1e9, wf.n_tasks) * (rng.random(wf.n_tasks) < 0.3)  # [bytes]
         wf = wf.replace(input_bytes=staged)
-        out.append(Problem(wf, preset("het16" if k % 2 else "hom16")))
+        cl = preset("het16" if k % 2 else "hom16")
+        if k % 3 == 2:
+            cl = Cluster(
+                cl.speed, cl.cores, cl.memory, dispatch_latency=2.0, name=f"{cl.name}-dispatch"
+            )
+        out.append(Problem(wf, cl))
     return out
 
 
 def _reference_data_ready(b: PlanBuilder, task: int) -> np.ndarray:
-    """Arrival of every input on every node from the definition (parents x nodes, then max)."""
+    """Arrival of every input on every node from the definition (parents x nodes, then max),
+    and the batch system's dispatch delay after the last parent."""
     p = b.problem
     wf = p.workflow
     sl = wf.parent_edge_slice(task)
@@ -46,7 +52,10 @@ def _reference_data_ready(b: PlanBuilder, task: int) -> np.ndarray:
         return drt
     parents = wf.edge_src[sl]
     arr = p.arrival_times(sl, b.node[parents], b.finish[parents])
-    return np.maximum(drt, arr.max(axis=0))
+    drt = np.maximum(drt, arr.max(axis=0))
+    if p.cluster.dispatch_latency > 0:
+        drt = np.maximum(drt, b.finish[parents].max() + p.cluster.dispatch_latency)
+    return drt
 
 
 def _reference_start(b: PlanBuilder, task: int, ready: np.ndarray) -> np.ndarray:
@@ -176,3 +185,31 @@ def test_segment_sums_add_like_add_at() -> None:
             np.add.at(want, index, rows)
             got = _SegmentSum(index, n)(rows)
             assert got.dtype == np.float32 and np.array_equal(got, want)
+
+
+def test_observe_another_plan_matches_the_episode_observation() -> None:
+    """``observe(builder, task)`` on a plan followed outside the env gives the env's own
+    observation of the same state (the incremental columns are rebuilt for it), and leaves the
+    observing env's episode as it was."""
+    env = WassSchedEnv(workload={"generator": "layered", "n_tasks": [15, 30]}, cluster="het16")
+    other = WassSchedEnv(workload={"generator": "layered", "n_tasks": [8, 12]}, cluster="het16")
+    other.reset(seed=1)
+    rng = np.random.default_rng(0)
+    obs, info = env.reset(seed=4)
+    shadow = PlanBuilder(env.problem, insertion=True)
+    seen = 0
+    while True:
+        t = env.current_task
+        got = other.observe(shadow, t)
+        for key in obs:
+            np.testing.assert_array_equal(got[key], obs[key])
+        # The observing env still sees its own episode's task and mask.
+        assert other.builder is not shadow and other.current_task >= 0
+        np.testing.assert_array_equal(other.action_masks(), other._masks[other.current_task])
+        node = int(rng.choice(np.flatnonzero(info["action_mask"])))
+        shadow.assign(t, node)
+        obs, _, done, _, info = env.step(node)
+        seen += 1
+        if done:
+            break
+    assert seen == env.problem.n_tasks

@@ -223,11 +223,14 @@ def test_approximate_index_is_saved_with_the_base(tiny_kb: KnowledgeBase, tmp_pa
     kb.index("hnsw", ef_search=40)
     kb.save(tmp_path / "h.wkb")
     arrays, meta = read_arrays(tmp_path / "h.wkb", kind=KIND, version=FORMAT_VERSION)
-    assert "index_blob" in arrays and meta["index"]["kind"] == "hnsw"
+    assert "index_hnsw_neighbors" in arrays and meta["index"]["kind"] == "hnsw"
+    assert not any("blob" in name for name in arrays)  # no FAISS serialisation in the file
     back = KnowledgeBase.load(tmp_path / "h.wkb")
     idx = back.index()
     assert isinstance(idx, FaissRetriever) and idx.kind == "hnsw" and len(idx) == len(kb)
     assert idx.params["ef_search"] == 40
+    # The graph read back is the graph saved: the same FAISS index, byte for byte.
+    assert idx.to_bytes() == kb.index().to_bytes()
 
 
 def _saved(kb: KnowledgeBase, tmp_path: Path, name: str = "kb.wkb") -> Path:

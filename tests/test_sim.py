@@ -303,6 +303,53 @@ def test_builder_rejects_bad_placements():
         b.plan()
 
 
+def test_cluster_specs_that_stand_for_several_clusters():
+    from wass_env.sim import expand_cluster_spec
+
+    assert expand_cluster_spec("het16") == ["het16"]
+    both = expand_cluster_spec({"kind": ["homogeneous", "heterogeneous"], "n_nodes": [4, 8]})
+    assert [cluster_from_spec(c).name for c in both] == ["hom4", "hom8", "het4", "het8"]
+    mix = expand_cluster_spec({"mix": ["hom16", {"kind": "heterogeneous", "n_nodes": [5, 6]}]})
+    assert [cluster_from_spec(c).n_nodes for c in mix] == [16, 5, 6]
+    assert expand_cluster_spec([{"preset": "het32", "latency": 0.0}]) == [
+        {"preset": "het32", "latency": 0.0}
+    ]
+    with pytest.raises(ClusterError, match="empty list"):
+        expand_cluster_spec([])
+    with pytest.raises(ClusterError, match="'mix' takes no other fields"):
+        expand_cluster_spec({"mix": ["het16"], "kind": "homogeneous"})
+
+
+@pytest.mark.parametrize("insertion", [True, False])
+def test_builder_copy_is_independent(insertion):
+    # Place half of a random DAG, copy, place the rest differently on the copy: the original
+    # then finishes exactly as a builder that was never copied.
+    from wass_env.workloads import layered
+
+    rng = np.random.default_rng(4)
+    wf = layered(30, rng, width=5, density=0.4)
+    cl = make_cluster("heterogeneous", 6)
+    problem = Problem(with_ccr(wf, cl, 1.0), cl)
+    order = problem.workflow.topo_order.tolist()
+    nodes = rng.integers(0, 6, len(order))
+    fresh, b = PlanBuilder(problem, insertion=insertion), PlanBuilder(problem, insertion=insertion)
+    for t in order[:15]:
+        b.assign(t, int(nodes[t]))
+        fresh.assign(t, int(nodes[t]))
+    twin = b.copy()
+    for t in order[15:]:
+        twin.assign(t, int((nodes[t] + 1) % 6))
+    assert twin.done and not b.done and b.n_placed == 15
+    for t in order[15:]:
+        b.assign(t, int(nodes[t]))
+        fresh.assign(t, int(nodes[t]))
+    for got, want in ((b.plan(), fresh.plan()), (twin.plan(), twin.copy().plan())):
+        np.testing.assert_array_equal(got.node, want.node)
+        np.testing.assert_array_equal(got.start, want.start)
+        np.testing.assert_array_equal(got.finish, want.finish)
+    assert not np.array_equal(twin.plan().node, b.plan().node)
+
+
 def test_workflow_is_immutable_and_comparable():
     problem, _ = diamond()
     wf = problem.workflow

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from teacher.build import BuildConfig, build_knowledge_base, instance_id, run_episode
+from teacher.build import BuildConfig, build_knowledge_base, instance_id, record_episode
 from teacher.encoder import EncoderConfig, GraphEncoder
 from teacher.explain import explain, explain_step
 from teacher.features import (
@@ -400,7 +400,7 @@ def test_predictor_learns_a_synthetic_relation() -> None:
     for i in range(40):
         p = Problem(sampler.sample(rng, cl), cl)
         pf = ProblemFeatures(p)
-        rec, mk = run_episode(p, ["heft~0.5", "random"][i % 2], rng, pf=pf, branch_prob=0.2)
+        rec, mk = record_episode(p, ["heft~0.5", "random"][i % 2], rng, pf=pf, branch_prob=0.2)
         y = 1.0 + 1.5 * rec.action_features[:, A["bound_after"]] + 0.5 * rec.state[:, S["progress"]]
         rec = dataclasses.replace(rec, target=y.astype(np.float32))
         if kb is None:

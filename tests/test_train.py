@@ -26,6 +26,15 @@ SHORT = [
     "workload.n_tasks=[8,12]",
 ]
 TINY = [*SHORT, "agent.n_steps=128", "agent.batch_size=64"]
+BASELINES = {
+    "random",
+    "slurm",
+    "data_locality",
+    "single_node",
+    "heft",
+    "heft_lookahead",
+    "best_heuristic",
+}
 
 
 def compose_train(overrides: list[str]):
@@ -48,13 +57,17 @@ def test_defaults_compose_into_plain_env_arguments():
 def test_tiny_training_run_end_to_end(tmp_path: Path):
     cfg = compose_train(TINY)
     out = run_training(cfg, tmp_path)
-    # results: 4 schedulers x 2 unseen episodes, identical instances for every scheduler
+    # results: the policy and 7 baselines x 2 fixed evaluation instances, the same for every
+    # scheduler, from the evaluation seed range
     with (tmp_path / "results.csv").open() as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 8
-    assert {r["scheduler"] for r in rows} == {"maskable_ppo", "random", "slurm", "heft"}
+    assert len(rows) == 8 * 2
+    assert {r["scheduler"] for r in rows} == {"maskable_ppo", *BASELINES}
+    assert {int(r["seed"]) for r in rows} == {10**9, 10**9 + 1}
     for seed in {r["seed"] for r in rows}:
         assert len({r["workflow"] for r in rows if r["seed"] == seed}) == 1
+    md = (tmp_path / "results.md").read_text()
+    assert "÷ best_heuristic" in md and "(0/2/0)" in md  # heft against itself: 2 ties
     assert all(float(r["makespan"]) >= float(r["lower_bound"]) - 1e-9 for r in rows)
     assert "| maskable_ppo | 2 |" in (tmp_path / "results.md").read_text()
     umask = os.umask(0)
@@ -87,7 +100,34 @@ def test_tiny_training_run_end_to_end(tmp_path: Path):
 def test_heuristic_agent_needs_no_training(tmp_path: Path):
     out = run_training(compose_train([*SHORT, "agent=slurm"]), tmp_path)
     assert out["checkpoint"] is None
-    assert {r["scheduler"] for r in out["rows"]} == {"slurm", "random", "heft"}
+    assert {r["scheduler"] for r in out["rows"]} == BASELINES
+    # Another training seed is scored on the same evaluation instances (paired).
+    other = run_training(compose_train([*SHORT, "agent=slurm", "seed=7"]), tmp_path / "s7")
+    key = [(r["scheduler"], r["seed"], r["workflow"], r["makespan"]) for r in out["rows"]]
+    assert [(r["scheduler"], r["seed"], r["workflow"], r["makespan"]) for r in other["rows"]] == key
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("seed=999999", "seed: train seeds 999999..1000000 leave the train range"),
+        ("eval.seed=5", "eval.seed: eval seeds 5..6 leave the eval range"),
+        ("eval.baselines=[heft,hefty]", r"eval.baselines\[1\]='hefty': unknown scheduler"),
+    ],
+)
+def test_bad_seed_ranges_and_baselines_are_refused(override: str, message: str) -> None:
+    from agents.train import TrainConfigError, check_config
+
+    with pytest.raises(TrainConfigError, match=message):
+        check_config(compose_train([*SHORT, override]))
+
+
+def test_a_cluster_mix_becomes_a_list_of_clusters() -> None:
+    kw = env_kwargs_from_config(compose_train(["cluster=mix", "workload=mix"]))
+    sizes = sorted({c["n_nodes"] for c in kw["cluster"]})
+    assert sizes == [4, 6, 8, 12, 16, 24, 32, 48, 64] and len(kw["cluster"]) == 18
+    assert {c["kind"] for c in kw["cluster"]} == {"homogeneous", "heterogeneous"}
+    assert len(kw["workload"]["mix"]) == 15 and kw["workload"]["exclude"] == []
 
 
 def test_multirun_sweep(tmp_path: Path):
@@ -176,11 +216,27 @@ def test_user_mistakes_give_one_line_and_exit_code_2(tmp_path: Path, capsys):
     assert err == ["error: workload.n_tasks: must be an integer >= 1, got -3"]
     assert not (tmp_path / "results.csv").exists()
     assert main(compose_train([*SHORT, "agent=slurm", "eval.baselines=[foo]"]), tmp_path) == 2
-    assert "unknown scheduler 'foo'" in capsys.readouterr().err
+    assert "eval.baselines[0]='foo': unknown scheduler" in capsys.readouterr().err
     for override, message in [
-        ("train.n_envs=0", "train.n_envs: must be >= 1, got 0"),
+        ("train.n_envs=0", "train.n_envs: must be an integer in [1, 1024], got 0"),
         ("eval.reference=nope", "eval.reference: 'nope' is not among"),
         ("env.task_order=bad", "task_order must be one of"),
     ]:
         assert main(compose_train([*SHORT, "agent=slurm", override]), tmp_path) == 2
         assert message in capsys.readouterr().err
+
+
+def test_latest_link_points_at_the_last_run_under_runs_train(tmp_path: Path):
+    from agents.train import link_latest
+
+    train = tmp_path / "runs" / "train"
+    a, b = train / "2026-01-01_00-00-00", train / "2026-01-01_00-00-01"
+    for d in (a, b):
+        d.mkdir(parents=True)
+        (d / "model.zip").write_text(d.name)
+    assert link_latest(a) == train / "latest"
+    assert (train / "latest" / "model.zip").read_text() == a.name
+    link_latest(b)
+    assert (train / "latest" / "model.zip").read_text() == b.name
+    assert os.readlink(train / "latest") == b.name  # relative: the tree can move
+    assert link_latest(tmp_path / "elsewhere") is None

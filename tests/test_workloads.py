@@ -119,7 +119,10 @@ def test_ccr_below_latency_is_rejected() -> None:
         (lambda: chain(0, rng()), "n_tasks: must be an integer >= 1, got 0"),
         (lambda: fan_in(1, rng()), "n_tasks: must be an integer >= 2, got 1"),
         (lambda: chain(3, rng(), work=(5, 1)), "work: lo must be <= hi, got (5, 1)"),
-        (lambda: chain(3, rng(), cores=(1, 2.5)), "cores: values must be whole numbers"),
+        (
+            lambda: chain(3, rng(), cores=(1, 2.5)),
+            "cores: values must be a whole number in [1, 2147483647], got 2.5",
+        ),
         (lambda: chain(3, rng(), data=-1.0), "data: values must be finite and >= 0.0, got -1.0"),
         (lambda: chain(3, rng(), work_dist="gamma"), "work_dist: must be 'uniform' or"),
         (lambda: layered(9, rng(), density=1.5), "density: must be a number in [0, 1], got 1.5"),
@@ -418,6 +421,62 @@ def test_workflows_and_shorthands() -> None:
     assert make_sampler(sampler) is sampler and isinstance(sampler, WorkloadSampler)
 
 
+def test_loguniform_ccr_covers_every_decade_equally() -> None:
+    # log10 of a log-uniform draw in [0.05, 10] is uniform on [log10 0.05, 1]: each of the
+    # decade-wide bins [0.05, 0.5) and [0.5, 5) gets 1/log10(200) = 43.5% of the draws.
+    cluster = make_cluster("heterogeneous", 4)
+    s = make_sampler({"generator": "chain", "n_tasks": 6, "ccr": {"loguniform": [0.05, 10.0]}})
+    r = rng(30)
+    ccrs = np.array([Problem(s.sample(r, cluster), cluster).ccr() for _ in range(2000)])
+    assert ccrs.min() >= 0.05 - 1e-9 and ccrs.max() <= 10.0 + 1e-9
+    share = 1 / np.log10(200)
+    for lo in (0.05, 0.5):
+        assert abs(np.mean((ccrs >= lo) & (ccrs < 10 * lo)) - share) < 0.035
+
+
+def test_mix_by_label_and_leave_one_out() -> None:
+    spec = {"mix": {"c": "chain", "fi": "fan_in", "fo": "fan_out"}, "weights": {"c": 2}}
+    full = make_sampler(spec)
+    assert full.labels == ["c", "fi", "fo"]
+    counts = collections.Counter(full.sample(rng(i)).family for i in range(400))
+    assert set(counts) == {"chain", "fan_in", "fan_out"}
+    assert counts["chain"] > 1.5 * counts["fan_in"]  # weight 2 against 1 (expected 200 / 100)
+    held_out = make_sampler({**spec, "exclude": "fi"})
+    assert held_out.labels == ["c", "fo"]
+    assert {held_out.sample(rng(i)).family for i in range(100)} == {"chain", "fan_out"}
+    listed = make_sampler({"mix": spec["mix"], "weights": [1, 0, 1], "exclude": ["c"]})
+    assert {listed.sample(rng(i)).family for i in range(50)} == {"fan_out"}
+
+
+def test_the_training_mix_covers_every_family() -> None:
+    omegaconf = pytest.importorskip("omegaconf")
+    spec = omegaconf.OmegaConf.load(Path(__file__).resolve().parents[1] / "conf/workload/mix.yaml")
+    sampler = make_sampler(spec)
+    generated = ["layered", "fork_join", "fan_in", "fan_out", "cybershake", "genomics49"]
+    assert sampler.labels is not None and sampler.labels[:6] == generated
+    assert sorted(sampler.labels[6:]) == sorted(RECIPES)
+    plain = omegaconf.OmegaConf.to_container(spec)
+    held_out = make_sampler({**plain, "exclude": "montage"}).labels
+    assert held_out is not None and "montage" not in held_out and len(held_out) == 14
+    cluster = make_cluster("heterogeneous", 8)
+    r = rng(31)
+    drawn = [sampler.sample(r, cluster) for _ in range(40)]
+    assert all(20 <= w.n_tasks <= 200 for w in drawn)
+    assert len({w.family for w in drawn}) >= 10
+
+
+def test_reset_forgets_the_recipe_pools() -> None:
+    s = make_sampler({"recipe": "srasearch", "n_tasks": [22, 40], "pool": 2})
+    first = s.sample(rng(40))
+    s.sample(rng(41))
+    s.reset()
+    assert s.sample(rng(40)) == first  # after a reset, a draw depends on its generator only
+    fixed = make_sampler({"recipe": "srasearch", "n_tasks": 30, "pool": 2, "seed": 3})
+    pool = {fixed.sample(rng(i)).name for i in range(20)}
+    fixed.reset()
+    assert {fixed.sample(rng(50 + i)).name for i in range(20)} == pool  # a fixed pool stays
+
+
 def test_sampler_accepts_omegaconf_containers() -> None:
     omegaconf = pytest.importorskip("omegaconf")
     cfg = omegaconf.OmegaConf.create({"generator": "layered", "n_tasks": [20, 40], "width": 4})
@@ -456,6 +515,28 @@ def test_sampler_accepts_omegaconf_containers() -> None:
         ({"files": ["no_such.json"]}, "workload.files[0]: no such file: 'no_such.json'"),
         ({"mix": ["chain"], "weights": [-1]}, "workload.weights: expected one number >= 0"),
         ({"n_tasks": 3}, "workload: a workload spec needs exactly one of 'generator'"),
+        (
+            {"mix": {"a": "chain", "b": "fan_in"}, "exclude": ["c"]},
+            "workload.exclude: unknown label 'c'; labels: a, b",
+        ),
+        (
+            {"mix": {"a": "chain"}, "exclude": "a"},
+            "workload.exclude: excludes every entry of the mix (a)",
+        ),
+        ({"mix": ["chain"], "exclude": ["x"]}, "workload.exclude: exclude needs a mix by label"),
+        (
+            {"mix": {"a": "chain"}, "weights": {"z": 1}},
+            "workload.weights.z: unknown label 'z'; labels: a",
+        ),
+        (
+            {"generator": "chain", "ccr": {"loguniform": [0, 10]}},
+            "workload.ccr: loguniform needs [lo, hi] with 0 < lo <= hi, got [0, 10]",
+        ),
+        (
+            {"generator": "chain", "n_tasks": {"loguniform": [5, 10]}},
+            "workload.n_tasks: expected a number, a range [lo, hi] or {loguniform: [lo, hi]} "
+            "(integer parameters take no loguniform)",
+        ),
         (["chain", 7], "workload[1]: expected a dict, a list, a name, a path or a Workflow"),
     ],
 )

@@ -5,13 +5,15 @@ Every file wass writes (result tables, plots, checkpoints, knowledge bases, mode
 :func:`os.replace` stays within one file system), which is flushed, given the permissions a plain
 ``open`` would give, and renamed over the destination. If writing fails, or the process is
 killed, the destination is untouched; temporary files a killed writer left behind
-(``.<name>.*.tmp``) are removed by the next write of the same file.
+(``.<name>.<random>.tmp``, with the writer's extension after it when it asked for one) are
+removed by the next write of the same file.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,10 +28,18 @@ def _umask_mode() -> int:
     return 0o666 & ~umask
 
 
+def _temp_name(name: str) -> re.Pattern[str]:
+    """What :func:`atomic_path` names the temporary files of ``name``: ``.<name>.<random>.tmp``,
+    plus the requested suffix when there is one (``.model.zip.k3j_x9ab.tmp.zip``)."""
+    return re.compile(rf"\.{re.escape(name)}\.[A-Za-z0-9_]+\.tmp(?:\.[A-Za-z0-9]+)?")
+
+
 def _remove_stale(dest: Path) -> None:
-    for stale in dest.parent.glob(f".{dest.name}.*.tmp"):
-        with contextlib.suppress(OSError):
-            stale.unlink()
+    pattern = _temp_name(dest.name)
+    for stale in dest.parent.iterdir():
+        if pattern.fullmatch(stale.name):
+            with contextlib.suppress(OSError):
+                stale.unlink()
 
 
 @contextlib.contextmanager
@@ -38,7 +48,8 @@ def atomic_path(path: str | os.PathLike[str], *, suffix: str = ".tmp") -> Iterat
 
     For writers that want a file name rather than a file object (``model.save(tmp)``,
     ``fig.savefig(tmp)``). ``suffix`` lets libraries that infer the format from the name see
-    the right extension; the temporary name still ends in ``.tmp`` when the suffix is the default.
+    the right extension: the temporary file is ``.<name>.<random>.tmp<suffix>``, so the next
+    write of ``path`` recognises it as stale whatever the suffix.
 
     Raises:
         OSError: if the directory cannot be created or written (the message names it).
@@ -46,7 +57,8 @@ def atomic_path(path: str | os.PathLike[str], *, suffix: str = ".tmp") -> Iterat
     dest = Path(path)
     dest.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale(dest)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix, dir=dest.parent)
+    tail = ".tmp" if suffix == ".tmp" else f".tmp{suffix}"  # every name ends in .tmp[.ext]
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=tail, dir=dest.parent)
     os.close(fd)
     try:
         yield Path(tmp)

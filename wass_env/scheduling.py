@@ -66,6 +66,9 @@ class Scheduler(abc.ABC):
     """
 
     name: ClassVar[str] = "scheduler"
+    #: Constructor arguments a name alone cannot supply (a trained policy needs its
+    #: ``checkpoint``); empty for schedulers that ``make_scheduler(name)`` builds as is.
+    requires: ClassVar[tuple[str, ...]] = ()
     task_order: str = "rank"
 
     def __init__(self, seed: int | None = None) -> None:
@@ -200,9 +203,16 @@ def register_scheduler(
     SCHEDULERS.register(name, factory, replace=replace)
 
 
-def scheduler_names() -> list[str]:
-    """The registered scheduler names, sorted."""
-    return list(SCHEDULERS)
+def scheduler_names(*, standalone: bool = False) -> list[str]:
+    """The registered scheduler names, sorted.
+
+    Args:
+        standalone: Only those that need no constructor arguments (see
+            :attr:`Scheduler.requires`); this imports every registered class.
+    """
+    if not standalone:
+        return list(SCHEDULERS)
+    return [n for n in SCHEDULERS if not getattr(SCHEDULERS[n], "requires", ())]
 
 
 def resolve_target(path: str) -> Any:

@@ -10,9 +10,12 @@ import numpy as np
 from gymnasium import spaces
 from numpy.typing import NDArray
 
+from wass_env.envs.graph import GRAPH_EDGE_FEATURES, GRAPH_TASK_FEATURES, GraphWindow
+from wass_env.envs.lookahead import LOOKAHEAD_FEATURES, Lookahead
 from wass_env.errors import WassError
+from wass_env.limits import whole_number
 from wass_env.scheduling import Scheduler, make_scheduler
-from wass_env.sim.cluster import Cluster, cluster_from_spec
+from wass_env.sim.cluster import Cluster, ClusterError, cluster_from_spec
 from wass_env.sim.execute import execute
 from wass_env.sim.metrics import schedule_metrics
 from wass_env.sim.ordering import TASK_ORDERS, ReadyQueue, task_priority
@@ -20,7 +23,15 @@ from wass_env.sim.plan import PlanBuilder
 from wass_env.sim.problem import Problem
 from wass_env.sim.workflow import Workflow
 
-__all__ = ["NODE_FEATURES", "REWARD_TERMS", "TASK_FEATURES", "EnvConfigError", "WassSchedEnv"]
+__all__ = [
+    "NODE_FEATURES",
+    "RESET_OPTIONS",
+    "REWARD_TERMS",
+    "TASK_FEATURES",
+    "ActionError",
+    "EnvConfigError",
+    "WassSchedEnv",
+]
 
 #: Names of the columns of ``obs["task"]``.
 TASK_FEATURES: tuple[str, ...] = (
@@ -54,13 +65,87 @@ NODE_FEATURES: tuple[str, ...] = (
     "load",  # core-seconds placed on the node / (cores x scale)
 )
 _N_STATIC = 5  # leading NODE_FEATURES columns that depend only on the task
+#: Names of ``obs["context"]`` (with ``lookahead=True``): the instance and the progress.
+CONTEXT_FEATURES: tuple[str, ...] = (
+    "log_ccr",  # log(1 + communication-to-computation ratio)
+    "n_nodes",  # nodes / max_nodes
+    "heterogeneity",  # spread of relative node speeds
+    "ready",  # ready tasks / tasks
+    "remaining",  # unplaced tasks / tasks
+)
+#: Time units the reward terms are divided by (``reward_scale``).
+REWARD_SCALES: tuple[str, ...] = ("lower_bound", "reference")
 #: Named reward terms reported in ``info["rewards"]``.
 REWARD_TERMS: tuple[str, ...] = ("makespan", "progress", "illegal")
 _CLIP = 100.0  # features are clipped to [0, _CLIP] so the Box bounds hold
 
 
+_TINY = float(np.finfo(np.float64).tiny)  # smallest normal float: 1 / _TINY is finite
+#: Largest accepted magnitude of a reward weight (rewards stay finite: every term is bounded).
+MAX_REWARD_WEIGHT = 1e6
+#: Keys ``reset(options=...)`` accepts.
+RESET_OPTIONS: tuple[str, ...] = ("problem", "workflow", "cluster")
+
+
 class EnvConfigError(WassError):
     """An invalid environment argument (the message names it and its value)."""
+
+
+class ActionError(WassError):
+    """An action that is not a node index, or (with ``illegal_action="raise"``) a masked one."""
+
+
+def _node_index(action: Any) -> int:
+    """The node an action names: a Python or NumPy integer, or an integer array of size 1.
+
+    Anything else (a float, even ``2.0``; a bool; a string; NaN; a longer array) is refused,
+    so that no action silently becomes another node.
+    """
+    a = action
+    if isinstance(a, np.ndarray) and a.size == 1 and np.issubdtype(a.dtype, np.integer):
+        a = a.reshape(()).item()
+    if isinstance(a, (int, np.integer)) and not isinstance(a, (bool, np.bool_)):
+        return int(a)
+    shape = f" of shape {a.shape} and dtype {a.dtype}" if isinstance(a, np.ndarray) else ""
+    raise ActionError(
+        f"action: expected a node index (a Python or NumPy integer, or an integer array of "
+        f"size 1), got {_short(action)} ({type(action).__name__}{shape})"
+    )
+
+
+def _reset_options(options: Any) -> dict[str, Any]:
+    """``reset``'s ``options``, checked: a dict with known keys and values of the right type."""
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise EnvConfigError(
+            f"reset: options must be a dict with keys from {RESET_OPTIONS}, got "
+            f"{_short(options)} ({type(options).__name__})"
+        )
+    unknown = [k for k in options if k not in RESET_OPTIONS]
+    if unknown:
+        raise EnvConfigError(f"reset: unknown option {unknown[0]!r}; options are {RESET_OPTIONS}")
+    if "problem" in options and len(options) > 1:
+        raise EnvConfigError(
+            "reset: options['problem'] is a whole instance; it cannot be combined with "
+            f"{sorted(k for k in options if k != 'problem')}"
+        )
+    for key, kind in (("problem", Problem), ("workflow", Workflow)):
+        if key in options and not isinstance(options[key], kind):
+            raise EnvConfigError(
+                f"reset: options[{key!r}] must be a {kind.__name__}, got "
+                f"{_short(options[key])} ({type(options[key]).__name__})"
+            )
+    return dict(options)
+
+
+def _is_real(x: Any) -> bool:
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
@@ -81,9 +166,17 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
     ``info["action_mask"]`` the same mask as a read-only int8 array
     (``action_space.sample(mask=...)`` accepts it).
 
+    An action is a node index: a Python ``int``, a NumPy integer (what ``action_space.sample()``
+    and SB3 give) or an integer array of size 1 (what ``model.predict`` gives for one
+    observation). Anything else raises :class:`ActionError` naming the action and its type:
+    floats (even ``2.0``: a policy that emits floats has a bug that rounding would hide), bools,
+    strings, NaN, arrays of other sizes or dtypes. An integer outside the mask, however large or
+    negative, is an illegal action (below).
+
     ## Observation Space
     ``Dict`` of fixed-shape ``Box``es (float32, clipped to [0, 100]); times are divided by the
-    episode's lower bound on the makespan, so one scale fits tiny and huge workflows:
+    episode's lower bound on the makespan (its serial time when no task has work), so one scale
+    fits tiny and huge workflows:
 
     * ``"task"``: ``(len(TASK_FEATURES),)``: the task to place (see :data:`TASK_FEATURES`).
     * ``"nodes"``: ``(max_nodes, len(NODE_FEATURES))``: per node, what placing the task there
@@ -102,7 +195,7 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
     An action outside the mask (padding, or a node the task does not fit on) does not corrupt
     the schedule: with ``illegal_action="fallback"`` (default) the task goes to the lowest-index
     feasible node, ``info["illegal_action"]`` is True and the ``"illegal"`` term is -1; with
-    ``"raise"`` a ``ValueError`` is raised.
+    ``"raise"`` an :class:`ActionError` (a ``ValueError``) is raised.
 
     ## Episode End
     Terminates when every task is placed (episode length = number of tasks). Never truncates.
@@ -123,17 +216,30 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
     * ``task_order``: ``"rank"`` (upward rank, default) or ``"fifo"`` (file order).
     * ``noise``: sigma of the mean-one lognormal runtime noise at execution (default 0).
     * ``reward_weights``: weights of the reward terms (default
-      ``{"makespan": 1, "progress": 0, "illegal": 1}``).
+      ``{"makespan": 1, "progress": 0, "illegal": 1}``), finite numbers of magnitude at most
+      :data:`MAX_REWARD_WEIGHT`.
     * ``illegal_action``: ``"fallback"`` or ``"raise"``.
     * ``reference``: a baseline :class:`~wass_env.scheduling.Scheduler` or its registered name
       (``"heft"``, see :func:`wass_env.scheduling.make_scheduler`); at
       the end of each episode it plans the same instance and the last ``info`` adds
       ``reference_makespan`` and ``ratio_to_reference`` (planned makespan / the baseline's
       planned makespan). Default None (no extra work).
+    * ``lookahead``: add ``obs["lookahead"]`` (``(max_nodes, len(LOOKAHEAD_FEATURES))``: what
+      placing the task on each node means for its children and the path to the exit, see
+      :mod:`wass_env.envs.lookahead`) and ``obs["context"]`` (:data:`CONTEXT_FEATURES`).
+    * ``graph_window``: if > 0, add the current task's neighbourhood in the DAG, padded to that
+      many tasks: ``obs["graph_tasks"]`` and ``obs["graph_edges"]`` (see
+      :mod:`wass_env.envs.graph`), for a graph network.
+    * ``reward_scale``: time unit of the rewards: ``"lower_bound"`` (default, like the
+      observations) or ``"reference"`` (the reference scheduler's planned makespan, planned at
+      reset, so the episode's return is minus the makespan relative to, e.g., HEFT's).
     * ``render_mode``: ``"ansi"`` (text Gantt) or ``"rgb_array"`` (Gantt image).
 
-    ``reset(options=...)`` accepts ``{"workflow": Workflow, "cluster": spec}`` or
-    ``{"problem": Problem}`` to schedule a given instance instead of a sampled one.
+    ``reset(options=...)`` accepts ``{"workflow": Workflow, "cluster": spec}`` (either key
+    alone, the other drawn as usual) or ``{"problem": Problem}`` to schedule a given instance
+    instead of a sampled one; ``None`` or ``{}`` draws both. Anything else (another key, a
+    value of the wrong type, ``problem`` together with another key, options that are not a
+    dict) raises :class:`EnvConfigError` naming the option and its value.
 
     ## Version History
     * v0: initial version.
@@ -153,6 +259,9 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         reward_weights: Mapping[str, float] | None = None,
         illegal_action: str = "fallback",
         reference: str | Scheduler | None = None,
+        lookahead: bool = False,
+        graph_window: int = 0,
+        reward_scale: str = "lower_bound",
         render_mode: str | None = None,
     ) -> None:
         from wass_env.workloads import make_sampler
@@ -165,13 +274,17 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         largest = max(c.n_nodes for c in self.clusters)
         if max_nodes is None:
             max_nodes = largest
+        try:
+            max_nodes = whole_number(max_nodes)
+        except ValueError as exc:
+            raise EnvConfigError(f"max_nodes: {exc}") from None
         if max_nodes < largest:
             raise EnvConfigError(
                 f"max_nodes={max_nodes} is smaller than the largest cluster ({largest} nodes)"
             )
         if task_order not in TASK_ORDERS:
             raise EnvConfigError(f"task_order must be one of {TASK_ORDERS}, got {task_order!r}")
-        if not (np.isfinite(noise) and noise >= 0):
+        if not (_is_real(noise) and np.isfinite(noise) and noise >= 0):
             raise EnvConfigError(f"noise must be finite and >= 0, got {noise!r}")
         if illegal_action not in ("fallback", "raise"):
             raise EnvConfigError(
@@ -183,7 +296,16 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
                 raise EnvConfigError(
                     f"reward_weights: unknown term {k!r}; terms are {REWARD_TERMS}"
                 )
-            weights[k] = float(v)
+            try:
+                w = float(v)
+            except (TypeError, ValueError, OverflowError):
+                w = float("nan")
+            if not (np.isfinite(w) and abs(w) <= MAX_REWARD_WEIGHT):
+                raise EnvConfigError(
+                    f"reward_weights[{k!r}]: must be a number in "
+                    f"[-{MAX_REWARD_WEIGHT:g}, {MAX_REWARD_WEIGHT:g}], got {v!r}"
+                )
+            weights[k] = w
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise EnvConfigError(
                 f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}"
@@ -199,14 +321,39 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         if reference is not None:
             self._reference = make_scheduler(reference)
         self.render_mode = render_mode
+        if not (isinstance(graph_window, (int, np.integer)) and 0 <= graph_window <= 4096):
+            raise EnvConfigError(
+                f"graph_window must be an integer in [0, 4096], got {graph_window!r}"
+            )
+        self.lookahead = bool(lookahead)
+        self.graph_window = int(graph_window)
+        if reward_scale not in REWARD_SCALES:
+            raise EnvConfigError(
+                f"reward_scale must be one of {REWARD_SCALES}, got {reward_scale!r}"
+            )
+        if reward_scale == "reference" and reference is None:
+            raise EnvConfigError("reward_scale='reference' needs a reference scheduler")
+        self.reward_scale = reward_scale
 
         self.action_space = spaces.Discrete(self.max_nodes)
-        self.observation_space = spaces.Dict(  # type: ignore[assignment]
-            {
-                "task": spaces.Box(0.0, _CLIP, (len(TASK_FEATURES),), np.float32),
-                "nodes": spaces.Box(0.0, _CLIP, (self.max_nodes, len(NODE_FEATURES)), np.float32),
-            }
-        )
+        obs_spaces: dict[str, spaces.Space[Any]] = {
+            "task": spaces.Box(0.0, _CLIP, (len(TASK_FEATURES),), np.float32),
+            "nodes": spaces.Box(0.0, _CLIP, (self.max_nodes, len(NODE_FEATURES)), np.float32),
+        }
+        if self.lookahead:
+            obs_spaces["lookahead"] = spaces.Box(
+                0.0, _CLIP, (self.max_nodes, len(LOOKAHEAD_FEATURES)), np.float32
+            )
+            obs_spaces["context"] = spaces.Box(0.0, _CLIP, (len(CONTEXT_FEATURES),), np.float32)
+        if self.graph_window:
+            w = self.graph_window
+            obs_spaces["graph_tasks"] = spaces.Box(
+                0.0, _CLIP, (w, len(GRAPH_TASK_FEATURES)), np.float32
+            )
+            obs_spaces["graph_edges"] = spaces.Box(
+                0.0, max(_CLIP, float(w)), (4 * w, len(GRAPH_EDGE_FEATURES)), np.float32
+            )
+        self.observation_space = spaces.Dict(obs_spaces)  # type: ignore[assignment]
         # Episode state (set by reset).
         self.problem: Problem | None = None
         self.builder: PlanBuilder | None = None
@@ -225,18 +372,19 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
             # Runtime noise has its own stream, so the workflows an env draws do not depend on
             # whether (or how much) noise is on.
             self._noise_rng = np.random.default_rng(None if seed is None else [seed, 0x6E6F6973])
-        options = options or {}
+        options = _reset_options(options)
         if "problem" in options:
             problem = options["problem"]
         else:
             if "cluster" in options:
-                cluster = cluster_from_spec(options["cluster"])
+                try:
+                    cluster = cluster_from_spec(options["cluster"])
+                except ClusterError as exc:
+                    raise EnvConfigError(f"reset: options['cluster']: {exc}") from None
             else:
                 cluster = self.clusters[int(self.np_random.integers(len(self.clusters)))]
             if "workflow" in options:
                 workflow = options["workflow"]
-                if not isinstance(workflow, Workflow):
-                    raise TypeError(f"options['workflow'] must be a Workflow, got {workflow!r}")
             else:
                 workflow = self.workload.sample(self.np_random, cluster)
             problem = Problem(workflow, cluster)
@@ -259,12 +407,12 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         if self.current_task < 0:
             raise RuntimeError("the episode is over; call reset()")
         b = self.builder
-        node = int(action)
+        node = _node_index(action)
         illegal = not (0 <= node < self.max_nodes and self._mask[node])
         if illegal:
             if self.illegal_action == "raise":
                 task_id = self.problem.workflow.ids[self.current_task]
-                raise ValueError(
+                raise ActionError(
                     f"illegal action {node} for task {task_id!r}: feasible nodes are "
                     f"{np.flatnonzero(self._mask).tolist()}"
                 )
@@ -274,14 +422,14 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         self._placed(self.current_task, node)
         rewards = {
             "makespan": 0.0,
-            "progress": -(b.max_finish - before) / self._scale,
+            "progress": -(b.max_finish - before) / self._reward_unit,
             "illegal": -1.0 if illegal else 0.0,
         }
         terminated = b.done
         if terminated:
             self.current_task = -1
             metrics = self._finish_episode()
-            rewards["makespan"] = -metrics["makespan"] / self._scale
+            rewards["makespan"] = -metrics["makespan"] / self._reward_unit
         else:
             self._queue.update()  # type: ignore[union-attr]
             self.current_task = self._queue.pop()  # type: ignore[union-attr]
@@ -302,6 +450,34 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         if metrics:
             info.update(metrics)
         return obs, float(reward), terminated, False, info
+
+    def observe(self, builder: PlanBuilder, task: int) -> dict[str, NDArray[np.float32]]:
+        """The observation the agent would see with ``task`` to place in the partial plan
+        ``builder`` (of any problem that fits ``max_nodes``), without changing the episode.
+
+        This is how a trained policy acts as a scheduler outside the environment's own loop
+        (``Scheduler.select_node``). When ``builder`` plans another problem than the current
+        episode's, that problem becomes the current one (as after a ``reset``).
+        """
+        if builder.problem is not self.problem:
+            if builder.problem.n_nodes > self.max_nodes:
+                raise EnvConfigError(
+                    f"cluster {builder.problem.cluster.name!r} has {builder.problem.n_nodes} "
+                    f"nodes; this env was built with max_nodes={self.max_nodes}"
+                )
+            self._start_episode(builder.problem)
+        if builder is self.builder and task == self.current_task:
+            return self._get_obs()
+        saved = (self.builder, self.current_task)
+        self.builder, self.current_task = builder, task
+        try:
+            self._follow(builder)
+            self._prepare()
+            return self._get_obs()
+        finally:
+            self.builder, self.current_task = saved
+            self._follow(self.builder)
+            self._prepare()
 
     def action_masks(self) -> NDArray[np.bool_]:
         """Bool mask of the nodes the current task may go to (what MaskablePPO reads)."""
@@ -334,8 +510,19 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         self.builder = PlanBuilder(problem, insertion=self.insertion)
         self._queue = ReadyQueue(self.builder, task_priority(problem, self.task_order))
         self.current_task = self._queue.pop()
-        self._scale = problem.lower_bound() or 1.0  # [s] time unit of observations and rewards
+        # [s] time unit of observations and rewards: the lower bound (the serial time when there
+        # is no work). Problem bounds every time by 1e100 of them; the floor keeps 1 / scale finite.
+        lb = problem.lower_bound()
+        self._scale = max(lb if lb > 0 else problem.serial_time(), _TINY)
         self._inv = 1.0 / self._scale
+        self._reference_makespan: float | None = None
+        self._reward_unit = self._scale
+        if self.reward_scale == "reference":
+            assert self._reference is not None
+            self._reference_makespan = self._reference.plan(
+                problem, insertion=self.insertion
+            ).makespan
+            self._reward_unit = self._reference_makespan or self._scale
         self._episode_tables(problem)
         self._prepare()
 
@@ -402,6 +589,23 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         self._node_of = [-1] * wf.n_tasks  # node of every placed task
         # The Box row of padding: zero.
         self._node_template = np.zeros((self.max_nodes, len(NODE_FEATURES)), dtype=np.float32)
+        # The optional observation parts.
+        self._lookahead = Lookahead(problem, _CLIP) if self.lookahead else None
+        self._graph = GraphWindow(problem, self.graph_window, _CLIP) if self.graph_window else None
+        if self.lookahead:
+            speed = problem.min_exec[:, None] / np.where(
+                problem.exec_time > 0, problem.exec_time, 1.0
+            )
+            self._context_static = np.array(
+                [
+                    np.log1p(problem.ccr()),  # how communication-heavy the instance is
+                    n / self.max_nodes,
+                    float(np.std(np.where(problem.fits, speed, 0.0))),  # node heterogeneity
+                    0.0,
+                    0.0,
+                ]
+            )
+            self._total_work = float(problem.mean_exec.sum()) or 1.0
 
     def _prepare(self) -> None:
         """Mask and shared per-step quantities for the current task (once per step)."""
@@ -422,8 +626,14 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         if t < 0:
             node_obs = np.zeros((self.max_nodes, len(NODE_FEATURES)), dtype=np.float32)
             node_obs[:, 0] = self._valid
-            return {"task": np.zeros(len(TASK_FEATURES), dtype=np.float32), "nodes": node_obs}
-        return {"task": self._task_obs(t), "nodes": self._node_obs(t)}
+            obs = {"task": np.zeros(len(TASK_FEATURES), dtype=np.float32), "nodes": node_obs}
+            self._add_extra_obs(obs, -1, None, 0.0)
+            return obs
+        obs = {"task": self._task_obs(t), "nodes": self._node_obs(t)}
+        if self.lookahead or self.graph_window:
+            eft = self._est + self.problem.exec_time[t]  # type: ignore[union-attr]
+            self._add_extra_obs(obs, t, eft, self._release)
+        return obs
 
     def _task_obs(self, t: int) -> NDArray[np.float32]:
         b = self.builder
@@ -494,12 +704,54 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
             np.minimum(acc_a, _CLIP, out=local)
             self._local_nodes = np.flatnonzero(local).tolist()
 
+    def _follow(self, builder: PlanBuilder | None) -> None:
+        """Rebuild the incrementally kept columns from ``builder``'s placements (when the
+        observation is asked for another partial plan than the episode's own)."""
+        if builder is None:
+            return
+        self._node_of = builder.node.tolist()
+        np.minimum(builder.node_busy * self._load_scale, _CLIP, out=self._dyn[6])
+        self._dyn[5] = 0.0
+        self._local_nodes = []
+
     def _placed(self, task: int, node: int) -> None:
         """Update what placing ``task`` on ``node`` changes: the node's load."""
         b = self.builder
         assert b is not None
         self._node_of[task] = node
         self._dyn[6, node] = min(float(b.node_busy[node] * self._load_scale[node]), _CLIP)
+
+    def _add_extra_obs(
+        self,
+        obs: dict[str, NDArray[np.float32]],
+        t: int,
+        eft: NDArray[np.float64] | None,
+        release: float,
+    ) -> None:
+        """The optional lookahead, context and graph parts of the observation."""
+        if self.lookahead:
+            look = np.zeros((self.max_nodes, len(LOOKAHEAD_FEATURES)), dtype=np.float32)
+            ctx = np.zeros(len(CONTEXT_FEATURES), dtype=np.float32)
+            if t >= 0:
+                b, p = self.builder, self.problem
+                assert b is not None and p is not None and eft is not None
+                look[: p.n_nodes] = self._lookahead(b, t, eft, release, self._scale)  # type: ignore[misc]
+                ctx[:] = self._context_static
+                ctx[3] = len(b.ready) / p.n_tasks
+                ctx[4] = 1.0 - b.n_placed / p.n_tasks
+                np.clip(ctx, 0.0, _CLIP, out=ctx)
+            obs["lookahead"] = look
+            obs["context"] = ctx
+        if self._graph is not None or self.graph_window:
+            w = self.graph_window
+            if t >= 0 and self._graph is not None:
+                assert self.builder is not None
+                gt, ge = self._graph(self.builder, t, release, self._scale)
+            else:
+                gt = np.zeros((w, len(GRAPH_TASK_FEATURES)), dtype=np.float32)
+                ge = np.zeros((4 * w, len(GRAPH_EDGE_FEATURES)), dtype=np.float32)
+            obs["graph_tasks"] = gt
+            obs["graph_edges"] = ge
 
     def _get_info(self) -> dict[str, Any]:
         p = self.problem
@@ -520,7 +772,9 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         m: dict[str, Any] = dict(schedule_metrics(realized).as_dict())
         m["planned_makespan"] = plan.makespan
         if self._reference is not None:
-            ref = self._reference.plan(p, insertion=self.insertion).makespan
+            ref = self._reference_makespan
+            if ref is None:
+                ref = self._reference.plan(p, insertion=self.insertion).makespan
             m["reference_makespan"] = ref
             m["ratio_to_reference"] = plan.makespan / ref if ref > 0 else 1.0
         m.update(

@@ -19,6 +19,7 @@ from wass_env.sim.cluster import (
     Cluster,
     ClusterError,
     cluster_from_spec,
+    expand_cluster_spec,
     make_cluster,
     preset,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "WorkflowError",
     "cluster_from_spec",
     "execute",
+    "expand_cluster_spec",
     "lower_bound",
     "make_cluster",
     "preset",

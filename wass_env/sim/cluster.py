@@ -8,6 +8,11 @@ HEFT literature): moving ``b`` bytes from node ``i`` to node ``j != i`` takes
 files are read from shared storage at ``storage_latency + b / storage_bandwidth`` seconds,
 whatever the node.
 
+Nodes have names (hostnames on a real cluster; ``node0``, ``node1``, ... by default), and a node
+may be marked *down*: no task fits on it. ``dispatch_latency`` models a batch system's delay
+between the last parent of a task finishing and the task starting (Slurm's dependency release
+and dispatch: about a second); 0, the default, is the classic model.
+
 Presets: ``hom16 .. hom128`` (identical nodes) and ``het16 .. het128`` (four node types of
 different speeds, cores and memory, interleaved); see :func:`make_cluster`.
 """
@@ -21,6 +26,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from wass_env.errors import WassError
+from wass_env.limits import MAX_COUNT, bad_counts, whole_number
 
 __all__ = [
     "GIB",
@@ -29,11 +35,13 @@ __all__ = [
     "Cluster",
     "ClusterError",
     "cluster_from_spec",
+    "expand_cluster_spec",
     "make_cluster",
     "preset",
 ]
 
 GIB = 1024.0**3
+_TINY = float(np.finfo(np.float64).tiny)  # smallest normal float: 1 / _TINY is finite
 DEFAULT_BANDWIDTH = 1.25e9  # [bytes/s] 10 Gb/s Ethernet
 DEFAULT_LATENCY = 1e-4  # [s]
 
@@ -75,16 +83,23 @@ class Cluster:
             (default: ``bandwidth`` if it is a scalar, else its mean).
         storage_latency: Latency of a read from shared storage [s] (default: like ``latency``).
         name: Cluster name.
+        node_name: Name per node (default ``node0``, ``node1``, ...); unique.
+        down: Per node, True if it is marked down (it takes no tasks); default all up.
+        dispatch_latency: Delay between the last parent of a task finishing and the task
+            starting [s] (a batch system's dependency release and dispatch); default 0.
     """
 
     __slots__ = (
         "bandwidth",
         "bandwidth_matrix",
         "cores",
+        "dispatch_latency",
+        "down",
         "latency",
         "latency_matrix",
         "memory",
         "name",
+        "node_name",
         "node_type",
         "speed",
         "storage_bandwidth",
@@ -105,30 +120,33 @@ class Cluster:
         storage_bandwidth: float | None = None,
         storage_latency: float | None = None,
         name: str = "cluster",
+        node_name: Sequence[str] | None = None,
+        down: ArrayLike | None = None,
+        dispatch_latency: float = 0.0,
     ) -> None:
         self.name = name
-        sp = np.asarray(speed, dtype=np.float64).reshape(-1)
+        sp = self._numbers(speed, "speed")
         n = sp.size
         if n == 0:
             raise ClusterError(f"cluster {name!r} has no nodes")
         self.speed = _readonly(self._check(sp, "speed", positive=True))
-        co = np.asarray(cores, dtype=np.float64).reshape(-1)
+        co = self._numbers(cores, "cores")
         if co.size == 1:
             co = np.full(n, co[0])
         if co.size != n:
             raise ClusterError(f"cluster {name!r}: {co.size} core counts for {n} nodes")
-        bad = np.flatnonzero(~np.isfinite(co) | (co < 1) | (co != np.round(co)))
+        bad = bad_counts(co)  # before the cast: int64(1e19) would wrap
         if bad.size:
             i = int(bad[0])
             raise ClusterError(
-                f"cluster {name!r} node {i}: field 'cores' must be a positive integer, "
-                f"got {co[i]!r}"
+                f"cluster {name!r} node {i}: field 'cores' must be a whole number in "
+                f"[1, {MAX_COUNT}], got {float(co[i])!r}"
             )
         self.cores = _readonly(co.astype(np.int64))
         if memory is None:
             mem = np.full(n, np.inf)
         else:
-            mem = np.asarray(memory, dtype=np.float64).reshape(-1)
+            mem = self._numbers(memory, "memory")
             if mem.size == 1:
                 mem = np.full(n, mem[0])
             if mem.size != n:
@@ -143,12 +161,17 @@ class Cluster:
         if node_type is None:
             self.node_type: tuple[str, ...] = ("node",) * n
         else:
+            if isinstance(node_type, (str, bytes)) or not isinstance(node_type, Sequence):
+                raise ClusterError(
+                    f"cluster {name!r}: field 'node_type' must be a list of {n} names, "
+                    f"got {node_type!r}"
+                )
             if len(node_type) != n:
                 raise ClusterError(f"cluster {name!r}: {len(node_type)} node types for {n} nodes")
             self.node_type = tuple(str(t) for t in node_type)
         self.type_speedup: dict[str, np.ndarray] = {}
         for ttype, fac in (type_speedup or {}).items():
-            f = np.asarray(fac, dtype=np.float64).reshape(-1)
+            f = self._numbers(fac, f"type_speedup[{ttype!r}]")
             if f.size == 1:
                 f = np.full(n, f[0])
             if f.size != n:
@@ -162,7 +185,7 @@ class Cluster:
         try:
             bw = np.asarray(bandwidth, dtype=np.float64)
             lat = np.asarray(latency, dtype=np.float64)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ClusterError(
                 f"cluster {name!r}: bandwidth and latency must be numbers or {n}x{n} matrices, "
                 f"got {bandwidth!r} and {latency!r}"
@@ -197,14 +220,58 @@ class Cluster:
             if storage_latency is not None
             else float(np.mean(lat[off]) if lat.ndim == 2 and n > 1 else np.mean(lat))
         )
-        self.storage_bandwidth = float(self._check(np.asarray([sbw]), "storage_bandwidth", True)[0])
-        self.storage_latency = float(self._check(np.asarray([slat]), "storage_latency", False)[0])
+        sbw_a = self._numbers(sbw, "storage_bandwidth", scalar=True)
+        slat_a = self._numbers(slat, "storage_latency", scalar=True)
+        self.storage_bandwidth = float(self._check(sbw_a, "storage_bandwidth", True)[0])
+        self.storage_latency = float(self._check(slat_a, "storage_latency", False)[0])
+        self._set_deploy_fields(node_name, down, dispatch_latency)
+
+    def _set_deploy_fields(
+        self, node_name: Sequence[str] | None, down: ArrayLike | None, dispatch_latency: float
+    ) -> None:
+        n = self.speed.size
+        names = tuple(f"node{i}" for i in range(n)) if node_name is None else tuple(node_name)
+        if len(names) != n:
+            raise ClusterError(f"cluster {self.name!r}: {len(names)} node names for {n} nodes")
+        seen: set[str] = set()
+        for nm in names:
+            if not isinstance(nm, str) or not nm:
+                raise ClusterError(
+                    f"cluster {self.name!r}: node names must be non-empty strings, got {nm!r}"
+                )
+            if nm in seen:
+                raise ClusterError(f"cluster {self.name!r}: duplicate node name {nm!r}")
+            seen.add(nm)
+        self.node_name: tuple[str, ...] = names
+        dn = np.zeros(n, dtype=bool) if down is None else np.asarray(down, dtype=bool).reshape(-1)
+        if dn.size != n:
+            raise ClusterError(f"cluster {self.name!r}: {dn.size} 'down' flags for {n} nodes")
+        if dn.all():
+            raise ClusterError(f"cluster {self.name!r}: every node is marked down")
+        self.down = _readonly(dn.copy())
+        dl = self._numbers(dispatch_latency, "dispatch_latency", scalar=True)
+        self.dispatch_latency = float(self._check(dl, "dispatch_latency", False)[0])
+
+    def _numbers(self, values: Any, field: str, scalar: bool = False) -> np.ndarray:
+        """``values`` as a flat float64 array, or a :class:`ClusterError` naming ``field``."""
+        try:
+            arr = np.asarray(values, dtype=np.float64)
+        except (TypeError, ValueError, OverflowError):
+            arr = None
+        if arr is None or (scalar and arr.ndim != 0):
+            want = "a number" if scalar else "a number or a list of numbers"
+            raise ClusterError(
+                f"cluster {self.name!r}: field {field!r} must be {want}, got {values!r}"
+            )
+        return arr.reshape(-1)
 
     def _check(self, arr: np.ndarray, field: str, positive: bool) -> np.ndarray:
-        bad = ~np.isfinite(arr) | ((arr <= 0) if positive else (arr < 0))
+        # A positive rate (a speed, a bandwidth) is divided by: below the smallest normal float
+        # its reciprocal is infinite.
+        bad = ~np.isfinite(arr) | ((arr < _TINY) if positive else (arr < 0))
         if np.any(bad):
             i = int(np.flatnonzero(bad)[0])
-            cond = "> 0" if positive else ">= 0"
+            cond = f">= {_TINY:.4g}" if positive and arr[i] > 0 else "> 0" if positive else ">= 0"
             raise ClusterError(
                 f"cluster {self.name!r}: field {field!r} must be finite and {cond}, "
                 f"got {arr[i]!r} (entry {i})"
@@ -292,6 +359,9 @@ class Cluster:
             storage_bandwidth=self.storage_bandwidth,
             storage_latency=self.storage_latency,
             name=name or f"{self.name}[{len(idx)}]",
+            node_name=[self.node_name[i] for i in idx],
+            down=self.down[idx],
+            dispatch_latency=self.dispatch_latency,
         )
 
     def __repr__(self) -> str:
@@ -303,6 +373,21 @@ class Cluster:
     def __setstate__(self, state: dict[str, Any]) -> None:
         for k, v in state.items():
             object.__setattr__(self, k, v)
+        if "node_name" not in state:  # pickled before nodes had names and states
+            self._set_deploy_fields(None, None, 0.0)
+
+    def node_index(self, name: str) -> int:
+        """Index of the node called ``name``.
+
+        Raises:
+            ClusterError: if there is no such node (the message lists the names).
+        """
+        try:
+            return self.node_name.index(name)
+        except ValueError:
+            raise ClusterError(
+                f"cluster {self.name!r} has no node {name!r}; nodes: {', '.join(self.node_name)}"
+            ) from None
 
 
 def make_cluster(
@@ -329,8 +414,10 @@ def make_cluster(
     Raises:
         ClusterError: on an unknown kind or a non-positive node count.
     """
-    if n_nodes < 1:
-        raise ClusterError(f"n_nodes must be >= 1, got {n_nodes}")
+    try:
+        n_nodes = whole_number(n_nodes)  # a huge count must not reach an array size
+    except ValueError as exc:
+        raise ClusterError(f"n_nodes {exc}") from None
     if kind in ("homogeneous", "hom"):
         s, c, m = HOMOGENEOUS_NODE
         return Cluster(
@@ -389,7 +476,7 @@ def cluster_from_spec(spec: Cluster | str | Mapping[str, Any]) -> Cluster:
     d = dict(spec)
     try:
         net = {k: float(d.pop(k)) for k in ("bandwidth", "latency") if d.get(k) is not None}
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ClusterError(
             f"cluster spec: bandwidth and latency must be numbers, got {dict(spec)!r}"
         ) from None
@@ -408,10 +495,17 @@ def cluster_from_spec(spec: Cluster | str | Mapping[str, Any]) -> Cluster:
         extra = set(d) - allowed
         if extra:
             raise ClusterError(f"cluster spec: unknown fields {sorted(extra)}")
+        try:
+            with np.errstate(over="ignore"):  # a huge size is unlimited memory
+                mem_bytes = None if mem is None else np.asarray(mem, dtype=np.float64) * GIB
+        except (TypeError, ValueError, OverflowError):
+            raise ClusterError(
+                f"cluster spec: memory_gib must be a number or a list of numbers, got {mem!r}"
+            ) from None
         return Cluster(
             d.pop("speed"),
             d.pop("cores", 1),
-            None if mem is None else np.asarray(mem, dtype=np.float64) * GIB,
+            mem_bytes,
             bandwidth=net.get("bandwidth", DEFAULT_BANDWIDTH),
             latency=net.get("latency", DEFAULT_LATENCY),
             node_type=d.get("node_type"),
@@ -428,24 +522,78 @@ def cluster_from_spec(spec: Cluster | str | Mapping[str, Any]) -> Cluster:
             "bandwidth, latency, node_types, name"
         )
     if types is not None:
-        try:
-            types = {
-                str(k): (float(v[0]), _whole(v[1]), float(v[2]) * GIB)
-                for k, v in dict(types).items()
-            }
-        except (TypeError, ValueError, IndexError, KeyError):
-            raise ClusterError(
-                f"cluster spec: node_types must map names to [speed, cores, memory_gib], "
-                f"got {types!r}"
-            ) from None
+        types = _node_types(types)
     if not isinstance(n_nodes, int) or isinstance(n_nodes, bool):
         raise ClusterError(f"cluster spec: n_nodes must be an integer, got {n_nodes!r}")
     return make_cluster(str(kind), n_nodes, node_types=types, name=name, **net)
 
 
-def _whole(x: Any) -> int:
-    """``x`` as an int, refusing fractions (a node cannot have 2.5 cores)."""
-    f = float(x)
-    if f != int(f):
-        raise ValueError(f"not a whole number: {x!r}")
-    return int(f)
+def _node_types(types: Any) -> dict[str, tuple[float, int, float]]:
+    """``{name: [speed, cores, memory_gib]}`` from a spec as ``{name: (speed, cores, bytes)}``."""
+    if not isinstance(types, Mapping):
+        raise ClusterError(
+            f"cluster spec: node_types must map names to [speed, cores, memory_gib], got {types!r}"
+        )
+    out: dict[str, tuple[float, int, float]] = {}
+    for k, v in types.items():
+        where = f"cluster spec: node_types[{k!r}]"
+        if isinstance(v, (str, bytes)) or not isinstance(v, Sequence) or len(v) != 3:
+            raise ClusterError(f"{where} must be [speed, cores, memory_gib], got {v!r}")
+        try:
+            cores = whole_number(v[1])  # a node cannot have 2.5 (or 1e19) cores
+        except ValueError as exc:
+            raise ClusterError(f"{where}: cores {exc}") from None
+        try:
+            speed, memory = float(v[0]), float(v[2]) * GIB
+        except (TypeError, ValueError, OverflowError):
+            raise ClusterError(
+                f"{where}: speed and memory_gib must be numbers, got {v!r}"
+            ) from None
+        out[str(k)] = (speed, cores, memory)
+    return out
+
+
+def expand_cluster_spec(spec: Any) -> list[Any]:
+    """The cluster specs a (possibly multi-cluster) spec stands for; one is drawn per episode.
+
+    * a list: the expansions of its items, concatenated;
+    * ``{"mix": [spec, ...]}``: the same as the list (the form a config file can hold, since a
+      config group must be a mapping);
+    * a mapping with ``kind`` and ``n_nodes`` where either (or both) is a list: one spec per
+      combination (``{"kind": ["homogeneous", "heterogeneous"], "n_nodes": [4, 8]}`` is
+      four clusters);
+    * anything else (a preset name, a mapping, a :class:`Cluster`): itself.
+
+    The result holds plain specs (what :func:`cluster_from_spec` takes), not clusters, so it can
+    be saved with a checkpoint.
+
+    Raises:
+        ClusterError: on an empty list or mix, naming the spec.
+    """
+    if isinstance(spec, Mapping) and "mix" in spec:
+        if set(spec) != {"mix"}:
+            raise ClusterError(f"cluster spec: 'mix' takes no other fields, got {dict(spec)!r}")
+        return expand_cluster_spec(list(spec["mix"]))
+    if isinstance(spec, (list, tuple)):
+        if not spec:
+            raise ClusterError("cluster spec: an empty list of clusters")
+        return [c for item in spec for c in expand_cluster_spec(item)]
+    if isinstance(spec, Mapping):
+        kinds, sizes = spec.get("kind"), spec.get("n_nodes")
+        if isinstance(kinds, (list, tuple)) or isinstance(sizes, (list, tuple)):
+            kinds = list(kinds) if isinstance(kinds, (list, tuple)) else [kinds]
+            sizes = list(sizes) if isinstance(sizes, (list, tuple)) else [sizes]
+            if not kinds or not sizes:
+                raise ClusterError(f"cluster spec: empty kind or n_nodes list in {dict(spec)!r}")
+            rest = {k: v for k, v in spec.items() if k not in ("kind", "n_nodes")}
+            out = []
+            for k in kinds:
+                for n in sizes:
+                    item = dict(rest)
+                    if k is not None:
+                        item["kind"] = k
+                    if n is not None:
+                        item["n_nodes"] = n
+                    out.append(item)
+            return out
+    return [spec]

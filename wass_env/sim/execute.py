@@ -2,10 +2,10 @@
 
 :func:`execute` replays a :class:`~wass_env.sim.plan.Plan` the way a cluster would run it: each
 node starts its tasks in the plan's order (by planned start, ties by placement order); a task
-starts as soon as all its inputs have arrived on its node and the node has its cores free (a
-zero-length task takes no cores). Actual
-runtimes may differ from the planned ones (seeded multiplicative noise), so the realized schedule
-can drift from the plan; without noise it reproduces the plan exactly.
+starts as soon as all its inputs have arrived on its node, the cluster's ``dispatch_latency``
+has passed since its last parent finished, and the node has its cores free (a zero-length task
+takes no cores). Actual runtimes may differ from the planned ones (seeded multiplicative noise),
+so the realized schedule can drift from the plan; without noise it reproduces the plan exactly.
 """
 
 from __future__ import annotations
@@ -78,6 +78,7 @@ def execute(
     edge_dst = wf.edge_dst.tolist()
     edge_bytes = wf.edge_bytes.tolist()
     transfer = cl.transfer_time
+    dispatch = cl.dispatch_latency  # [s] from a parent's end to when its child may start
 
     events: list[tuple[float, int, int, int]] = []  # (time, seq, kind, item); kind 0 = finish
     seq = 0
@@ -121,7 +122,7 @@ def execute(
         for k in range(child_ptr[t], child_ptr[t + 1]):
             e = child_edges[k]
             ch = edge_dst[e]
-            a = now + transfer(edge_bytes[e], nt, node[ch])
+            a = now + max(transfer(edge_bytes[e], nt, node[ch]), dispatch)
             if a > arrive[ch]:
                 arrive[ch] = a
             if now > release[ch]:

@@ -6,6 +6,8 @@ placing a ready task on a node starts it at the earliest time when
 
 * all its inputs have arrived there (parents' finish + transfer time, and the stage-in of its
   external inputs), and
+* the cluster's ``dispatch_latency`` has passed since its last parent finished (0 by default),
+  and
 * the node has ``cores[task]`` cores free for the whole runtime (a zero-length task takes no
   cores: it only waits for its inputs and, under the queue policy, for its turn).
 
@@ -255,6 +257,7 @@ class PlanBuilder:
         self._partial_fit = st["partial_fit"]
         self._zero_len = st["zero_len"]
         self._delay = problem.edge_delay()
+        self._dispatch = cl.dispatch_latency  # [s]
         self._no_fit = ~problem.fits
         self._cmax = int(wf.cores.max())
         self._profiles = [_NodeProfile(int(c)) for c in cl.cores.tolist()]
@@ -369,15 +372,26 @@ class PlanBuilder:
                 if r > top:  # the first maximum, like argmax
                     top, k = r, nod[p]
             best = -np.inf
+            last = -np.inf  # the last parent's finish
             for e in range(lo, hi):
                 p = src[e]
-                v = fin[p] if nod[p] == k else fin[p] + delay[e]
+                f = fin[p]
+                v = f if nod[p] == k else f + delay[e]
                 if v > best:
                     best = v
+                if f > last:
+                    last = f
             if stage > top:
                 top = stage
             if stage > best:
                 best = stage
+            if self._dispatch > 0:
+                # The batch system releases a dependent task this long after its last parent.
+                ready = last + self._dispatch
+                if ready > top:
+                    top = ready
+                if ready > best:
+                    best = ready
             drt.fill(top)
             drt[k] = best
             self._drt_floor = best  # best <= top
@@ -399,6 +413,9 @@ class PlanBuilder:
             drt[k] = best
         if stage > 0:
             np.maximum(drt, stage, out=drt)
+        if self._dispatch > 0:
+            # The batch system releases a dependent task this long after its last parent ends.
+            np.maximum(drt, float(pf.max()) + self._dispatch, out=drt)
         self._drt_floor = None
         return drt
 

@@ -5,7 +5,8 @@
 
 * ``exec_time[t, n]``: seconds task ``t`` runs on node ``n`` (``work / effective speed``, or an
   explicit cost matrix, as in the classic HEFT examples);
-* ``fits[t, n]``: whether node ``n`` has enough cores and memory for task ``t``;
+* ``fits[t, n]``: whether node ``n`` has enough cores and memory for task ``t`` (never on a node
+  marked down);
 * communication: an edge's bytes cost ``latency + bytes / bandwidth`` between distinct nodes and
   nothing within a node; external inputs cost a node-independent stage-in time.
 
@@ -23,7 +24,10 @@ from numpy.typing import ArrayLike, NDArray
 from wass_env.sim.cluster import Cluster
 from wass_env.sim.workflow import Workflow, WorkflowError
 
-__all__ = ["Problem"]
+__all__ = ["MAX_TIME_RANGE", "Problem"]
+
+#: Largest accepted ratio of the serial time to the longest task (see :meth:`Problem.serial_time`).
+MAX_TIME_RANGE = 1e100
 
 FloatArray = NDArray[np.float64]
 
@@ -57,7 +61,8 @@ class Problem:
                 speed = np.stack([cl.speed_for(t) for t in wf.task_type])
             else:
                 speed = np.broadcast_to(cl.speed, (wf.n_tasks, cl.n_nodes))
-            exec_time = wf.work[:, None] / speed
+            with np.errstate(over="ignore"):  # an overflow is reported by _check_finite
+                exec_time = wf.work[:, None] / speed
             self.explicit_costs = False
         else:
             exec_time = np.array(cost_matrix, dtype=np.float64)
@@ -78,13 +83,17 @@ class Problem:
         exec_time.setflags(write=False)
         self.exec_time: FloatArray = exec_time
         fits = (wf.cores[:, None] <= cl.cores[None, :]) & (wf.memory[:, None] <= cl.memory[None, :])
+        if cl.down.any():
+            fits &= ~cl.down[None, :]  # a node marked down takes no task
         nowhere = np.flatnonzero(~fits.any(axis=1))
         if nowhere.size:
             t = int(nowhere[0])
+            up = ~cl.down
             raise WorkflowError(
                 f"task {wf.ids[t]!r}{where} fits on no node of cluster {cl.name!r}: it needs "
                 f"{int(wf.cores[t])} cores and {wf.memory[t]:.4g} bytes of memory; the largest "
-                f"node has {int(cl.cores.max())} cores and {cl.memory.max():.4g} bytes"
+                f"{'node' if not cl.down.any() else 'node not marked down'} has "
+                f"{int(cl.cores[up].max())} cores and {cl.memory[up].max():.4g} bytes"
             )
         fits.setflags(write=False)
         self.fits: NDArray[np.bool_] = fits
@@ -92,8 +101,65 @@ class Problem:
             [cl.stage_in_time(b) for b in wf.input_bytes.tolist()], dtype=np.float64
         )
         # Mean cost of each edge over pairs of distinct nodes [s] (HEFT's c-bar).
-        self.mean_comm: FloatArray = np.asarray(cl.mean_transfer_time(wf.edge_bytes))
+        with np.errstate(over="ignore"):  # an overflow is reported by _check_finite
+            self.mean_comm: FloatArray = np.asarray(cl.mean_transfer_time(wf.edge_bytes))
         self._cache: dict[str, Any] = {}
+        self._check_finite(where)
+
+    def _check_finite(self, where: str) -> None:
+        """Refuse an instance whose derived times overflow: finite inputs can have infinite
+        quotients (``work / speed``, ``bytes / bandwidth``) and sums, and an infinite lower bound
+        turns every observation and reward into NaN."""
+        wf, cl = self.workflow, self.cluster
+        on = f"workflow {wf.name!r}{where} on cluster {cl.name!r}"
+        bad = np.argwhere(~np.isfinite(self.exec_time))
+        if bad.size:
+            t, n = (int(x) for x in bad[0])
+            raise WorkflowError(
+                f"{on}: task {wf.ids[t]!r} would run {float(self.exec_time[t, n])!r} s on node "
+                f"{n} (field 'work' {float(wf.work[t])!r} / speed "
+                f"{float(cl.speed_for(wf.task_type[t])[n])!r})"
+            )
+        with np.errstate(over="ignore", invalid="ignore"):
+            slowest = np.where(self.fits, self.exec_time, 0.0).max(axis=1)  # [s]
+            if cl.bandwidth is not None and cl.latency is not None:
+                # Also on one node, where no edge crosses a link: edge_delay() still holds it.
+                transfer = cl.latency + wf.edge_bytes / cl.bandwidth
+            elif cl.n_nodes == 1:
+                transfer = np.zeros(wf.n_edges)  # [s] no link to cross
+            else:
+                off = ~np.eye(cl.n_nodes, dtype=bool)
+                transfer = float(cl.latency_matrix[off].max()) + wf.edge_bytes * float(
+                    (1.0 / cl.bandwidth_matrix[off]).max()
+                )
+            parts = {
+                "runtimes (field 'work' / node speed)": float(slowest.sum()),
+                "stage-in times (field 'input_bytes' / storage bandwidth)": float(
+                    self.stage_in.sum()
+                ),
+                "transfer times (edge field 'bytes' / bandwidth)": float(transfer.sum()),
+                "core-seconds (field 'work' x field 'cores')": float(
+                    (wf.work * wf.cores).sum() + (slowest * wf.cores).sum()
+                ),
+            }
+        for what, total in parts.items():
+            if not np.isfinite(total):
+                raise WorkflowError(f"{on}: the {what} sum to {total!r}; they must be finite")
+        if cl.n_nodes == 1:  # no edge crosses a link (the check above covers edge_delay())
+            parts["transfer times (edge field 'bytes' / bandwidth)"] = 0.0
+        total = sum(v for k, v in parts.items() if not k.startswith("core"))
+        if not np.isfinite(total):
+            raise WorkflowError(f"{on}: runtimes, stage-in and transfer times sum to {total!r} s")
+        # No time in a plan exceeds the serial time and the lower bound is at least the longest
+        # task (with its stage-in): bounding their ratio keeps every time / lower bound (the
+        # env's observations and rewards, the ratio metrics) finite, noise included.
+        longest = float(np.max(self.min_exec + self.stage_in))  # [s]
+        if longest > 0 and total > MAX_TIME_RANGE * longest:
+            raise WorkflowError(
+                f"{on}: the times span too wide a range: the serial time ({total!r} s) is more "
+                f"than {MAX_TIME_RANGE:g} times the longest task ({longest!r} s)"
+            )
+        self._serial_time = total
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -280,11 +346,22 @@ class Problem:
         if "wb" not in self._cache:
             wf, cl = self.workflow, self.cluster
             if not self.explicit_costs and not cl.type_speedup:
-                val = float((wf.work * wf.cores).sum() / (cl.speed * cl.cores).sum())
+                with np.errstate(over="ignore"):  # infinite capacity: a bound of 0, still valid
+                    val = float((wf.work * wf.cores).sum() / (cl.speed * cl.cores).sum())
             else:
                 val = float((self.min_exec * wf.cores).sum() / cl.cores.sum())
             self._cache["wb"] = val
         return self._cache["wb"]  # type: ignore[no-any-return]
+
+    def serial_time(self) -> float:
+        """Every task on its slowest feasible node, every stage-in and every edge's slowest
+        transfer, added up [s].
+
+        Finite (checked on construction), and at least every path in the problem: the upward and
+        downward ranks, the critical path, the lower bound, and any finish time of a plan that
+        never waits for nothing.
+        """
+        return self._serial_time
 
     def lower_bound(self) -> float:
         """``max(critical_path(), work_bound())``: no schedule can finish sooner [s]."""

@@ -4,8 +4,9 @@ A :class:`Workflow` holds the tasks of a scientific workflow and the data that f
 
 * per task: ``work`` (runtime in seconds on a reference node of speed 1.0), ``cores`` (cores it
   occupies while running), ``memory`` (bytes it needs on its node), an optional ``task_type``
-  (used for per-type node speedups and for explanations) and ``input_bytes`` (bytes of external
-  input files it reads from shared storage before it can start);
+  (used for per-type node speedups and for explanations), ``input_bytes`` (bytes of external
+  input files it reads from shared storage before it can start) and an optional ``command``
+  (the command line a workflow file gives; what a job runs when the plan is deployed);
 * per edge ``parent -> child``: ``bytes`` the child reads from the parent's outputs.
 
 Everything is validated on construction; a bad value raises :class:`WorkflowError` naming the
@@ -22,6 +23,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from wass_env.errors import WassError
+from wass_env.limits import MAX_COUNT, bad_counts
 
 __all__ = ["Task", "Workflow", "WorkflowError"]
 
@@ -44,6 +46,7 @@ class Task:
         memory: Memory the task needs on its node [bytes].
         type: Optional task type (program name), used for per-type speedups.
         input_bytes: Bytes of external input files read from shared storage [bytes].
+        command: The task's command line ("" when unknown).
         parents: Ids of the tasks this one depends on, with the bytes read from each. Either a
             mapping ``{parent_id: bytes}`` or an iterable of ids (0 bytes each).
     """
@@ -55,6 +58,7 @@ class Task:
     type: str = ""
     input_bytes: float = 0.0
     parents: Any = ()
+    command: str = ""
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -77,6 +81,7 @@ class Workflow:
         memory: Memory per task, shape ``(n_tasks,)`` [bytes].
         task_type: Type name per task (empty string when unknown).
         input_bytes: External input bytes per task, shape ``(n_tasks,)`` [bytes].
+        command: Command line per task ("" when unknown); not part of equality.
         edge_src, edge_dst: Parent and child index of every edge, shape ``(n_edges,)``.
         edge_bytes: Bytes carried by every edge, shape ``(n_edges,)`` [bytes].
         topo_order: A topological order of the tasks (Kahn's algorithm, smallest index first).
@@ -87,6 +92,7 @@ class Workflow:
         "_levels",
         "child_edges",
         "child_ptr",
+        "command",
         "cores",
         "edge_bytes",
         "edge_dst",
@@ -118,6 +124,7 @@ class Workflow:
         name: str = "workflow",
         family: str = "",
         source: str = "",
+        command: Sequence[str] | None = None,
     ) -> None:
         n = len(ids)
         where = f" in {source}" if source else ""
@@ -136,12 +143,12 @@ class Workflow:
 
         self.work = _readonly(self._per_task("work", work, n, where, default=None))
         cores_f = self._per_task("cores", cores, n, where, default=1.0)
-        bad = np.flatnonzero(~np.isfinite(cores_f) | (cores_f < 1) | (cores_f != np.round(cores_f)))
+        bad = bad_counts(cores_f)  # before the cast: int64(1e19) would wrap
         if bad.size:
             i = int(bad[0])
             raise WorkflowError(
-                f"task {self.ids[i]!r}{where}: field 'cores' must be a positive integer, "
-                f"got {cores_f[i]!r}"
+                f"task {self.ids[i]!r}{where}: field 'cores' must be a whole number in "
+                f"[1, {MAX_COUNT}], got {float(cores_f[i])!r}"
             )
         self.cores = _readonly(cores_f.astype(np.int64))
         self.memory = _readonly(self._per_task("memory", memory, n, where, default=0.0))
@@ -157,6 +164,14 @@ class Workflow:
                     f"for {n} tasks"
                 )
             self.task_type = tuple(str(t) for t in task_type)
+        if command is None:
+            self.command: tuple[str, ...] = ("",) * n
+        else:
+            if len(command) != n:
+                raise WorkflowError(
+                    f"workflow {name!r}{where}: 'command' has {len(command)} entries for {n} tasks"
+                )
+            self.command = tuple(str(c) for c in command)
 
         src = np.asarray(edge_src, dtype=np.int64).reshape(-1)
         dst = np.asarray(edge_dst, dtype=np.int64).reshape(-1)
@@ -168,7 +183,10 @@ class Workflow:
         if edge_bytes is None:
             eb = np.zeros(m)
         else:
-            eb = np.asarray(edge_bytes, dtype=np.float64).reshape(-1)
+            try:
+                eb = np.asarray(edge_bytes, dtype=np.float64).reshape(-1)
+            except (TypeError, ValueError, OverflowError) as exc:
+                raise WorkflowError(f"field 'bytes'{where} is not numeric: {exc}") from None
             if eb.shape != src.shape:
                 raise WorkflowError(f"workflow {name!r}{where}: {eb.size} edge sizes for {m} edges")
         if m:
@@ -220,7 +238,7 @@ class Workflow:
             return np.full(n, default, dtype=np.float64)
         try:
             arr = np.asarray(values, dtype=np.float64).reshape(-1)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise WorkflowError(f"field {field!r}{where} is not numeric: {exc}") from None
         if arr.size == 1 and n != 1:
             arr = np.full(n, float(arr[0]))
@@ -237,6 +255,21 @@ class Workflow:
                 raise WorkflowError(
                     f"task {self.ids[i]!r}{where}: field {field!r} must be finite and >= 0, "
                     f"got {arr[i]!r}"
+                )
+        # Each value is finite, but their sum must be too: the total work, the critical path and
+        # every time derived from them add these up.
+        for field, arr in (
+            ("work", self.work),
+            ("input_bytes", self.input_bytes),
+            ("bytes", self.edge_bytes),
+        ):
+            with np.errstate(over="ignore"):
+                total = float(np.sum(arr))
+            if not np.isfinite(total):
+                raise WorkflowError(
+                    f"workflow {self.name!r}{where}: field {field!r} sums to {total!r} over "
+                    f"{arr.size} {'edges' if field == 'bytes' else 'tasks'} (largest value "
+                    f"{float(np.max(arr))!r}); the values must add up to a finite number"
                 )
 
     def _toposort(self, where: str) -> IntArray:
@@ -338,9 +371,15 @@ class Workflow:
                 j = index.get(pid)
                 if j is None:
                     raise WorkflowError(f"task {t.id!r}{where}: unknown parent id {pid!r}")
+                try:
+                    size.append(float(nbytes))
+                except (TypeError, ValueError, OverflowError):
+                    raise WorkflowError(
+                        f"task {t.id!r}{where}: parent {pid!r}: field 'bytes' must be a number, "
+                        f"got {nbytes!r}"
+                    ) from None
                 src.append(j)
                 dst.append(i)
-                size.append(float(nbytes))
         return cls(
             ids=[t.id for t in tasks],
             work=[t.work for t in tasks],
@@ -348,6 +387,7 @@ class Workflow:
             memory=[t.memory for t in tasks],
             task_type=[t.type for t in tasks],
             input_bytes=[t.input_bytes for t in tasks],
+            command=[t.command for t in tasks],
             edge_src=src,
             edge_dst=dst,
             edge_bytes=size,
@@ -445,6 +485,7 @@ class Workflow:
             name=self.name,
             family=self.family,
             source=self.source,
+            command=self.command,
         )
         unknown = set(changes) - set(fields)
         if unknown:
@@ -461,7 +502,9 @@ class Workflow:
         eb = np.array(edge_bytes, dtype=np.float64).reshape(-1)
         m = self.n_edges
         if eb.size != m:
-            raise WorkflowError(f"workflow {self.name!r}{where}: {eb.size} edge sizes for {m} edges")
+            raise WorkflowError(
+                f"workflow {self.name!r}{where}: {eb.size} edge sizes for {m} edges"
+            )
         bad = np.flatnonzero(~np.isfinite(eb) | (eb < 0))
         if bad.size:
             e = int(bad[0])
@@ -496,7 +539,7 @@ class Workflow:
         return f"Workflow({self.name!r}{fam}, tasks={self.n_tasks}, edges={self.n_edges})"
 
     def __eq__(self, other: object) -> bool:
-        """Structural equality: same ids, sizes and edges (names and sources may differ)."""
+        """Structural equality: same ids, sizes and edges (names, sources, commands may differ)."""
         if not isinstance(other, Workflow):
             return NotImplemented
         return (
@@ -524,3 +567,5 @@ class Workflow:
     def __setstate__(self, state: dict[str, Any]) -> None:
         for k, v in state.items():
             object.__setattr__(self, k, v)
+        if "command" not in state:  # pickled before workflows kept commands
+            object.__setattr__(self, "command", ("",) * len(self.ids))

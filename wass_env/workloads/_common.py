@@ -71,6 +71,7 @@ class RawTask:
         type: Task type (program name).
         inputs: Input file ids with the size this task declares for each [bytes].
         outputs: Output file ids with their sizes [bytes].
+        command: The task's command line ("" when the file gives none).
     """
 
     id: str
@@ -80,6 +81,7 @@ class RawTask:
     type: str = ""
     inputs: dict[str, float] = field(default_factory=dict)
     outputs: dict[str, float] = field(default_factory=dict)
+    command: str = ""
 
 
 def assemble(
@@ -121,6 +123,7 @@ def assemble(
             memory=[t.memory for t in tasks],
             task_type=[t.type for t in tasks],
             input_bytes=input_bytes,
+            command=[t.command for t in tasks],
             edge_src=src,
             edge_dst=dst,
             edge_bytes=nbytes,

@@ -8,6 +8,8 @@ same):
   0 bytes.
 * ``<uses file link size>`` inside a job (``name`` instead of ``file`` in DAX 3): the job's input
   and output files with their sizes in bytes.
+* ``<argument>`` inside a job: its command line is the job's ``name`` followed by the argument
+  text, with ``<filename file=.../>`` elements replaced by their file names.
 * ``<child ref><parent ref/></child>``: the dependencies. **Only these** define the DAG; files
   never add edges. (In the Sipht files two sub-workflows reuse the same file names, so matching
   files globally would add wrong cross edges.)
@@ -30,6 +32,7 @@ element (as an XPath such as ``/adag/job[4]/@runtime``, 1-based) and the value.
 from __future__ import annotations
 
 import math
+import re
 import xml.etree.ElementTree as ET
 from os import PathLike
 from pathlib import Path
@@ -40,6 +43,14 @@ from wass_env.workloads._common import RawTask, assemble, first_token
 from wass_env.workloads.errors import WorkloadError
 
 __all__ = ["load_dax", "parse_dax"]
+
+
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def _short(value: str) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _local(tag: str) -> str:
@@ -67,13 +78,36 @@ class _XmlReader:
             if default is None:
                 self.fail(f"{where}/@{key}", "required attribute is missing")
             return default
-        try:
-            value = float(raw)
-        except ValueError:
-            self.fail(f"{where}/@{key}", f"expected a number, got {raw!r}")
+        # XML Schema's decimal/double lexical forms only: Python's float() would also take
+        # "5_000", "infinity" and "nan".
+        if not _NUMBER.fullmatch(raw.strip(" \t\r\n")):
+            self.fail(f"{where}/@{key}", f"expected a number, got {_short(raw)}")
+        value = float(raw)
         if not math.isfinite(value) or value < 0:
-            self.fail(f"{where}/@{key}", f"must be a finite number >= 0, got {raw!r}")
+            self.fail(f"{where}/@{key}", f"must be a finite number >= 0, got {_short(raw)}")
         return value
+
+
+def _command_line(job: ET.Element) -> str:
+    """The job's transformation ``name`` followed by its ``<argument>`` ("" without a name).
+
+    Inside ``<argument>``, ``<filename file="f"/>`` (DAX 2) or ``<file name="f"/>`` (DAX 3)
+    elements stand for their file names; runs of whitespace become one space.
+    """
+    program = job.get("name", "")
+    if not program:
+        return ""
+    words = [program]
+    for el in job:
+        if _local(el.tag) != "argument":
+            continue
+        parts = [el.text or ""]
+        for sub in el:
+            if _local(sub.tag) in ("filename", "file"):
+                parts.append(sub.get("file", sub.get("name", "")))
+            parts.append(sub.tail or "")
+        words.extend("".join(parts).split())
+    return " ".join(words)
 
 
 def load_dax(path: str | PathLike[str], *, family: str | None = None) -> Workflow:
@@ -138,6 +172,7 @@ def parse_dax(root: ET.Element, *, source: str, name: str, family: str) -> Workf
                 id=jid,
                 work=r.number(el, "runtime", where, None),  # [s]
                 type=el.get("name", ""),
+                command=_command_line(el),
             )
             n_uses = 0
             for use in el:

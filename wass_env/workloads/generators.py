@@ -40,6 +40,7 @@ the range is not a single value), memory (likewise), edge bytes.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +48,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from wass_env.limits import MAX_COUNT, whole_number
 from wass_env.sim.workflow import Workflow
 from wass_env.workloads.errors import WorkloadError
 
@@ -73,6 +75,7 @@ RangeLike = float | Sequence[float]
 FloatArray = NDArray[np.float64]
 
 _Z95 = 1.6448536269514722  # 95th percentile of the standard normal
+_MAX_FLOAT_INT = int(sys.float_info.max)  # larger Python ints do not convert to a float
 
 
 # ---------------------------------------------------------------------------------------------
@@ -80,8 +83,16 @@ _Z95 = 1.6448536269514722  # 95th percentile of the standard normal
 
 
 def _count(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise WorkloadError(f"must be an integer >= {minimum}, got {value!r}", field=name)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, np.integer))
+        or not minimum <= value <= MAX_COUNT
+    ):
+        raise WorkloadError(
+            f"must be an integer >= {minimum}, got {value!r}"
+            + (f" (more than {MAX_COUNT})" if isinstance(value, int) and value > MAX_COUNT else ""),
+            field=name,
+        )
     return int(value)
 
 
@@ -102,14 +113,19 @@ def _range(name: str, value: Any, *, integer: bool = False, minimum: float = 0.0
     else:
         raise WorkloadError(f"expected a number or a pair [lo, hi], got {value!r}", field=name)
     for v in pair:
-        if isinstance(v, bool) or not isinstance(v, (int, float, np.number)):
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
             raise WorkloadError(f"expected numbers, got {value!r}", field=name)
-        if not math.isfinite(v) or v < minimum:
+        if integer:
+            try:
+                whole_number(v, low=int(minimum))  # before any cast: int64(1e19) wraps
+            except ValueError as exc:
+                raise WorkloadError(f"values {exc}", field=name) from None
+        elif (isinstance(v, int) and abs(v) > _MAX_FLOAT_INT) or not math.isfinite(v):
+            raise WorkloadError(f"values must be finite, got {value!r}", field=name)
+        if v < minimum:
             raise WorkloadError(
                 f"values must be finite and >= {minimum}, got {value!r}", field=name
             )
-        if integer and float(v) != int(v):
-            raise WorkloadError(f"values must be whole numbers, got {value!r}", field=name)
     lo, hi = (int(v) for v in pair) if integer else (float(v) for v in pair)
     if lo > hi:
         raise WorkloadError(f"lo must be <= hi, got {value!r}", field=name)

@@ -6,7 +6,9 @@ A spec is what a Hydra YAML group gives (dicts, lists, strings, numbers), or wor
   generated workflow per episode (see :data:`~wass_env.workloads.generators.GENERATORS`). A
   scalar parameter given as a pair ``[lo, hi]`` is drawn per episode: integers inclusive for
   the integer parameters (``n_tasks``, ``width``, ``stages``, ``jump``), uniform for the others
-  (``density``, ``ccr``). The size ranges ``work``, ``data``, ``cores`` and ``memory`` are
+  (``density``, ``ccr``); ``{"loguniform": [lo, hi]}`` (``0 < lo <= hi``) draws a float
+  parameter log-uniformly, so that every factor of ten in the range is equally likely (a CCR
+  from 0.05 to 10). The size ranges ``work``, ``data``, ``cores`` and ``memory`` are
   handed to the generator as they are (the generator draws from them per task or per edge).
   Missing ``n_tasks`` defaults to ``[20, 100]``.
 * ``{"recipe": "montage", "n_tasks": 100, "pool": 8}``: a pool of ``pool`` WfCommons recipe
@@ -14,12 +16,17 @@ A spec is what a Hydra YAML group gives (dicts, lists, strings, numbers), or wor
   a range). On first use the pool's seeds (and sizes) are drawn from the episode generator, or
   from ``"seed"`` when the spec has one (then every copy of the sampler, e.g. in each
   subprocess environment, has the same pool); each instance is generated the first time it is
-  picked and kept in memory (recipes take tens to hundreds of milliseconds).
+  picked and kept in memory (:data:`RECIPE_CACHE_SIZE` instances per process; recipes take
+  tens to hundreds of milliseconds).
 * ``{"files": ["../shared/data/dax/*.xml", ...]}``: WfFormat or DAX files, or glob patterns
   (relative to the current directory, ``**`` allowed), loaded once when the sampler is built;
   one is picked uniformly per episode.
 * ``{"mix": [spec, spec, ...], "weights": [...]}``: one sub-spec drawn per episode with the
-  given weights (default: equal).
+  given weights (default: equal). ``mix`` may also be a mapping ``{label: spec, ...}`` (labels
+  such as workflow families); then ``weights`` may be a mapping too, and ``"exclude": [label,
+  ...]`` (or one label) leaves those entries out: a leave-one-family-out training set is the
+  full mix with ``exclude: <family>``. Excluding a label that is not in the mix is an error, so
+  a typo cannot silently train on everything.
 * A list of specs: a mix with equal weights. A :class:`~wass_env.sim.workflow.Workflow` or a
   list of them: picked uniformly.
 * A string: a generator name (default sizes), a recipe name (default size and pool) or a file
@@ -30,7 +37,10 @@ cluster, the drawn workflow's edge bytes are rescaled with :func:`wass_env.sim.p
 so that its CCR on that cluster is exactly ``x``. A generator spec also passes ``ccr`` to the
 generator (which sets it on the reference network when no cluster is given).
 
-Samplers hold plain data only, so they pickle (environments run in subprocesses).
+Samplers hold plain data only, so they pickle (environments run in subprocesses). The only
+state a sampler keeps between draws is its recipe pools; :meth:`WorkloadSampler.reset` forgets
+them, so that the next draw depends on the generator alone (evaluation instances are then a
+function of their seed, whatever else was drawn before).
 """
 
 from __future__ import annotations
@@ -39,11 +49,13 @@ import glob
 import inspect
 import math
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from wass_env.limits import MAX_COUNT, whole_number
 from wass_env.sim.cluster import Cluster
 from wass_env.sim.problem import with_ccr
 from wass_env.sim.workflow import Workflow, WorkflowError
@@ -52,7 +64,7 @@ from wass_env.workloads.generators import GENERATORS
 from wass_env.workloads.loader import load_workflow
 from wass_env.workloads.recipes import RECIPES, recipe_min_tasks, recipe_workflow
 
-__all__ = ["WorkloadSampler", "make_sampler"]
+__all__ = ["RECIPE_CACHE_SIZE", "WorkloadSampler", "make_sampler"]
 
 #: Generator parameters drawn as integers when given as ``[lo, hi]``.
 INT_PARAMS = frozenset({"n_tasks", "width", "stages", "jump"})
@@ -82,30 +94,62 @@ def _plain(spec: Any) -> Any:
 
 
 def _is_number(x: Any) -> bool:
-    return isinstance(x, (int, float, np.number)) and not isinstance(x, bool)
+    """A real number that converts to a float (Python ints beyond 1.8e308 do not)."""
+    if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)):
+        return False
+    try:
+        float(x)
+    except OverflowError:
+        return False
+    return True
 
 
 class _Param:
-    """A parameter value: fixed, or a range ``[lo, hi]`` drawn per episode."""
+    """A parameter value: fixed, a range ``[lo, hi]`` drawn per episode (uniformly), or
+    ``{"loguniform": [lo, hi]}`` (log-uniformly, floats only)."""
 
-    __slots__ = ("hi", "integer", "lo", "value")
+    __slots__ = ("hi", "integer", "lo", "log", "value")
 
     def __init__(self, value: Any, field: str, integer: bool) -> None:
         self.value: Any = value
         self.integer = integer
         self.lo: float | int | None = None
         self.hi: float | int | None = None
-        if isinstance(value, (list, tuple)):
+        self.log = False
+        if isinstance(value, Mapping):
+            if integer or list(value) != ["loguniform"]:
+                raise WorkloadError(
+                    "expected a number, a range [lo, hi] or {loguniform: [lo, hi]}"
+                    + (" (integer parameters take no loguniform)" if integer else "")
+                    + f", got {value!r}",
+                    field=field,
+                )
+            pair = value["loguniform"]
+            if (
+                not isinstance(pair, (list, tuple))
+                or len(pair) != 2
+                or not all(_is_number(v) and math.isfinite(v) for v in pair)
+                or not 0 < pair[0] <= pair[1]
+            ):
+                raise WorkloadError(
+                    f"loguniform needs [lo, hi] with 0 < lo <= hi, got {pair!r}", field=field
+                )
+            self.lo, self.hi, self.log = float(pair[0]), float(pair[1]), True
+        elif isinstance(value, (list, tuple)):
             if len(value) != 2 or not all(_is_number(v) for v in value):
                 raise WorkloadError(
                     f"expected a number or a range [lo, hi] of two numbers, got {value!r}",
                     field=field,
                 )
             lo, hi = value
-            if integer and (float(lo) != int(lo) or float(hi) != int(hi)):
-                raise WorkloadError(
-                    f"an integer range needs whole numbers, got {value!r}", field=field
-                )
+            if integer:
+                try:  # before the cast: int(inf) fails and int64(1e19) wraps
+                    for v in value:
+                        whole_number(v, low=-MAX_COUNT)
+                except ValueError as exc:
+                    raise WorkloadError(
+                        f"an integer range needs whole numbers: {exc}", field=field
+                    ) from None
             if lo > hi:
                 raise WorkloadError(f"range needs lo <= hi, got {value!r}", field=field)
             self.lo, self.hi = (int(lo), int(hi)) if integer else (float(lo), float(hi))
@@ -125,6 +169,8 @@ class _Param:
             return self.value
         if self.integer:
             return int(rng.integers(self.lo, self.hi, endpoint=True))  # type: ignore[arg-type]
+        if self.log:
+            return float(np.exp(rng.uniform(math.log(self.lo), math.log(self.hi))))  # type: ignore[arg-type]
         return float(rng.uniform(self.lo, self.hi))  # type: ignore[arg-type]
 
 
@@ -174,6 +220,9 @@ class _Source:
         self, rng: np.random.Generator, ccr: float | None, cluster: Cluster | None
     ) -> Workflow:
         raise NotImplementedError
+
+    def reset(self) -> None:
+        """Forget lazily drawn state (recipe pools); stateless sources have none."""
 
 
 class _GeneratorSource(_Source):
@@ -247,14 +296,19 @@ class _RecipeSource(_Source):
         minimum = recipe_min_tasks(name)
         n_tasks = spec.get("n_tasks", max(_RECIPE_DEFAULT_TASKS, minimum))
         self.n_tasks = _Param(n_tasks, f"{where}.n_tasks", integer=True)
-        low = self.n_tasks.end(high=False)
-        if not _is_number(low) or int(low) != low or low < minimum:
-            raise WorkloadError(
-                f"recipe {name!r} needs at least {minimum} tasks, got {n_tasks!r}",
-                field=f"{where}.n_tasks",
-            )
+        for end in (self.n_tasks.end(high=False), self.n_tasks.end(high=True)):
+            try:
+                whole_number(end, low=minimum)  # before any cast: int64(1e19) wraps
+            except ValueError as exc:
+                below = _is_number(end) and end < minimum
+                raise WorkloadError(
+                    f"recipe {name!r} needs at least {minimum} tasks, got {n_tasks!r}"
+                    if below
+                    else f"recipe {name!r}: the number of tasks {exc}",
+                    field=f"{where}.n_tasks",
+                ) from None
         pool = spec.get("pool", DEFAULT_POOL)
-        if isinstance(pool, bool) or not isinstance(pool, int) or pool < 1:
+        if isinstance(pool, bool) or not isinstance(pool, int) or not 1 <= pool <= MAX_COUNT:
             raise WorkloadError(f"must be an integer >= 1, got {pool!r}", field=f"{where}.pool")
         seed = spec.get("seed")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
@@ -262,7 +316,6 @@ class _RecipeSource(_Source):
         self.pool = pool
         self.seed = seed
         self.slots: list[tuple[int, int]] | None = None  # (seed, n_tasks) per pool entry
-        self.cache: dict[int, Workflow] = {}
 
     def _draw(
         self, rng: np.random.Generator, ccr: float | None, cluster: Cluster | None
@@ -272,11 +325,24 @@ class _RecipeSource(_Source):
             self.slots = [
                 (int(src.integers(2**32)), int(self.n_tasks.draw(src))) for _ in range(self.pool)
             ]
-        i = int(rng.integers(self.pool))
-        if i not in self.cache:
-            seed, n = self.slots[i]
-            self.cache[i] = recipe_workflow(self.name, n, seed)
-        return self.cache[i]
+        seed, n = self.slots[int(rng.integers(self.pool))]
+        return _recipe_instance(self.name, n, seed)
+
+    def reset(self) -> None:
+        # A fixed pool seed draws the same pool again: nothing to forget.
+        if self.seed is None:
+            self.slots = None
+
+
+#: Recipe instances kept in memory per process, across samplers (a 200-task instance takes
+#: 0.05-0.2 s to generate and tens of kB to keep). Large enough for every pool of a training
+#: mix (9 recipes x 16), so pools are generated once per process.
+RECIPE_CACHE_SIZE = 512
+
+
+@lru_cache(maxsize=RECIPE_CACHE_SIZE)
+def _recipe_instance(name: str, n_tasks: int, seed: int) -> Workflow:
+    return recipe_workflow(name, n_tasks, seed)
 
 
 class _FixedSource(_Source):
@@ -322,11 +388,32 @@ def _expand(patterns: Any, where: str) -> list[str]:
 
 
 class _MixSource(_Source):
-    def __init__(self, children: list[_Source], weights: Any, ccr: Any, where: str) -> None:
+    def __init__(
+        self,
+        children: list[_Source],
+        weights: Any,
+        ccr: Any,
+        where: str,
+        labels: list[str] | None = None,
+    ) -> None:
         super().__init__(ccr, where)
         if not children:
             raise WorkloadError("needs at least one spec", field=f"{where}.mix")
         self.children = children
+        self.labels = labels
+        if isinstance(weights, Mapping):
+            if labels is None:
+                raise WorkloadError(
+                    f"weights by label need a mix by label ({{label: spec}}), got {weights!r}",
+                    field=f"{where}.weights",
+                )
+            unknown = [k for k in weights if k not in labels]
+            if unknown:
+                raise WorkloadError(
+                    f"unknown label {unknown[0]!r}; labels: {', '.join(labels)}",
+                    field=f"{where}.weights.{unknown[0]}",
+                )
+            weights = [weights.get(k, 1.0) for k in labels]
         if weights is None:
             w = np.full(len(children), 1.0)
         else:
@@ -349,6 +436,50 @@ class _MixSource(_Source):
     ) -> Workflow:
         k = int(rng.choice(len(self.children), p=self.weights))
         return self.children[k].sample(rng, cluster)
+
+    def reset(self) -> None:
+        for child in self.children:
+            child.reset()
+
+
+def _mix_entries(spec: Mapping[str, Any], where: str) -> tuple[list[Any], list[str] | None]:
+    """The mix's specs (and labels, for a mix by label) after ``exclude``."""
+    mix = spec["mix"]
+    exclude = spec.get("exclude")
+    if exclude is None:
+        exclude = []
+    elif isinstance(exclude, str):
+        exclude = [exclude]
+    if not isinstance(exclude, list) or not all(isinstance(x, str) for x in exclude):
+        raise WorkloadError(
+            f"expected a label or a list of labels, got {spec['exclude']!r}",
+            field=f"{where}.exclude",
+        )
+    if isinstance(mix, Mapping):
+        labels = [str(k) for k in mix]
+        unknown = [x for x in exclude if x not in labels]
+        if unknown:
+            raise WorkloadError(
+                f"unknown label {unknown[0]!r}; labels: {', '.join(labels)}",
+                field=f"{where}.exclude",
+            )
+        kept = [k for k in labels if k not in exclude]
+        if not kept:
+            raise WorkloadError(
+                f"excludes every entry of the mix ({', '.join(labels)})", field=f"{where}.exclude"
+            )
+        return [mix[k] for k in kept], kept
+    if not isinstance(mix, list):
+        raise WorkloadError(
+            f"expected a list of specs or a mapping of labels to specs, got {mix!r}",
+            field=f"{where}.mix",
+        )
+    if exclude:
+        raise WorkloadError(
+            "exclude needs a mix by label ({label: spec, ...}), not a list",
+            field=f"{where}.exclude",
+        )
+    return list(mix), None
 
 
 _FORMS = ("generator", "recipe", "files", "mix")
@@ -386,12 +517,22 @@ def _build(spec: Any, where: str) -> _Source:
             _check_keys(spec, ["files", "ccr"], where)
             paths = _expand(spec["files"], f"{where}.files")
             return _FixedSource([load_workflow(p) for p in paths], spec.get("ccr"), where)
-        _check_keys(spec, ["mix", "weights", "ccr"], where)
-        mix = spec["mix"]
-        if not isinstance(mix, list):
-            raise WorkloadError(f"expected a list of specs, got {mix!r}", field=f"{where}.mix")
-        children = [_build(x, f"{where}.mix[{i}]") for i, x in enumerate(mix)]
-        return _MixSource(children, spec.get("weights"), spec.get("ccr"), where)
+        _check_keys(spec, ["mix", "weights", "ccr", "exclude"], where)
+        entries, labels = _mix_entries(spec, where)
+        weights = spec.get("weights")
+        if labels is not None:
+            children = [_build(x, f"{where}.mix.{k}") for k, x in zip(labels, entries, strict=True)]
+            if isinstance(weights, list):
+                full = list(spec["mix"])
+                if len(weights) != len(full):
+                    raise WorkloadError(
+                        f"expected one number per entry of the mix ({len(full)}), got {weights!r}",
+                        field=f"{where}.weights",
+                    )
+                weights = [w for k, w in zip(full, weights, strict=True) if k in labels]
+        else:
+            children = [_build(x, f"{where}.mix[{i}]") for i, x in enumerate(entries)]
+        return _MixSource(children, weights, spec.get("ccr"), where, labels)
     raise WorkloadError(
         "expected a dict, a list, a name, a path or a Workflow, "
         f"got {spec!r} ({type(spec).__name__})",
@@ -433,6 +574,26 @@ class WorkloadSampler:
         if not isinstance(rng, np.random.Generator):
             raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
         return self._source.sample(rng, cluster)
+
+    def reset(self) -> None:
+        """Forget the recipe pools drawn so far (pools with a fixed ``seed`` stay as they are).
+
+        The next draw then depends on its generator only: drawing with a fresh generator seeded
+        with ``s`` after :meth:`reset` gives the same workflow whatever was drawn before.
+        """
+        self._source.reset()
+
+    @property
+    def workflows(self) -> list[Workflow] | None:
+        """The workflows of a files or workflows spec (loaded once), else None."""
+        src = self._source
+        return list(src.workflows) if isinstance(src, _FixedSource) else None
+
+    @property
+    def labels(self) -> list[str] | None:
+        """The labels of a top-level mix by label (after ``exclude``), else None."""
+        src = self._source
+        return list(src.labels) if isinstance(src, _MixSource) and src.labels else None
 
     def __repr__(self) -> str:
         text = repr(self.spec)

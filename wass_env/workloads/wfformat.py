@@ -19,8 +19,9 @@ What is read, per schema version:
 The mapping to :class:`~wass_env.sim.workflow.Workflow`: ``work`` = runtime [s] (the runtime on
 the traced machine is taken as the reference-node cost); ``cores`` = ``coreCount`` (default 1);
 ``memory`` = ``memoryInBytes`` (default 0); ``task_type`` = ``command.program``, else the
-``category``, else the task name without its ``_ID0000001`` suffix. The DAG comes from the
-explicit ``parents``/``children`` lists (their union); an edge carries the sizes of the files in
+``category``, else the task name without its ``_ID0000001`` suffix; ``command`` =
+``command.program`` followed by ``command.arguments``. The DAG comes from the explicit
+``parents``/``children`` lists (their union); an edge carries the sizes of the files in
 ``outputFiles(parent) ∩ inputFiles(child)`` (0 bytes when none); files that no task outputs are
 external inputs and count in the ``input_bytes`` of the tasks reading them.
 
@@ -32,11 +33,13 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Mapping
 from os import PathLike
 from pathlib import Path
 from typing import Any, NoReturn
 
+from wass_env.limits import MAX_COUNT, whole_number
 from wass_env.sim.workflow import Workflow
 from wass_env.workloads._common import RawTask, assemble, guess_family, type_from_name
 from wass_env.workloads.errors import WorkloadError
@@ -45,6 +48,9 @@ __all__ = ["SUPPORTED_VERSIONS", "load_wfformat", "parse_wfformat"]
 
 #: Schema versions this loader reads.
 SUPPORTED_VERSIONS: tuple[str, ...] = ("1.3", "1.4", "1.5", "1.6")
+
+#: Largest integer that converts to a finite float (JSON integers are exact Python ints).
+_MAX_FLOAT_INT = int(sys.float_info.max)
 
 _KIND_NAMES = {
     dict: "an object",
@@ -82,6 +88,8 @@ class _Reader:
     def check(self, value: Any, field: str, kind: type) -> Any:
         if kind is float:
             ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if ok and isinstance(value, int) and abs(value) > _MAX_FLOAT_INT:
+                self.fail(field, f"must be a finite number, got {_short(value)} (too large)")
             if ok and not math.isfinite(value):
                 self.fail(field, f"must be a finite number, got {value!r}")
         else:
@@ -107,9 +115,13 @@ class _Reader:
 
     def cores(self, obj: Mapping[str, Any], key: str, where: str) -> int:
         value = self.opt(obj, key, where, float, 1.0)
-        if value < 1 or value != int(value):
-            self.fail(f"{where}.{key}", f"must be a whole number >= 1, got {obj[key]!r}")
-        return int(value)
+        try:
+            return whole_number(value)
+        except ValueError:
+            self.fail(
+                f"{where}.{key}",
+                f"must be a whole number in [1, {MAX_COUNT}], got {_short(obj[key])}",
+            )
 
     def strings(self, obj: Mapping[str, Any], key: str, where: str, required: bool) -> list[str]:
         """A list of strings (task or file ids)."""
@@ -124,13 +136,34 @@ class _Reader:
 
 
 def _short(value: Any) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an int beyond Python's digit limit for str()
+        return f"an integer of about {int(value.bit_length() * 0.30103)} digits"
     return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _program(r: _Reader, entry: Mapping[str, Any], where: str) -> str:
     command = r.opt(entry, "command", where, dict, {})
     return str(r.opt(command, "program", f"{where}.command", str, ""))
+
+
+def _command_line(r: _Reader, entry: Mapping[str, Any], where: str) -> str:
+    """``command.program`` followed by ``command.arguments``, space-separated ("" if none).
+
+    The arguments are joined as recorded, without quoting (as WfCommons' own translators do):
+    a trace may hold an argument such as ``"-o out.txt"`` meant as two words.
+    """
+    program = _program(r, entry, where)
+    if not program:
+        return ""
+    command = r.opt(entry, "command", where, dict, {})
+    words = [program]
+    for j, arg in enumerate(r.opt(command, "arguments", f"{where}.command", list, [])):
+        if isinstance(arg, bool) or not isinstance(arg, (str, int, float)):
+            r.fail(f"{where}.command.arguments[{j}]", f"expected a string, got {_short(arg)}")
+        words.append(str(arg))
+    return " ".join(words)
 
 
 def load_wfformat(path: str | PathLike[str], *, family: str | None = None) -> Workflow:
@@ -160,6 +193,14 @@ def load_wfformat(path: str | PathLike[str], *, family: str | None = None) -> Wo
         raise WorkloadError(
             f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})", source=p
         ) from None
+    except RecursionError:
+        raise WorkloadError(
+            "not a WfFormat instance: arrays or objects nested too deeply for the JSON parser",
+            source=p,
+        ) from None
+    except ValueError as exc:  # an integer with more digits than Python converts (4300)
+        why = str(exc).split("; use ", 1)[0]  # drop the advice to raise the interpreter's limit
+        raise WorkloadError(f"not valid JSON: {why}", source=p) from None
     return parse_wfformat(data, source=str(p), name=p.stem, family=family)
 
 
@@ -285,6 +326,7 @@ def _read_current(
         task.cores = r.cores(e, "coreCount", where)
         task.memory = r.size(e, "memoryInBytes", where, 0.0)  # [bytes]
         task.type = _program(r, e, where) or task.type
+        task.command = _command_line(r, e, where)
     missing = [t.id for t in raw if t.id not in seen]
     if missing:
         r.fail(
@@ -357,6 +399,7 @@ def _read_legacy(
                 cores=r.cores(t, "cores", where),
                 memory=memory,
                 type=program or category or type_from_name(name),
+                command=_command_line(r, t, where),
             )
         )
         links.append(

@@ -1,0 +1,636 @@
+"""Imitation learning for the scheduling policy: an expert, DAgger data collection, behaviour
+cloning of an SB3 policy.
+
+**The expert** (:class:`PilotExpert`) answers "where should this task go?" from *any* state of
+the environment, which DAgger needs: it tries the current task on each of its ``k`` most
+promising nodes (earliest finish first, plus the completion heuristic's own choice), completes
+each partial plan with HEFT's rule in the environment's task order, and labels every node whose
+completed makespan is within a relative ``tie`` of the best. This is a *pilot method* (a rollout
+algorithm, Bertsekas et al. 1997): because the base rule's own node is always tried and HEFT
+completed in order is sequentially consistent, following the expert from the start is never
+worse than the base rule, and usually much better where HEFT's greedy choice moves data that a
+later stage pays for. On small instances, :func:`expert_plans` also replays the best of complete
+plans (HEFT, PEFT, HEFT with lookahead, CP-SAT) through the environment.
+
+**Collection** (:func:`collect`) runs episodes of a ``WassSchedEnv``; at every state it records
+the observation, the mask, the expert's label distribution (uniform over its tied best nodes) and
+the reward, and then acts with the expert (probability ``beta``) or the learner: DAgger (Ross,
+Gordon & Bagnell 2011) with ``beta`` decaying to 0 relabels exactly the states the learner
+reaches.
+
+**Behaviour cloning** (:func:`bc_train`) trains an SB3 maskable policy in place: cross-entropy
+of its masked action distribution against the label distribution, plus a value loss on the
+episodes' discounted returns so that PPO fine-tuning starts with a sensible critic. It is written
+here (about 40 lines) because the ``imitation`` package pins an older Stable-Baselines3.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from wass_env.io import atomic_write
+from wass_env.scheduling import Scheduler, make_scheduler
+from wass_env.sim.ordering import ReadyQueue, task_priority
+from wass_env.sim.plan import PlanBuilder
+
+__all__ = [
+    "Dataset",
+    "PilotExpert",
+    "bc_train",
+    "collect",
+    "collect_parallel",
+    "discounted_returns",
+    "expert_dataset",
+    "run_imitation",
+]
+
+
+class PilotExpert:
+    """Per-state expert: one-step lookahead with a heuristic completing the plan.
+
+    Args:
+        k: Candidate nodes tried per decision (those with the earliest finish times); the base
+            heuristic's own node is always among them. ``k <= 0`` tries every feasible node.
+        locality: Also try the nodes that keep data local (the one holding most of the task's
+            inputs, the one holding most of its children's other inputs): earliest-finish
+            candidates alone never propose gathering a fan-in on few nodes.
+        base: Registered name (or spec) of the completion heuristic (its ``select_node`` is
+            used in the environment's task order).
+        tie: Relative tolerance under which two completed makespans count as equal.
+    """
+
+    def __init__(
+        self,
+        k: int = 4,
+        base: str | Mapping[str, Any] = "heft",
+        tie: float = 1e-9,
+        locality: bool = True,
+    ):
+        self.k = int(k)
+        self.locality = bool(locality)
+        self.base: Scheduler = make_scheduler(base)
+        self.tie = float(tie)
+        self.completions = 0  # completed rollouts so far (a cost counter)
+
+    def scores(
+        self, builder: PlanBuilder, task: int, priority: NDArray[np.float64]
+    ) -> NDArray[np.float64]:
+        """Completed makespan [s] of placing ``task`` on each node (``inf`` where not tried).
+
+        Args:
+            builder: The partial plan (not modified).
+            task: The ready task to place.
+            priority: The environment's task priority (the order the completion follows).
+        """
+        problem = builder.problem
+        self.base._ensure(problem)
+        eft = builder.earliest_finish(task)
+        order = np.argsort(eft, kind="stable")
+        feasible = order[np.isfinite(eft[order])]
+        cand = feasible if self.k <= 0 else feasible[: self.k]
+        extra = [self.base.select_node(builder, task)]
+        if self.locality:
+            extra += self._local_nodes(builder, task)
+        for n in extra:
+            if n not in cand and np.isfinite(eft[n]):
+                cand = np.append(cand, n)
+        out = np.full(problem.n_nodes, np.inf)
+        for n in cand.tolist():
+            b = builder.copy()
+            b.assign(task, n)
+            q = ReadyQueue(b, priority)
+            while not b.done:
+                t = q.pop()
+                b.assign(t, self.base.select_node(b, t))
+                q.update()
+            out[n] = b.max_finish
+            self.completions += 1
+        return out
+
+    @staticmethod
+    def _local_nodes(builder: PlanBuilder, task: int) -> list[int]:
+        """Nodes that keep data local: the one holding most of the task's input bytes, and the
+        one holding most of its children's inputs from their other placed parents."""
+        wf = builder.problem.workflow
+        n = builder.problem.n_nodes
+        out: list[int] = []
+        sl = wf.parent_edge_slice(task)
+        if sl.stop > sl.start:
+            local = np.bincount(
+                builder.node[wf.edge_src[sl]], weights=wf.edge_bytes[sl], minlength=n
+            )
+            if local.max() > 0:
+                out.append(int(local.argmax()))
+        co = np.zeros(n)
+        for c in wf.children(task).tolist():
+            csl = wf.parent_edge_slice(c)
+            par = wf.edge_src[csl]
+            placed = (builder.node[par] >= 0) & (par != task)
+            if placed.any():
+                co += np.bincount(
+                    builder.node[par[placed]], weights=wf.edge_bytes[csl][placed], minlength=n
+                )
+        if co.max() > 0:
+            out.append(int(co.argmax()))
+        return out
+
+    def label(self, scores: NDArray[np.float64]) -> NDArray[np.float64]:
+        """The label distribution: uniform over the nodes tied for the best score."""
+        best = float(scores.min())
+        tied = scores <= best + self.tie * max(abs(best), 1.0)
+        return tied / tied.sum()
+
+
+@dataclass
+class Dataset:
+    """Observations, masks, labels and returns of collected states (arrays, one row per state).
+
+    Attributes:
+        obs: Observation arrays by key.
+        mask: Bool action masks.
+        label: Label distributions over actions (rows sum to 1).
+        ret: Discounted return from each state under the behaviour policy.
+        family: Workflow family of each state's episode.
+        episodes: Number of episodes collected.
+        info: Per-episode summaries (makespans of the behaviour policy, HEFT, ...).
+    """
+
+    obs: dict[str, NDArray[np.float32]] = field(default_factory=dict)
+    mask: NDArray[np.bool_] = field(default_factory=lambda: np.zeros((0, 0), dtype=bool))
+    label: NDArray[np.float32] = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    ret: NDArray[np.float32] = field(default_factory=lambda: np.zeros(0, np.float32))
+    family: NDArray[np.str_] = field(default_factory=lambda: np.zeros(0, dtype="<U1"))
+    episodes: int = 0
+    info: list[dict[str, Any]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return int(self.ret.shape[0])
+
+    def extend(self, other: Dataset) -> Dataset:
+        """This dataset with ``other``'s rows appended (a new object)."""
+        if not len(self):
+            return other
+        return Dataset(
+            obs={k: np.concatenate([v, other.obs[k]]) for k, v in self.obs.items()},
+            mask=np.concatenate([self.mask, other.mask]),
+            label=np.concatenate([self.label, other.label]),
+            ret=np.concatenate([self.ret, other.ret]),
+            family=np.concatenate([self.family, other.family]),
+            episodes=self.episodes + other.episodes,
+            info=[*self.info, *other.info],
+        )
+
+    def without_families(self, families: Iterable[str]) -> Dataset:
+        """The rows (and episode summaries) of every family but ``families``."""
+        drop = {str(f) for f in families}
+        if not drop or not len(self):
+            return self
+        keep = ~np.isin(self.family, sorted(drop))
+        info = [i for i in self.info if i.get("family") not in drop]
+        return Dataset(
+            obs={k: v[keep] for k, v in self.obs.items()},
+            mask=self.mask[keep],
+            label=self.label[keep],
+            ret=self.ret[keep],
+            family=self.family[keep],
+            episodes=len(info),
+            info=info,
+        )
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the dataset as a compressed ``.npz`` (atomically)."""
+        arrays: dict[str, NDArray[Any]] = {f"obs.{k}": v for k, v in self.obs.items()}
+        arrays.update(mask=self.mask, label=self.label, ret=self.ret, family=self.family)
+        arrays["info"] = np.asarray(json.dumps(self.info))
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]
+        return atomic_write(path, buf.getvalue())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Dataset:
+        """Read a dataset written by :meth:`save`."""
+        with np.load(path, allow_pickle=False) as z:
+            info = json.loads(str(z["info"]))
+            return cls(
+                obs={k[4:]: z[k] for k in z.files if k.startswith("obs.")},
+                mask=z["mask"],
+                label=z["label"],
+                ret=z["ret"],
+                family=z["family"],
+                episodes=len(info),
+                info=info,
+            )
+
+
+def discounted_returns(rewards: Iterable[float], gamma: float) -> NDArray[np.float32]:
+    """``G_t = r_t + gamma * G_{t+1}`` for one episode."""
+    r = np.asarray(list(rewards), dtype=np.float64)
+    out = np.zeros_like(r)
+    acc = 0.0
+    for i in range(r.size - 1, -1, -1):
+        acc = r[i] + gamma * acc
+        out[i] = acc
+    return out.astype(np.float32)
+
+
+def collect(
+    env: Any,
+    seeds: Iterable[int],
+    expert: PilotExpert,
+    *,
+    learner: Callable[[dict[str, NDArray[np.float32]], NDArray[np.bool_]], int] | None = None,
+    beta: float = 1.0,
+    gamma: float = 0.99,
+    rng: np.random.Generator | None = None,
+    label_fraction: float = 1.0,
+    progress: Callable[[int], None] | None = None,
+) -> Dataset:
+    """Run one episode per seed, labelling the states with the expert.
+
+    Args:
+        env: A ``WassSchedEnv`` (or a wrapper of one).
+        seeds: Episode seeds (``env.reset(seed=...)``).
+        expert: The labeller.
+        learner: ``(obs, mask) -> action`` of the policy being trained; None acts with the
+            expert only.
+        beta: Probability of acting with the expert at each step (1 with no learner).
+        gamma: Discount of the recorded returns.
+        rng: Source of the expert/learner coin flips.
+        label_fraction: Share of the learner's states that are labelled and kept (the expert's
+            are always labelled: it needs its own answer to act). Labels are the expensive part;
+            DAgger needs a sample of the learner's states, not all of them.
+        progress: Called with 1 after every episode.
+    """
+    core = getattr(env, "unwrapped", env)
+    rng = rng or np.random.default_rng(0)
+    obs_rows: dict[str, list[NDArray[np.float32]]] = {}
+    masks: list[NDArray[np.bool_]] = []
+    labels: list[NDArray[np.float64]] = []
+    returns: list[NDArray[np.float32]] = []
+    families: list[str] = []
+    info_rows: list[dict[str, Any]] = []
+    n_eps = 0
+    for seed in seeds:
+        obs, _ = env.reset(seed=int(seed))
+        prio = task_priority(core.problem, core.task_order)
+        rewards: list[float] = []
+        kept: list[int] = []
+        expert_steps = 0
+        t0 = time.perf_counter()
+        while True:
+            mask = core.action_masks()
+            by_expert = learner is None or rng.random() < beta
+            label = None
+            if by_expert or label_fraction >= 1.0 or rng.random() < label_fraction:
+                scores = expert.scores(core.builder, core.current_task, prio)
+                label = np.zeros(mask.shape[0])
+                label[: scores.size] = expert.label(scores)
+                for k, v in obs.items():
+                    obs_rows.setdefault(k, []).append(np.asarray(v, dtype=np.float32))
+                masks.append(mask)
+                labels.append(label)
+                kept.append(len(rewards))
+            if by_expert:
+                assert label is not None
+                action = int(np.argmax(label))
+                expert_steps += 1
+            else:
+                action = int(learner(obs, mask))  # type: ignore[misc]
+            obs, reward, terminated, truncated, info = env.step(action)
+            rewards.append(float(reward))
+            if terminated or truncated:
+                break
+        returns.append(discounted_returns(rewards, gamma)[kept])
+        families.extend([str(info.get("family", ""))] * len(kept))
+        info_rows.append(
+            {
+                "seed": int(seed),
+                "family": str(info.get("family", "")),
+                "makespan": float(info["makespan"]),
+                "ratio_to_lower_bound": float(info["ratio_to_lower_bound"]),
+                "steps": len(rewards),
+                "expert_steps": expert_steps,
+                "seconds": time.perf_counter() - t0,
+                **(
+                    {"ratio_to_reference": info["ratio_to_reference"]}
+                    if "ratio_to_reference" in info
+                    else {}
+                ),
+            }
+        )
+        n_eps += 1
+        if progress is not None:
+            progress(1)
+    if not masks:
+        return Dataset()
+    return Dataset(
+        obs={k: np.stack(v) for k, v in obs_rows.items()},
+        mask=np.stack(masks),
+        label=np.stack(labels).astype(np.float32),
+        ret=np.concatenate(returns),
+        family=np.asarray(families),
+        episodes=n_eps,
+        info=info_rows,
+    )
+
+
+def bc_train(
+    policy: Any,
+    data: Dataset,
+    *,
+    epochs: int = 10,
+    batch_size: int = 256,
+    lr: float = 1e-3,
+    value_coef: float = 0.5,
+    seed: int = 0,
+    max_grad_norm: float = 1.0,
+) -> list[float]:
+    """Behaviour cloning of ``policy`` (an SB3 ``MaskableActorCriticPolicy``) on ``data``.
+
+    Loss per state: ``-sum_a label(a) log pi(a | s, mask)`` plus ``value_coef`` times the squared
+    error of the value head against the recorded return. Trains in place with Adam.
+
+    Returns:
+        The mean loss of every epoch.
+    """
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    device = policy.device
+    opt = torch.optim.Adam(policy.parameters(), lr=lr)
+    n = len(data)
+    history: list[float] = []
+    policy.set_training_mode(True)
+    for _ in range(epochs):
+        perm = torch.randperm(n, generator=gen).numpy()
+        total = 0.0
+        for lo in range(0, n, batch_size):
+            idx = perm[lo : lo + batch_size]
+            obs = {k: torch.as_tensor(v[idx], device=device) for k, v in data.obs.items()}
+            mask = data.mask[idx]
+            target = torch.as_tensor(data.label[idx], device=device)
+            dist = policy.get_distribution(obs, action_masks=mask)
+            logp = dist.distribution.logits  # normalised log-probabilities, masked
+            ce = -(target * torch.where(target > 0, logp, torch.zeros_like(logp))).sum(-1).mean()
+            values = policy.predict_values(obs).squeeze(-1)
+            vloss = torch.mean((values - torch.as_tensor(data.ret[idx], device=device)) ** 2)
+            loss = ce + value_coef * vloss
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), max_grad_norm)
+            opt.step()
+            total += float(loss.detach()) * idx.size
+        history.append(total / n)
+    policy.set_training_mode(False)
+    return history
+
+
+def _collect_job(
+    job: tuple[dict[str, Any], list[int], dict[str, Any], str | None, float, float, int, float],
+) -> Dataset:
+    env_kwargs, seeds, expert_kwargs, learner_path, beta, gamma, rng_seed, fraction = job
+    import gymnasium as gym
+    import torch
+
+    import wass_env  # noqa: F401  (registers the env in a fresh process)
+
+    torch.set_num_threads(1)
+    env = gym.make("WassSched-v0", **env_kwargs)
+    learner = None
+    if learner_path is not None:
+        from sb3_contrib import MaskablePPO
+
+        model = MaskablePPO.load(learner_path, device="cpu")
+
+        def learner(obs: dict[str, NDArray[np.float32]], mask: NDArray[np.bool_]) -> int:
+            action, _ = model.predict(obs, action_masks=mask, deterministic=True)
+            return int(action)
+
+    return collect(
+        env,
+        seeds,
+        PilotExpert(**expert_kwargs),
+        learner=learner,
+        beta=beta,
+        gamma=gamma,
+        rng=np.random.default_rng(rng_seed),
+        label_fraction=fraction,
+    )
+
+
+def collect_parallel(
+    env_kwargs: Mapping[str, Any],
+    seeds: Iterable[int],
+    *,
+    expert: Mapping[str, Any] | None = None,
+    learner_path: str | None = None,
+    beta: float = 1.0,
+    gamma: float = 0.99,
+    n_jobs: int = 1,
+    rng_seed: int = 0,
+    label_fraction: float = 1.0,
+) -> Dataset:
+    """:func:`collect` over ``seeds`` split between ``n_jobs`` worker processes.
+
+    The result is the same whatever ``n_jobs`` is: seeds are dealt to fixed chunks (one per
+    8 seeds, each with its own coin-flip stream) and the chunks are concatenated in order.
+
+    Args:
+        env_kwargs: ``WassSchedEnv`` arguments (each worker builds its own env).
+        seeds: Episode seeds.
+        expert: :class:`PilotExpert` arguments.
+        learner_path: A saved MaskablePPO model acting with probability ``1 - beta``.
+        beta: See :func:`collect`.
+        gamma: Discount of the recorded returns.
+        n_jobs: Worker processes (1: in this process).
+        rng_seed: Seed of the coin flips.
+        label_fraction: See :func:`collect`.
+    """
+    seeds = [int(s) for s in seeds]
+    chunks = [seeds[i : i + 8] for i in range(0, len(seeds), 8)]
+    jobs = [
+        (
+            dict(env_kwargs),
+            chunk,
+            dict(expert or {}),
+            learner_path,
+            beta,
+            gamma,
+            rng_seed * 100_003 + i,
+            float(label_fraction),
+        )
+        for i, chunk in enumerate(chunks)
+    ]
+    if n_jobs <= 1 or len(jobs) <= 1:
+        parts = [_collect_job(j) for j in jobs]
+    else:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=n_jobs, mp_context=mp.get_context("spawn")) as ex:
+            parts = list(ex.map(_collect_job, jobs))
+    out = Dataset()
+    for part in parts:
+        out = out.extend(part)
+    return out
+
+
+#: Version of the cached expert episodes (bump when the observation or labels change).
+CACHE_VERSION = 1
+
+
+def expert_dataset(
+    env_kwargs: Mapping[str, Any],
+    seeds: Iterable[int],
+    *,
+    expert: Mapping[str, Any] | None = None,
+    gamma: float = 0.99,
+    n_jobs: int = 1,
+    seed: int = 0,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> Dataset:
+    """Expert episodes (the expert acting and labelling), from ``cache_dir`` when present.
+
+    The cache key is a hash of everything the episodes depend on: the environment arguments,
+    the seeds, the expert's settings, ``gamma`` and :data:`CACHE_VERSION`.
+    """
+    seeds = [int(s) for s in seeds]
+    path: Path | None = None
+    if cache_dir is not None:
+        import hashlib
+
+        key = json.dumps(
+            {
+                "env": dict(env_kwargs),
+                "seeds": seeds,
+                "expert": dict(expert or {}),
+                "gamma": gamma,
+                "version": CACHE_VERSION,
+            },
+            sort_keys=True,
+            default=str,
+        )
+        path = Path(cache_dir) / f"expert-{hashlib.sha256(key.encode()).hexdigest()[:20]}.npz"
+        if path.exists():
+            return Dataset.load(path)
+    data = collect_parallel(
+        env_kwargs, seeds, expert=expert, gamma=gamma, n_jobs=n_jobs, rng_seed=seed
+    )
+    if path is not None:
+        data.save(path)
+    return data
+
+
+def run_imitation(
+    model: Any,
+    env_kwargs: Mapping[str, Any],
+    *,
+    seeds: Iterable[int],
+    dagger_seeds: Iterable[Iterable[int]] = (),
+    expert: Mapping[str, Any] | None = None,
+    epochs: int = 15,
+    dagger_epochs: int = 8,
+    batch_size: int = 256,
+    lr: float = 1e-3,
+    gamma: float = 0.99,
+    n_jobs: int = 1,
+    seed: int = 0,
+    label_fraction: float = 1.0,
+    cache_dir: str | os.PathLike[str] | None = None,
+    work_dir: str | None = None,
+    logger: Any = None,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Behaviour cloning on expert episodes, then DAgger rounds on the learner's own states.
+
+    Args:
+        model: A MaskablePPO model whose policy is trained in place.
+        env_kwargs: Environment arguments.
+        seeds: Seeds of the expert episodes.
+        dagger_seeds: One seed list per DAgger round (the learner acts; the expert labels).
+        expert: :class:`PilotExpert` arguments.
+        epochs, dagger_epochs: Passes over the data after the expert episodes / each round.
+        batch_size, lr: Behaviour cloning optimiser settings.
+        gamma: Discount of the value targets.
+        n_jobs: Collection worker processes.
+        seed: Seed of the coin flips and minibatch order.
+        label_fraction: Share of the learner's states the expert labels in DAgger rounds.
+        cache_dir: If given, the expert episodes are kept there (keyed by the environment
+            arguments, seeds and expert settings) and reused by later runs with the same key.
+        work_dir: Where the learner is saved for the collection workers (a temp dir if None).
+        logger: An SB3 logger; ``imitation/*`` values are recorded with the round as the step.
+        log: Called with one line per stage.
+
+    Returns:
+        ``{"states": ..., "rounds": [{"round", "states", "loss", "ratio_to_reference"}...],
+        "seconds": ...}``; ``ratio_to_reference`` is the behaviour policy's mean planned
+        makespan / the env's reference (HEFT) over that round's episodes (round 0: the expert).
+    """
+    import tempfile
+
+    t0 = time.perf_counter()
+    rounds: list[dict[str, Any]] = []
+
+    def record(r: int, data: Dataset, new: Dataset, loss: list[float]) -> None:
+        ratios = [i["ratio_to_reference"] for i in new.info if "ratio_to_reference" in i]
+        row = {
+            "round": r,
+            "states": len(data),
+            "loss": loss[-1] if loss else float("nan"),
+            "ratio_to_reference": float(np.mean(ratios)) if ratios else float("nan"),
+            "seconds": time.perf_counter() - t0,
+        }
+        rounds.append(row)
+        if logger is not None:
+            for k in ("states", "loss", "ratio_to_reference"):
+                logger.record(f"imitation/{k}", row[k])
+            logger.dump(step=r)
+        if log is not None:
+            who = "expert" if r == 0 else "learner"
+            log(
+                f"imitation round {r}: {len(new)} new states ({who} acting, "
+                f"{row['ratio_to_reference']:.3f} x reference), {len(data)} in all, "
+                f"loss {row['loss']:.3f}, {row['seconds']:.0f} s"
+            )
+
+    data = expert_dataset(
+        env_kwargs, seeds, expert=expert, gamma=gamma, n_jobs=n_jobs, seed=seed, cache_dir=cache_dir
+    )
+    loss = bc_train(model.policy, data, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+    record(0, data, data, loss)
+    with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
+        for r, round_seeds in enumerate(dagger_seeds, start=1):
+            path = f"{tmp}/learner.zip"
+            model.save(path)
+            new = collect_parallel(
+                env_kwargs,
+                round_seeds,
+                expert=expert,
+                learner_path=path,
+                beta=0.0,
+                gamma=gamma,
+                n_jobs=n_jobs,
+                rng_seed=seed + r,
+                label_fraction=label_fraction,
+            )
+            data = data.extend(new)
+            loss = bc_train(
+                model.policy,
+                data,
+                epochs=dagger_epochs,
+                batch_size=batch_size,
+                lr=lr,
+                seed=seed + r,
+            )
+            record(r, data, new, loss)
+    return {"states": len(data), "rounds": rounds, "seconds": time.perf_counter() - t0}

@@ -1,0 +1,89 @@
+"""The best heuristic per instance: what a careful engineer would run before trusting a policy.
+
+:class:`BestHeuristicScheduler` plans each problem with several heuristics and keeps the
+shortest plan. It is the bar a learned scheduler must clear to be worth its training: beating
+HEFT alone is not enough when PEFT, CPOP or the one-node plan already do better on that
+instance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from agents.heuristics import TIE_RTOL
+from wass_env.scheduling import Scheduler, make_scheduler
+from wass_env.sim.plan import Plan, PlanBuilder
+from wass_env.sim.problem import Problem
+
+__all__ = ["DEFAULT_CANDIDATES", "BestHeuristicScheduler"]
+
+#: The heuristics :class:`BestHeuristicScheduler` chooses from by default, in tie-break order.
+DEFAULT_CANDIDATES: tuple[str, ...] = ("heft", "peft", "cpop", "data_locality", "single_node")
+
+
+class BestHeuristicScheduler(Scheduler):
+    """Per instance, the shortest plan among several heuristics.
+
+    Args:
+        candidates: Scheduler specs (registered names or ``_target_`` mappings), in tie-break
+            order: of plans with equal makespans (within a relative 1e-9) the first listed wins.
+            Default :data:`DEFAULT_CANDIDATES`.
+        seed: Seed passed on to the candidates on :meth:`reset`.
+
+    ``plan(problem)`` plans with every candidate and returns the shortest plan. Step-wise
+    (``select_node(builder, task)``, ``act``): the candidates plan the whole problem once (per
+    problem and insertion policy), and each task goes to the node the best plan gave it. When
+    the environment presents tasks in another order than the best plan's, the result can differ
+    from that plan (the nodes are the same, the start times follow the order).
+
+    Attributes:
+        last_choice: Name of the candidate whose plan won on the last problem ("" before any).
+    """
+
+    name: ClassVar[str] = "best_heuristic"
+
+    def __init__(
+        self,
+        candidates: Sequence[str | Mapping[str, Any]] = DEFAULT_CANDIDATES,
+        seed: int | None = None,
+    ) -> None:
+        if not candidates:
+            raise ValueError("best_heuristic needs at least one candidate scheduler")
+        self.candidates = [make_scheduler(c) for c in candidates]
+        super().__init__(seed)
+
+    def reset(self, seed: int | None = None) -> None:
+        """Re-seed every candidate and forget the cached plans."""
+        super().reset(seed)
+        for c in getattr(self, "candidates", ()):
+            c.reset(seed)
+        self._best: dict[bool, Plan] = {}
+        self.last_choice = ""
+
+    def begin(self, problem: Problem) -> None:
+        """Forget the plans of the previous problem."""
+        self._best = {}
+
+    def _choose(self, problem: Problem, insertion: bool) -> Plan:
+        self._ensure(problem)
+        if insertion not in self._best:
+            best: Plan | None = None
+            for c in self.candidates:
+                plan = c.plan(problem, insertion=insertion)
+                if best is None or plan.makespan < best.makespan * (1.0 - TIE_RTOL):
+                    best, self.last_choice = plan, c.name
+            assert best is not None  # there is at least one candidate
+            self._best[insertion] = best
+        return self._best[insertion]
+
+    def plan(self, problem: Problem, *, insertion: bool = True) -> Plan:
+        """The shortest of the candidates' plans (ties: the first candidate listed)."""
+        return self._choose(problem, insertion)
+
+    def select_node(self, builder: PlanBuilder, task: int) -> int:
+        """The node the best plan of the builder's problem gives ``task``."""
+        return int(self._choose(builder.problem, builder.insertion).node[task])
+
+    def __repr__(self) -> str:
+        return f"BestHeuristicScheduler({[c.name for c in self.candidates]})"

@@ -1,0 +1,265 @@
+"""The learned scheduler: observations for a graph policy, the policy network, imitation, and a
+checkpoint as a scheduler (raw, guarded, rollout)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import wass_env
+from agents.imitation import PilotExpert, bc_train, collect
+from agents.learned import PolicyScheduler
+from agents.policies import NodeScoringPolicy
+from agents.ppo import MaskablePPOAgent, make_vec
+from agents.registry import make_scheduler
+from wass_env.envs.graph import GRAPH_TASK_FEATURES, GraphWindow
+from wass_env.envs.lookahead import LOOKAHEAD_FEATURES, Lookahead
+from wass_env.sim import Cluster, PlanBuilder, Problem, Workflow, preset
+from wass_env.workloads import make_sampler
+
+torch.set_num_threads(1)
+LAYERED = {"generator": "layered", "n_tasks": [8, 14], "ccr": 1.0}
+
+
+# ---------------------------------------------------------------------------------- features
+def test_lookahead_features_hand_computed() -> None:
+    # t -> c1, t -> c2; 3 bytes per edge at 1 byte/s, no latency; node 0 speed 1, node 1 speed 2,
+    # one core each. Runtimes: t 4 / 2, c1 2 / 1, c2 6 / 3 [s]. Lower bound: t + c2 on node 1 = 5.
+    wf = Workflow.from_arrays([4.0, 2.0, 6.0], [[0, 1], [0, 2]], [3.0, 3.0])
+    cl = Cluster([1.0, 2.0], 1, bandwidth=1.0, latency=0.0)
+    p = Problem(wf, cl)
+    assert p.lower_bound() == 5.0
+    b = PlanBuilder(p, insertion=True)
+    eft = b.earliest_finish(0)
+    assert eft.tolist() == [4.0, 2.0]
+    f = Lookahead(p, clip=100.0)(b, 0, eft, 0.0, 5.0)
+    col = {name: f[:, i].tolist() for i, name in enumerate(LOOKAHEAD_FEATURES)}
+    # OCT: t on node 0: c2 best on either node (6 = 3 + 3 moved); t on node 1: c2 stays, 3.
+    assert col["oct"] == pytest.approx([6 / 5, 3 / 5])
+    assert col["eft_oct_gap"] == pytest.approx([(10 - 5) / 5, 0.0])
+    # Children at their best: t on node 0 -> c1 finishes at 6 (node 0), c2 at 10 (either);
+    # t on node 1 -> c1 at 3, c2 at 5, both on node 1 (the approximation lets them overlap).
+    assert col["child_eft"] == pytest.approx([10 / 5, 5 / 5])
+    assert col["child_eft_gap"] == pytest.approx([5 / 5, 0.0])
+    assert col["child_colocated"] == pytest.approx([5 / 5, 0.0])
+    assert col["child_local"] == pytest.approx([1.0, 1.0])  # t is the children's only parent
+
+
+def test_graph_window_hand_computed() -> None:
+    # a -> c, b -> c, c -> d, c -> e, a -> f; zero-cost network. a on node 0, b on node 1.
+    wf = Workflow.from_arrays(
+        [10.0, 20.0, 5.0, 1.0, 2.0, 3.0],
+        [[0, 2], [1, 2], [2, 3], [2, 4], [0, 5]],
+        ids=list("abcdef"),
+    )
+    p = Problem(wf, Cluster([1.0, 1.0], 1, bandwidth=1e9, latency=0.0))
+    b = PlanBuilder(p, insertion=True)
+    b.assign(0, 0)
+    b.assign(1, 1)
+    win = GraphWindow(p, size=8, clip=100.0)
+    assert win.window(2) == [(2, 0), (3, 1), (4, 1), (0, 2), (1, 2), (5, 5)]
+    tasks, edges = win(b, 2, release=20.0, scale=27.0)
+    col = {name: tasks[:, i].tolist() for i, name in enumerate(GRAPH_TASK_FEATURES)}
+    assert col["valid"] == [1, 1, 1, 1, 1, 1, 0, 0]
+    assert col["is_current"][:6] == [1, 0, 0, 0, 0, 0]
+    assert col["is_child"][:6] == [0, 1, 1, 0, 0, 0]
+    assert col["is_parent"][:6] == [0, 0, 0, 1, 1, 0]
+    assert col["is_sibling"][:6] == [0, 0, 0, 0, 0, 1]
+    assert col["placed"][:6] == [0, 0, 0, 1, 1, 0]
+    assert col["ready"][:6] == [1, 0, 0, 0, 0, 1]
+    assert col["mean_runtime"][:6] == pytest.approx(
+        [5 / 27, 1 / 27, 2 / 27, 10 / 27, 20 / 27, 3 / 27]
+    )
+    # Upward rank with no communication: c = 5 + 2, a = 10 + 7.
+    assert col["upward_rank"][0] == pytest.approx(7 / 27) and col["upward_rank"][
+        3
+    ] == pytest.approx(17 / 27)
+    assert col["finish"][:6] == [0, 0, 0, 0, 0, 0]  # both parents finished by the release
+    assert col["n_children"][0] == pytest.approx(2 / 16)
+    real = edges[edges[:, 2] > 0]
+    assert real[:, :2].tolist() == [[0, 1], [0, 2], [3, 0], [3, 5], [4, 0]]
+    assert not edges[len(real) :].any()
+
+
+def test_env_with_graph_and_lookahead_passes_both_checkers_and_observe_matches() -> None:
+    from gymnasium.utils.env_checker import check_env
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    env = gym.make(
+        "WassSched-v0", workload=LAYERED, cluster="het16", lookahead=True, graph_window=16
+    )
+    check_env(env.unwrapped, skip_render_check=True)
+    sb3_check_env(env.unwrapped, warn=False)
+    core = env.unwrapped
+    obs, _ = env.reset(seed=3)
+    steps = 0
+    while True:
+        # observe() of the env's own state gives the observation it returned
+        again = core.observe(core.builder, core.current_task)
+        assert again.keys() == obs.keys()
+        for k in obs:
+            np.testing.assert_array_equal(again[k], obs[k])
+            assert env.observation_space[k].contains(obs[k])
+        obs, _, done, _, _ = env.step(int(np.flatnonzero(core.action_masks())[0]))
+        steps += 1
+        if done:
+            break
+    assert steps == core.problem.n_tasks
+
+
+def test_graph_policy_trains_through_subprocesses_and_reloads(tmp_path: Path) -> None:
+    kw = {"workload": LAYERED, "cluster": "het16", "lookahead": True, "graph_window": 16}
+    agent = MaskablePPOAgent(
+        env_kwargs=kw, policy="node_scoring", seed=0, n_steps=32, batch_size=32
+    )
+    venv = make_vec(kw, 2, 0, subproc=True)
+    try:
+        agent.learn(venv, 64)
+    finally:
+        venv.close()
+    assert isinstance(agent.model.policy, NodeScoringPolicy)
+    assert agent.model.num_timesteps >= 64
+    path = agent.save(tmp_path / "model.zip")
+    problem = Problem(
+        make_sampler(LAYERED).sample(np.random.default_rng(0), preset("het16")), preset("het16")
+    )
+    a = agent.plan(problem)
+    b = MaskablePPOAgent.load(path).plan(problem)
+    np.testing.assert_array_equal(a.node, b.node)
+
+
+def test_one_policy_schedules_smaller_clusters_and_any_dag_size() -> None:
+    kw = {"workload": LAYERED, "cluster": "het16", "lookahead": True, "graph_window": 8}
+    env = gym.make("WassSched-v0", **kw)
+    agent = MaskablePPOAgent(env_kwargs=kw, seed=0)
+    agent.build(make_vec(kw, 1, 0))
+    for n_tasks, cluster in [(5, {"kind": "heterogeneous", "n_nodes": 4}), (150, "het16")]:
+        wf = make_sampler({"generator": "layered", "n_tasks": n_tasks}).sample(
+            np.random.default_rng(1)
+        )
+        c = wass_env.sim.cluster_from_spec(cluster)
+        plan = agent.plan(Problem(wf, c))
+        assert plan.node.max() < c.n_nodes and plan.node.size == n_tasks
+    env.close()
+
+
+# ---------------------------------------------------------------------------------- imitation
+def test_pilot_expert_from_the_start_is_never_worse_than_heft() -> None:
+    env = gym.make("WassSched-v0", workload=LAYERED, cluster="het16", reference="heft")
+    data = collect(env, range(6), PilotExpert(k=3))
+    ratios = [i["ratio_to_reference"] for i in data.info]
+    assert all(r <= 1 + 1e-9 for r in ratios)
+    assert min(ratios) < 0.999  # and it does find better plans
+    assert np.allclose(data.label.sum(axis=1), 1.0)
+    assert not (data.label > 0)[~data.mask].any()  # labels only on feasible nodes
+
+
+def test_behaviour_cloning_learns_the_obviously_right_node() -> None:
+    # Node 1 is 4x faster than node 0 and communication is free: every task belongs on node 1.
+    cluster = Cluster([1.0, 4.0], 1, bandwidth=1e12, latency=0.0, name="two")
+    spec = {"generator": "chain", "n_tasks": [4, 8]}
+    kw = {"workload": spec, "cluster": cluster, "lookahead": True}
+    env = gym.make("WassSched-v0", **kw)
+    agent = MaskablePPOAgent(env_kwargs=kw, seed=0)
+    model = agent.build(make_vec(kw, 1, 0))
+    data = collect(env, range(20), PilotExpert(k=2))
+    assert (data.label[:, 1] == 1.0).all()
+
+    def on_fast(n: int) -> float:
+        hits = []
+        for s in range(100, 100 + n):
+            wf = make_sampler(spec).sample(np.random.default_rng(s))
+            hits.append(float((agent.plan(Problem(wf, cluster)).node == 1).mean()))
+        return float(np.mean(hits))
+
+    before = on_fast(5)
+    losses = bc_train(model.policy, data, epochs=30, lr=3e-3)
+    assert losses[-1] < losses[0]
+    assert on_fast(5) == 1.0
+    assert before < 1.0  # the untrained policy did not already know
+
+
+# ---------------------------------------------------------------------------------- scheduler
+@pytest.fixture(scope="module")
+def tiny_agent() -> MaskablePPOAgent:
+    kw = {"workload": LAYERED, "cluster": "het16", "lookahead": True}
+    agent = MaskablePPOAgent(env_kwargs=kw, seed=0)
+    agent.build(make_vec(kw, 1, 0))
+    return agent
+
+
+def _problem(seed: int, family: str, n_nodes: int) -> Problem:
+    spec = (
+        {"generator": family, "ccr": [0.1, 5.0]}
+        if family == "genomics49"
+        else {
+            "generator": family,
+            "n_tasks": [6, 20],
+            "ccr": [0.1, 5.0],
+        }
+    )
+    cl = wass_env.sim.cluster_from_spec({"kind": "heterogeneous", "n_nodes": n_nodes})
+    return Problem(make_sampler(spec).sample(np.random.default_rng(seed), cl), cl)
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    seed=st.integers(0, 10_000),
+    family=st.sampled_from(["layered", "fork_join", "fan_out", "fan_in"]),
+    n_nodes=st.integers(2, 16),
+)
+def test_guarded_and_rollout_policies_are_never_worse_than_heft(
+    tiny_agent: MaskablePPOAgent, seed: int, family: str, n_nodes: int
+) -> None:
+    p = _problem(seed, family, n_nodes)
+    heft = make_scheduler("heft").plan(p).makespan
+    guarded = PolicyScheduler(agent=tiny_agent, guard="heft")
+    assert guarded.plan(p).makespan <= heft
+    assert guarded.last["heft_makespan"] == heft
+    rollout = PolicyScheduler(agent=tiny_agent, rollout=2)
+    assert rollout.plan(p).makespan <= heft
+
+
+def test_policy_scheduler_stepwise_equals_plan_and_labels(tiny_agent: MaskablePPOAgent) -> None:
+    p = _problem(7, "layered", 8)
+    sch = PolicyScheduler(agent=tiny_agent)
+    plan = sch.plan(p)
+    b = PlanBuilder(p, insertion=True)
+    for t in np.argsort(plan.decision).tolist():
+        b.assign(t, sch.select_node(b, t))
+    np.testing.assert_array_equal(b.plan().node, plan.node)
+    assert sch.label == "policy"
+    assert PolicyScheduler(agent=tiny_agent, guard="heft").label == "policy+heft"
+    assert PolicyScheduler(agent=tiny_agent, rollout=3).label == "policy+rollout3"
+    with pytest.raises(ValueError, match="at most 16 nodes"):
+        sch.plan(Problem(p.workflow, preset("het32")))
+
+
+def test_dataset_save_load_filter_and_expert_cache(tmp_path: Path) -> None:
+    from agents.imitation import Dataset, expert_dataset
+
+    kw = {
+        "workload": {"mix": [LAYERED, {"generator": "fork_join", "n_tasks": [6, 10]}]},
+        "cluster": "het16",
+        "lookahead": True,
+    }
+    data = expert_dataset(kw, range(6), expert={"k": 2}, cache_dir=tmp_path)
+    (cached,) = tmp_path.glob("expert-*.npz")
+    again = expert_dataset(kw, range(6), expert={"k": 2}, cache_dir=tmp_path)  # from the cache
+    for k in data.obs:
+        np.testing.assert_array_equal(again.obs[k], data.obs[k])
+    np.testing.assert_array_equal(again.label, data.label)
+    assert again.info == data.info and set(data.family) == {"layered", "fork_join"}
+    only = data.without_families(["fork_join"])
+    assert set(only.family) == {"layered"} and len(only) == int((data.family == "layered").sum())
+    assert only.episodes == sum(i["family"] == "layered" for i in data.info)
+    loaded = Dataset.load(cached)
+    assert len(loaded) == len(data) and loaded.mask.dtype == bool

@@ -1,0 +1,366 @@
+"""One error boundary for every command line: a user mistake is one line on stderr, exit code 2.
+
+What counts as a user mistake (see :func:`user_error`): a :class:`~wass_env.errors.WassError`
+(bad input, named with its value), an ``OSError`` (a path that cannot be read or written), and
+the errors Hydra and OmegaConf raise for a bad command line or config (an unknown override key,
+a missing config group option, a value of the wrong type for a structured config, a target that
+cannot be instantiated). Anything else is a bug in wass and keeps its traceback.
+
+Three ways in, for the three kinds of entry point:
+
+* :func:`run_cli` calls a function behind the boundary and returns its exit code;
+* :func:`cli` decorates an ``argparse``-style ``main(argv) -> int`` with it;
+* :func:`hydra_app` replaces ``@hydra.main`` for a Hydra app: the command line's overrides are
+  composed (and checked by the app's own ``check``) *before* Hydra starts, so a bad override
+  or an output directory that cannot be created is one line with exit code 2, not Hydra's
+  several lines with exit code 1; the task then runs behind the boundary.
+
+:class:`ArgumentParser` is ``argparse``'s, reporting its errors the same way (one line, exit 2).
+:func:`check_output_dir` and :func:`check_output_file` check, before any long work, that an
+output directory or file can be created.
+
+Example::
+
+    @hydra_app(config_path="../conf", config_name="train", check=check_config)
+    def main(cfg: DictConfig) -> int:
+        return run(cfg)
+
+    if __name__ == "__main__":
+        main()
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import inspect
+import itertools
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+from wass_env.errors import WassError
+
+__all__ = [
+    "EXIT_USER_ERROR",
+    "ArgumentParser",
+    "OutputPathError",
+    "OverrideError",
+    "check_output_dir",
+    "check_output_file",
+    "check_overrides",
+    "cli",
+    "compose_overrides",
+    "hydra_app",
+    "one_line",
+    "run_cli",
+    "user_error",
+]
+
+#: Exit status of a command line given bad input.
+EXIT_USER_ERROR = 2
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Hydra's flags that only choose how the app runs. With any other of its flags (help, printing
+# the config, shell completion, another config directory or name) the command line is left to
+# Hydra alone.
+_HYDRA_RUN_FLAGS = frozenset({"-m", "--multirun", "-r", "--run"})
+
+
+class OutputPathError(WassError):
+    """An output directory that cannot be created or written (the message names it)."""
+
+
+def one_line(text: str) -> str:
+    """``text`` on one line: lines joined with ``"; "``, a list after a line ending in ``:``
+    joined with ``", "``, indentation and Hydra's config search path dropped."""
+    text = text.split("\nConfig search path:", 1)[0]
+    lines = [ln.strip() for ln in text.splitlines()]
+    lines = [ln for ln in lines if ln and not ln.startswith(("object_type=", "reference_type="))]
+    out = ""
+    in_list = False
+    for ln in lines:
+        if not out:
+            out = ln
+        elif in_list:
+            out += (" " if out.endswith(":") else ", ") + ln
+        else:
+            out += (" " if out.endswith((".", ";", ":", ",")) else "; ") + ln
+        if ln.endswith(":"):
+            in_list = True
+    return out
+
+
+def _hydra_error_types() -> tuple[type[BaseException], ...]:
+    # Only look for Hydra's and OmegaConf's exceptions when they are loaded: an exception of
+    # theirs cannot exist otherwise, and wass_env itself does not need them.
+    types: list[type[BaseException]] = []
+    hydra_errors = sys.modules.get("hydra.errors")
+    if hydra_errors is not None:
+        types.append(hydra_errors.HydraException)
+    omegaconf_errors = sys.modules.get("omegaconf.errors")
+    if omegaconf_errors is not None:
+        types.append(omegaconf_errors.OmegaConfBaseException)
+    return tuple(types)
+
+
+def user_error(exc: BaseException) -> str | None:
+    """The one-line message for an exception that bad input caused, or None for a bug."""
+    if isinstance(exc, WassError):
+        return one_line(str(exc))
+    if isinstance(exc, OSError):
+        if exc.filename is not None and exc.strerror:
+            names = [str(exc.filename)]
+            if exc.filename2 is not None:
+                names.append(str(exc.filename2))
+            return f"{' -> '.join(names)}: {exc.strerror}"
+        return one_line(str(exc)) or type(exc).__name__
+    hydra_types = _hydra_error_types()
+    if hydra_types and isinstance(exc, hydra_types):
+        text = one_line(str(exc))
+        cause = exc.__cause__
+        if cause is not None and not isinstance(exc, _instantiation_error()):
+            extra = user_error(cause) or one_line(str(cause))
+            if extra and extra not in text:
+                text = f"{text}: {extra}" if text else extra
+        return text or type(exc).__name__
+    return None
+
+
+def _instantiation_error() -> tuple[type[BaseException], ...]:
+    hydra_errors = sys.modules.get("hydra.errors")
+    return (hydra_errors.InstantiationException,) if hydra_errors is not None else ()
+
+
+def run_cli(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> int:
+    """Call ``fn(*args, **kwargs)`` behind the boundary.
+
+    Returns:
+        ``fn``'s result as an exit status (None counts as 0), or :data:`EXIT_USER_ERROR` after
+        printing ``error: <message>`` on one line of stderr when bad input stopped it.
+
+    Raises:
+        Exception: anything that is not a user mistake (a bug), unchanged.
+    """
+    try:
+        code = fn(*args, **kwargs)
+    except Exception as exc:
+        message = user_error(exc)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr, flush=True)
+        return EXIT_USER_ERROR
+    return int(code or 0)
+
+
+def cli(main: F) -> F:
+    """Put an entry point ``main(argv=None) -> int`` behind the boundary (see :func:`run_cli`)."""
+
+    @functools.wraps(main)
+    def bounded(*args: Any, **kwargs: Any) -> int:
+        return run_cli(main, *args, **kwargs)
+
+    return bounded  # type: ignore[return-value]
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` whose errors are one line, ``error: ...``, with exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``error: <message>`` on one line of stderr and exit with status 2."""
+        print(f"error: {one_line(message)}", file=sys.stderr, flush=True)
+        sys.exit(EXIT_USER_ERROR)
+
+
+def _unusable(directory: Path) -> str | None:
+    """Why files cannot be written in ``directory`` (created if needed), or None."""
+    d = directory.absolute()
+    while not d.exists():
+        d = d.parent
+    if not d.is_dir():
+        return f"{str(d)!r} is not a directory"
+    if not os.access(d, os.W_OK | os.X_OK):
+        return f"{str(d)!r} is not writable"
+    return None
+
+
+def check_output_dir(path: str | os.PathLike[str], field: str) -> Path:
+    """Check that directory ``path`` exists and is writable, or can be created.
+
+    Nothing is created: call it before long work so that a bad output path fails at once.
+
+    Args:
+        path: The directory.
+        field: The parameter it came from (``"--out"``, ``"hydra.run.dir"``), for the message.
+
+    Raises:
+        OutputPathError: naming the parameter, the path and why it cannot be used.
+    """
+    p = Path(path)
+    why = _unusable(p)
+    if why is not None:
+        raise OutputPathError(f"{field}={str(p)!r}: cannot be created or written: {why}")
+    return p
+
+
+def check_output_file(path: str | os.PathLike[str], field: str) -> Path:
+    """Check that file ``path`` can be written (its directory created if needed), like
+    :func:`check_output_dir`.
+
+    Raises:
+        OutputPathError: naming the parameter, the path and why it cannot be written.
+    """
+    p = Path(path)
+    if p.is_dir():
+        raise OutputPathError(f"{field}={str(p)!r}: is a directory, expected a file name")
+    why = _unusable(p.parent)
+    if why is not None:
+        raise OutputPathError(f"{field}={str(p)!r}: cannot be written: {why}")
+    return p
+
+
+# ---------------------------------------------------------------------------------------------
+# Hydra apps
+
+
+def _sweep(overrides: Sequence[str]) -> list[list[str]]:
+    """Every job's overrides of a ``--multirun`` command line (the basic sweeper's product)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    choices: list[list[str]] = [
+        [f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()]
+        if o.is_sweep_override()
+        else [str(o.input_line)]
+        for o in parsed
+    ]
+    return [list(job) for job in itertools.product(*choices)]
+
+
+class OverrideError(WassError):
+    """A command-line override that OmegaConf fails on with a plain Python error (an integer too
+    large for a float field, for instance): the message is OmegaConf's, naming the key."""
+
+
+def compose_overrides(config_name: str, overrides: Sequence[str], **kwargs: Any) -> Any:
+    """``hydra.compose`` inside an initialised config context, with every failure a user error.
+
+    Hydra and OmegaConf report most bad overrides with their own exceptions (which
+    :func:`user_error` knows); a few escape as plain ``ValueError``, ``TypeError`` or
+    ``OverflowError`` (``eval.noise=1<400 zeros>``). The shipped configs compose, so whatever
+    fails here comes from the overrides: those become an :class:`OverrideError`.
+
+    Raises:
+        hydra.errors.HydraException, omegaconf.errors.OmegaConfBaseException, OverrideError: on
+            a bad override.
+    """
+    from hydra import compose
+
+    try:
+        return compose(config_name, overrides=list(overrides), **kwargs)
+    except (ValueError, TypeError, OverflowError, ArithmeticError) as exc:
+        if user_error(exc) is not None:
+            raise
+        raise OverrideError(f"bad override in {list(overrides)}: {one_line(str(exc))}") from None
+
+
+def check_overrides(
+    config_dir: str | os.PathLike[str],
+    config_name: str,
+    argv: Sequence[str],
+    check: Callable[[Any], None] | None = None,
+) -> None:
+    """Compose the config a Hydra command line asks for, and check it, without running it.
+
+    Args:
+        config_dir: Absolute path of the primary config directory.
+        config_name: Primary config name.
+        argv: The command line's arguments (``sys.argv[1:]``).
+        check: The app's own validation of a composed config (raises a ``WassError``).
+
+    Raises:
+        hydra.errors.HydraException, omegaconf.errors.OmegaConfBaseException: on a bad
+            override, as Hydra reports it.
+        OutputPathError: when the run (or sweep) directory cannot be created.
+        WassError: whatever ``check`` raises.
+    """
+    from hydra import initialize_config_dir
+    from omegaconf import OmegaConf
+
+    multirun = any(a in ("-m", "--multirun") for a in argv)
+    overrides = [a for a in argv if not a.startswith("-")]
+    jobs = _sweep(overrides) if multirun else [overrides]
+    with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+        for job in jobs:
+            cfg = compose_overrides(config_name, job, return_hydra_config=True)
+            hc = cfg.hydra
+            field, where = ("hydra.sweep.dir", hc.sweep) if multirun else ("hydra.run.dir", hc.run)
+            try:
+                out = OmegaConf.select(where, "dir", throw_on_resolution_failure=True)
+            except Exception:  # some fields resolve at run time only (the job name, ...)
+                out = None
+            if out is not None:
+                check_output_dir(str(out), field)
+            if check is not None:
+                with_job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+                check(with_job)
+
+
+def hydra_app(
+    *,
+    config_path: str,
+    config_name: str,
+    check: Callable[[Any], None] | None = None,
+) -> Callable[[Callable[[Any], int | None]], Callable[[], None]]:
+    """``@hydra.main`` (version base 1.3) behind the error boundary.
+
+    Before Hydra runs, the command line's overrides are composed with Hydra's compose API (each
+    job of a ``--multirun`` sweep), the run or sweep directory is checked with
+    :func:`check_output_dir`, and ``check`` validates the composed config: every mistake there
+    is one line and exit code 2. Command lines with Hydra's other flags (``--help``, ``--cfg``,
+    ``--config-name``, ...) go to Hydra unchecked. The task then runs as a Hydra task (output
+    directory, ``.hydra/`` provenance, sweeps) behind :func:`run_cli`; a non-zero result
+    becomes the exit status.
+
+    Args:
+        config_path: Config directory, relative to the file of the decorated function (as for
+            ``hydra.main``) or absolute.
+        config_name: Primary config name.
+        check: Validation of a composed config (without its ``hydra`` node), raising a
+            :class:`~wass_env.errors.WassError` naming the field and value.
+    """
+
+    def decorate(task: Callable[[Any], int | None]) -> Callable[[], None]:
+        import hydra
+
+        @functools.wraps(task)
+        def bounded(cfg: Any) -> None:
+            code = run_cli(task, cfg)
+            if code:
+                sys.exit(code)
+
+        hydra_main = hydra.main(
+            version_base="1.3", config_path=config_path, config_name=config_name
+        )(bounded)
+        config_dir = config_path
+        if not os.path.isabs(config_dir):
+            config_dir = os.path.normpath(
+                os.path.join(os.path.dirname(os.path.realpath(inspect.getfile(task))), config_path)
+            )
+
+        @functools.wraps(task)
+        def main() -> None:
+            argv = sys.argv[1:]
+            flags = [a for a in argv if a.startswith("-")]
+            if all(f in _HYDRA_RUN_FLAGS for f in flags):
+                code = run_cli(check_overrides, config_dir, config_name, argv, check)
+                if code:
+                    sys.exit(code)
+            hydra_main()
+
+        return main
+
+    return decorate
