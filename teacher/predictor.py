@@ -290,7 +290,7 @@ class TeacherModel:
         x = np.asarray(e, dtype=np.float32) - self._center
         # np.linalg.norm(x, axis=-1, keepdims=True), the same operations without its dispatch.
         norm = np.sqrt(np.add.reduce(x * x, axis=-1, keepdims=True))
-        return x / np.maximum(norm, 1e-12)  # type: ignore[no-any-return]
+        return x / np.maximum(norm, 1e-12)  # type: ignore[no-any-return,return-value]
 
     @property
     def policies(self) -> tuple[str, ...]:

@@ -699,7 +699,9 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
             wf = self.problem.workflow  # type: ignore[union-attr]
             sl = slice(lo, hi)
             node = self.builder.node  # type: ignore[union-attr]
-            acc_a = np.bincount(node[wf.edge_src[sl]], weights=wf.edge_bytes[sl], minlength=self._n)
+            acc_a = np.bincount(
+                node[wf.edge_src[sl]], weights=wf.edge_bytes[sl], minlength=self._n
+            ).astype(np.float64, copy=False)  # weighted counts are float64 already
             acc_a /= total
             np.minimum(acc_a, _CLIP, out=local)
             self._local_nodes = np.flatnonzero(local).tolist()
