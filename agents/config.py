@@ -257,7 +257,7 @@ _TEACHER_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "k": _rule(lambda v: 0 <= v <= MAX_COUNT, f"an integer in [0, {MAX_COUNT}] or null"),
     "gamma": _rule(lambda v: 0 <= v <= 1, "in [0, 1] or null"),
 }
-_INDEX_KINDS = ("numpy", "flat", "hnsw", "ivf")  # teacher.retrieval.INDEX_KINDS
+_INDEX_KINDS = ("auto", "numpy", "flat", "hnsw", "ivf")  # teacher.retrieval.INDEX_KINDS + auto
 
 
 def _get(cfg: Any, dotted: str) -> Any:

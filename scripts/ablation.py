@@ -9,6 +9,8 @@ paper's sparse reward (``-makespan`` at the end) with and without ``lambda * R_R
 
     python scripts/ablation.py                       # 3 seeds x 5 variants, 30,000 steps each
     python scripts/ablation.py --seeds 5 --steps 50000 --set workload=fan_out cluster=het8
+    python scripts/ablation.py --variants --variant defaults --variant "8 envs" train.n_envs=8 \
+        agent.n_steps=128                            # any settings, paired the same way
 
 Needs the teacher's files (``python scripts/build_kb.py && python scripts/train_predictor.py``).
 Writes ``runs/ablation/<timestamp>/{runs.csv,ablation.md}``.
@@ -59,12 +61,24 @@ def main(argv: list[str] | None = None) -> int:
         help="Hydra overrides applied to every variant",
     )
     ap.add_argument(
+        "--variant",
+        nargs="+",
+        action="append",
+        default=[],
+        metavar=("NAME", "OVERRIDE"),
+        help="an extra variant: its name, then its Hydra overrides (repeatable)",
+    )
+    ap.add_argument(
         "--out", type=Path, default=Path("runs/ablation") / time.strftime("%Y-%m-%d_%H-%M-%S")
     )
     args = ap.parse_args(argv)
-    unknown = [v for v in args.variants if v not in VARIANTS]
+    variants = dict(VARIANTS)
+    for name, *overrides in args.variant:
+        variants[name] = overrides
+    args.variants = [*args.variants, *(v[0] for v in args.variant)]
+    unknown = [v for v in args.variants if v not in variants]
     if unknown:
-        ap.error(f"unknown variant {unknown[0]!r}; choose from {list(VARIANTS)}")
+        ap.error(f"unknown variant {unknown[0]!r}; choose from {list(variants)}")
     for flag, value in (("--seeds", args.seeds), ("--steps", args.steps)):
         if value < 1:
             ap.error(f"{flag} must be >= 1, got {value}")
@@ -80,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         # Every run's config is composed and checked before the first one trains.
         runs = [
-            (name, seed, compose_overrides("train", [*common, *VARIANTS[name], f"seed={seed}"]))
+            (name, seed, compose_overrides("train", [*common, *variants[name], f"seed={seed}"]))
             for name in args.variants
             for seed in range(args.seeds)
         ]

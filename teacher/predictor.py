@@ -288,8 +288,9 @@ class TeacherModel:
         """Retrieval key(s) of state embedding(s): centred on the training embeddings' mean
         and L2-normalised (a shared component would otherwise make all cosines close to 1)."""
         x = np.asarray(e, dtype=np.float32) - self._center
-        norm = np.linalg.norm(x, axis=-1, keepdims=True)
-        return x / np.maximum(norm, 1e-12)  # type: ignore[no-any-return]
+        # np.linalg.norm(x, axis=-1, keepdims=True), the same operations without its dispatch.
+        norm = np.sqrt(np.add.reduce(x * x, axis=-1, keepdims=True))
+        return x / np.maximum(norm, 1e-12)  # type: ignore[no-any-return,return-value]
 
     @property
     def policies(self) -> tuple[str, ...]:

@@ -58,6 +58,10 @@ IntArray = NDArray[np.int64]
 _INF = float("inf")
 
 
+#: Up to this many parents, ``data_ready`` loops over them in Python instead of using arrays.
+_SCALAR_PARENTS = 8
+
+
 class PlanError(ValueError):
     """Raised on an invalid placement (task not ready, node infeasible, plan incomplete)."""
 
@@ -448,13 +452,24 @@ class PlanBuilder:
         # _tail[n, c]: earliest time after which c cores of node n stay free for good.
         self._tail = np.zeros((n_n, self._cmax + 1))
         self._tail[:, 1:][cl.cores[:, None] < np.arange(1, self._cmax + 1)[None, :]] = np.inf
+        # _tail_top[c]: the largest finite _tail[:, c] (tails only grow as tasks are added).
+        self._tail_top = [0.0] * (self._cmax + 1)
         self._window = np.zeros(n_n)  # longest gap with a core free, per node (insertion filter)
+        # The filter's threshold: a task of runtime d can use a gap on nodes where d <= this
+        # (the window is a difference of times, so allow for its rounding) [s].
+        self._window_ok = self._window * (1 + 1e-9) + 1e-12
         self._last_start = np.zeros(n_n)  # queue policy: latest start on each node
         self.node_busy = np.zeros(n_n)  # core-seconds placed per node
         self.max_finish = 0.0
+        # Scalar mirrors of node/finish and edge data for the per-parent loops of data_ready.
+        self._node_l: list[int] = [-1] * n_t
+        self._finish_l: list[float] = [np.nan] * n_t
+        self._psrc_l: list[int] = st["edge_src"]
+        self._delay_l: list[float] | None = None if self._delay is None else self._delay.tolist()
         self._query_task = -1
         self._query_est: FloatArray | None = None
         self._query_drt: FloatArray | None = None
+        self._drt_floor: float | None = None  # min of the last data_ready result, when known
 
     def copy(self) -> PlanBuilder:
         """An independent copy of the partial plan (to try a continuation without changing this
@@ -467,8 +482,12 @@ class PlanBuilder:
             "decision",
             "_tail",
             "_window",
+            "_window_ok",
             "_last_start",
             "_mem_slack",
+            "_node_l",
+            "_finish_l",
+            "_tail_top",
         ):
             setattr(other, name, getattr(self, name).copy())
         other.node_busy = self.node_busy.copy()
@@ -509,6 +528,14 @@ class PlanBuilder:
         lo, hi = self._pptr[task], self._pptr[task + 1]
         if lo == hi:
             return 0.0
+        if hi - lo <= _SCALAR_PARENTS and not self._missing[task]:
+            fin, src = self._finish_l, self._psrc_l
+            best = fin[src[lo]]
+            for e in range(lo + 1, hi):
+                f = fin[src[e]]
+                if f > best:
+                    best = f
+            return best
         return float(self.finish[self._psrc[lo:hi]].max())
 
     def data_ready(self, task: int) -> FloatArray:
@@ -524,37 +551,74 @@ class PlanBuilder:
             missing = next(wf.ids[p] for p in wf.parents(task).tolist() if self.node[p] < 0)
             raise PlanError(f"task {wf.ids[task]!r} is not ready: parent {missing!r} is unplaced")
         if self.contention:
+            self._drt_floor = None
             return np.array([self._contended_ready(task, n) for n in range(self._n_nodes)])
         stage = self._stage[task]
         lo, hi = self._pptr[task], self._pptr[task + 1]
+        drt = np.empty(self._n_nodes)
         if lo == hi:
-            return np.full(self._n_nodes, stage)
+            drt.fill(stage)
+            self._drt_floor = stage
+            return drt
+        delay = self._delay_l
+        if delay is not None and hi - lo <= _SCALAR_PARENTS:
+            # Same latency and bandwidth everywhere: every node but one sees the latest remote
+            # arrival; only the node holding that parent sees something earlier. Few parents:
+            # a scalar loop beats a dozen small array operations.
+            src, fin, nod = self._psrc_l, self._finish_l, self._node_l
+            top = -np.inf
+            k = -1
+            for e in range(lo, hi):
+                p = src[e]
+                r = fin[p] + delay[e]
+                if r > top:  # the first maximum, like argmax
+                    top, k = r, nod[p]
+            best = -np.inf
+            last = -np.inf  # the last parent's finish
+            for e in range(lo, hi):
+                p = src[e]
+                f = fin[p]
+                v = f if nod[p] == k else f + delay[e]
+                if v > best:
+                    best = v
+                if f > last:
+                    last = f
+            if stage > top:
+                top = stage
+            if stage > best:
+                best = stage
+            if self._dispatch > 0:
+                # The batch system releases a dependent task this long after its last parent.
+                ready = last + self._dispatch
+                if ready > top:
+                    top = ready
+                if ready > best:
+                    best = ready
+            drt.fill(top)
+            drt[k] = best
+            self._drt_floor = best  # best <= top
+            return drt
         parents = self._psrc[lo:hi]
         pf = self.finish[parents]
         pn = self.node[parents]
         if self._delay is None:  # per-pair network: the general (parents x nodes) form
             drt = self.problem.arrival_times(slice(lo, hi), pn, pf).max(axis=0)
         else:
-            # Same latency and bandwidth everywhere: every node but one sees the latest remote
-            # arrival; only the node holding that parent sees something earlier.
             remote = pf + self._delay[lo:hi]
-            if hi - lo == 1:
-                drt = np.full(self._n_nodes, float(remote[0]))
-                drt[int(pn[0])] = float(pf[0])
-            else:
-                i = int(remote.argmax())
-                drt = np.full(self._n_nodes, float(remote[i]))
-                k = int(pn[i])
-                on = pn == k
-                best = float(pf[on].max())
-                if not on.all():
-                    best = max(best, float(remote[~on].max()))
-                drt[k] = best
+            i = int(remote.argmax())
+            drt.fill(float(remote[i]))
+            k = int(pn[i])
+            on = pn == k
+            best = float(pf[on].max())
+            if not on.all():
+                best = max(best, float(remote[~on].max()))
+            drt[k] = best
         if stage > 0:
             np.maximum(drt, stage, out=drt)
         if self._dispatch > 0:
             # The batch system releases a dependent task this long after its last parent ends.
             np.maximum(drt, float(pf.max()) + self._dispatch, out=drt)
+        self._drt_floor = None
         return drt
 
     def start_times(self, task: int, ready: FloatArray) -> FloatArray:
@@ -562,6 +626,10 @@ class PlanBuilder:
 
         Nodes the task does not fit on get ``inf``.
         """
+        return self._start_times(task, ready, None)
+
+    def _start_times(self, task: int, ready: FloatArray, floor: float | None) -> FloatArray:
+        """:meth:`start_times`; ``floor``, when given, is ``ready.min()``."""
         c = self._cores[task]
         d = self.problem.exec_time[task]
         tail = self._tail[:, c]
@@ -582,14 +650,17 @@ class PlanBuilder:
         est = np.maximum(ready, tail)
         if self.insertion:
             # A gap before the tail can only help where the inputs arrive before the tail and the
-            # node has a window with a free core at least as long as the task.
-            # (The window is a difference of times, so allow for its rounding.)
-            early = ready < tail
-            if early.any():
-                long_enough = self._window * (1 + 1e-9) + 1e-12 >= d
-                cand = np.flatnonzero(early & long_enough & self.problem.fits[task])
-                for n in cand.tolist():
-                    est[n] = self._profiles[n].earliest_fit(
+            # node has a window with a free core at least as long as the task. (Infinite tails
+            # are on nodes with too few cores, which the task does not fit on.)
+            if not tight and floor is not None and floor >= self._tail_top[c]:
+                pass  # no input arrives before any finite tail
+            elif (early := ready < tail).any():
+                early &= self._window_ok >= d
+                if self._partial_fit[task]:
+                    early &= self.problem.fits[task]
+                profiles = self._profiles
+                for n in np.flatnonzero(early).tolist():
+                    est[n] = profiles[n].earliest_fit(
                         float(ready[n]), float(d[n]), c, m if n in tight else 0
                     )
         else:
@@ -602,7 +673,7 @@ class PlanBuilder:
         """Earliest start of ``task`` on every node (``inf`` where it does not fit) [s]."""
         if task != self._query_task or self._query_est is None:
             drt = self.data_ready(task)
-            self._query_est = self.start_times(task, drt)
+            self._query_est = self._start_times(task, drt, self._drt_floor)
             self._query_drt = drt
             self._query_task = task
         return self._query_est
@@ -638,6 +709,8 @@ class PlanBuilder:
         self.node[task] = node
         self.start[task] = s
         self.finish[task] = f
+        self._node_l[task] = node
+        self._finish_l[task] = f
         self.decision[task] = self.n_placed
         self.n_placed += 1
         self.node_busy[node] += (f - s) * c
@@ -646,11 +719,19 @@ class PlanBuilder:
         prof = self._profiles[node]
         m = self._mem[task]
         prof.add(s, f, c, m)
-        self._tail[node] = prof.tail
+        tails = prof.tail
+        self._tail[node] = tails
+        top = self._tail_top
+        for k in range(1, self._cmax + 1):
+            v = tails[k]
+            if v > top[k] and v != _INF:
+                top[k] = v
         if m > 0 and prof.mem_cap is not None and f > s:
             self._mem_slack[node] = float(prof.mem_cap - prof.mem_peak())
         if self.insertion:
-            self._window[node] = prof.max_window()
+            w = prof.max_window()
+            self._window[node] = w
+            self._window_ok[node] = w * (1 + 1e-9) + 1e-12
         elif s > self._last_start[node]:
             self._last_start[node] = s
         self.ready.discard(task)

@@ -255,6 +255,7 @@ class Problem:
             dst = wf.edge_dst[wf.child_edges].tolist()
             self._cache["lists"] = {
                 "parent_ptr": wf.parent_ptr.tolist(),
+                "edge_src": wf.edge_src.tolist(),
                 "children": [dst[cptr[i] : cptr[i + 1]] for i in range(wf.n_tasks)],
                 "stage_in": self.stage_in.tolist(),
                 "partial_fit": (~self.fits).any(axis=1).tolist(),
