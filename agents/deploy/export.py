@@ -317,6 +317,7 @@ def _onnx_bytes(
         warnings.filterwarnings(
             "ignore", message="You are using the legacy TorchScript-based ONNX export"
         )
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx\.")
         torch.onnx.export(
             _Decision(policy, names[:-1]),
             example,
