@@ -173,6 +173,7 @@ def test_metadata_inputs_and_outputs(
     assert all(a.s == b"add" for n in scatter for a in n.attribute if a.name == "reduction")
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore:ONNX Preprocess:UserWarning")
 def test_index_add_exports_as_a_sum_over_repeated_indices(tmp_path: Path) -> None:
     import onnxruntime as ort
 
@@ -192,14 +193,14 @@ def test_index_add_exports_as_a_sum_over_repeated_indices(tmp_path: Path) -> Non
     assert out.tolist() == [[7.0, 70.0], [0.0, 0.0], [3.0, 30.0]]  # row 0: 1 + 2 + 4
 
 
+@pytest.mark.parametrize("exported", ["graph"], indirect=True)  # only it uses index_add_
+@pytest.mark.filterwarnings("ignore:.*duplicated values in 'index' field:UserWarning")
 def test_an_export_that_does_not_reproduce_the_policy_is_refused(
     exported: tuple[MaskablePPOAgent, OnnxPolicy, Path, Path],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    agent, _, ckpt, _ = exported
-    if "graph_window" not in agent.env_kwargs:
-        pytest.skip("only the graph network uses index_add_")
+    _, _, ckpt, _ = exported
     # torch's own TorchScript rule for index_add: ScatterElements without a reduction, so of
     # several messages to one task only one arrives.
     monkeypatch.setattr(
@@ -221,14 +222,13 @@ def test_compare_decisions_hand_computed() -> None:
     assert got.max_prob_diff == pytest.approx(2e-6)
 
 
+@pytest.mark.parametrize("exported", ["no_graph"], indirect=True)
 def test_wass_export_command_and_its_errors(
     exported: tuple[MaskablePPOAgent, OnnxPolicy, Path, Path],
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     agent, _, ckpt, path = exported
-    if "graph_window" in agent.env_kwargs:
-        pytest.skip("once is enough")
     out = tmp_path / "sub" / "p.onnx"
     assert wass(["export", str(ckpt), "-o", str(out), "--verify", "32"]) == 0
     line = capsys.readouterr().out
@@ -259,14 +259,13 @@ def test_wass_export_command_and_its_errors(
         OnnxPolicy(plain)
 
 
+@pytest.mark.parametrize("exported", ["graph"], indirect=True)
 def test_wass_plan_with_an_onnx_policy_imports_no_torch(
     exported: tuple[MaskablePPOAgent, OnnxPolicy, Path, Path],
     tmp_path: Path,
     shared_data: Path,
 ) -> None:
-    agent, _, ckpt, path = exported
-    if "graph_window" not in agent.env_kwargs:
-        pytest.skip("once is enough")
+    _, _, ckpt, path = exported
     dax = shared_data / "dax" / "Epigenomics_24.xml"
     out = tmp_path / "plan.json"
     code = (
