@@ -16,7 +16,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from wass_env.cli import ArgumentParser, check_output_file, cli
+from agents.deploy.onnx_policy import is_onnx
+from wass_env.cli import ArgumentParser, OutputPathError, check_output_file, cli
 
 __all__ = ["build_parser", "main"]
 
@@ -52,6 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as stop:  # --help, or a usage error already reported on one line
         return int(stop.code or 0)
     check_output_file(args.output, "-o")
+    if not is_onnx(args.output):  # before importing torch (seconds)
+        raise OutputPathError(f"-o: {args.output!r}: the exported policy's name must end in .onnx")
     from agents.deploy.export import export_policy  # torch: only once the arguments are good
 
     r = export_policy(
