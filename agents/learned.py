@@ -31,6 +31,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from agents.deploy.onnx_policy import OnnxPolicy, is_onnx
 from agents.ppo import CheckpointError, MaskablePPOAgent
 from wass_env.scheduling import Scheduler, make_scheduler
 from wass_env.sim.ordering import ReadyQueue, task_priority
@@ -45,8 +46,10 @@ class PolicyScheduler(Scheduler):
 
     Args:
         checkpoint: Path of a ``model.zip`` saved by training (its ``model.env_kwargs.json``
-            sidecar gives the observation settings); or pass ``agent``.
-        agent: An already loaded :class:`~agents.ppo.MaskablePPOAgent`.
+            sidecar gives the observation settings), or of a ``.onnx`` file written by ``wass
+            export`` (run by onnxruntime: :class:`~agents.deploy.onnx_policy.OnnxPolicy`); or
+            pass ``agent``.
+        agent: An already loaded :class:`~agents.ppo.MaskablePPOAgent` (or ``OnnxPolicy``).
         guard: None, or a scheduler spec (``"heft"``, ``"best_heuristic"``, ...) whose plan is
             returned instead of the policy's when it is shorter.
         rollout: 0 (off), or the number of the policy's most likely nodes tried per decision,
@@ -66,7 +69,7 @@ class PolicyScheduler(Scheduler):
         self,
         checkpoint: str | os.PathLike[str] | None = None,
         *,
-        agent: MaskablePPOAgent | None = None,
+        agent: MaskablePPOAgent | OnnxPolicy | None = None,
         guard: str | Mapping[str, Any] | None = None,
         rollout: int = 0,
         rollout_base: str = "heft",
@@ -76,8 +79,10 @@ class PolicyScheduler(Scheduler):
         if agent is None:
             if checkpoint is None:
                 raise CheckpointError("scheduler 'policy' needs checkpoint=<path of a model.zip>")
-            agent = MaskablePPOAgent.load(checkpoint)
-        self.agent = agent
+            agent = (
+                OnnxPolicy(checkpoint) if is_onnx(checkpoint) else MaskablePPOAgent.load(checkpoint)
+            )
+        self.agent: MaskablePPOAgent | OnnxPolicy = agent
         self.checkpoint = None if checkpoint is None else str(checkpoint)
         self.guard = None if guard is None else make_scheduler(guard)
         self.rollout = int(rollout)
