@@ -25,6 +25,8 @@ from wass_env.limits import MAX_COUNT
 
 __all__ = [
     "TEACHER_MODES",
+    "AblationConfig",
+    "AblationVariant",
     "ConfigValueError",
     "EnvConfig",
     "EvalConfig",
@@ -185,10 +187,45 @@ class TrainConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 
+@dataclass
+class AblationVariant:
+    """One variant of the ablation.
+
+    Attributes:
+        label: Its name in the table.
+        overrides: The ``train`` overrides that define it (``teacher=rag``, ``teacher.lam=1``).
+    """
+
+    label: str = ""
+    overrides: list[str] = field(default_factory=list)
+
+
+@dataclass
+class AblationConfig:
+    """``wass ablation`` (``conf/ablation.yaml``, :mod:`agents.ablation`).
+
+    Attributes:
+        seeds: Training seeds per variant (``0 .. seeds - 1``).
+        steps: PPO steps per run (``train.total_timesteps``).
+        episodes: Unseen evaluation episodes per run (``eval.episodes``).
+        variants: Variant id -> its label and ``train`` overrides.
+        run: The variant ids to run, in table order (null: every variant).
+        overrides: ``train`` overrides applied to every variant (``[workload=fan_out]``).
+    """
+
+    seeds: int = 3
+    steps: int = 30_000
+    episodes: int = 10
+    variants: dict[str, AblationVariant] = field(default_factory=dict)
+    run: list[str] | None = None
+    overrides: list[str] = field(default_factory=list)
+
+
 def register_configs() -> None:
     """Register the schemas (idempotent)."""
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
+    cs.store(name="ablation_schema", node=AblationConfig)
     cs.store(group="agent", name="maskable_ppo_schema", node=MaskablePPOConfig)
     cs.store(group="teacher", name="rag_schema", node=RagTeacherConfig)
 

@@ -26,7 +26,7 @@ from teacher.kb import EpisodeRecords, KnowledgeBase, KnowledgeBaseError
 from teacher.policies import make_policy
 from teacher.predictor import ModelError, Predictor, PredictorConfig, TeacherModel
 from teacher.teacher import Teacher
-from teacher.training import TrainConfig, embed_records, train_teacher
+from teacher.training import PredictorTrainConfig, embed_records, train_teacher
 from teacher.wrapper import RAGRewardWrapper
 from wass_env.sim import Cluster, PlanBuilder, Problem, Workflow
 from wass_env.sim.ordering import ReadyQueue, task_priority
@@ -406,7 +406,7 @@ def test_predictor_learns_a_synthetic_relation() -> None:
         if kb is None:
             kb = KnowledgeBase(rec.keys.shape[1])
         kb.add_episode(pf, rec, makespan=mk, policy="p", instance=f"i{i}")
-    cfg = TrainConfig(
+    cfg = PredictorTrainConfig(
         encoder=EncoderConfig(hidden=16, layers=1, embed_dim=8),
         predictor=PredictorConfig(hidden=32, k=3),
         epochs=40,
@@ -432,7 +432,7 @@ def test_trained_teacher_end_to_end(tmp_path: Path) -> None:
             branch_prob=0.2,
         )
     )
-    cfg = TrainConfig(
+    cfg = PredictorTrainConfig(
         encoder=EncoderConfig(hidden=16, layers=1, embed_dim=8),
         predictor=PredictorConfig(hidden=16, k=3),
         epochs=3,
