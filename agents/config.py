@@ -138,8 +138,11 @@ class ImitationConfig:
     dagger_epochs: int = 8  # passes over all data after each round
     batch_size: int = 256
     lr: float = 1e-3
-    k: int = 4  # candidate nodes the expert completes per decision
-    base: str = "heft"  # the heuristic completing the expert's rollouts
+    # The expert (agents.imitation.make_expert): {kind: heuristic, base: heft_lookahead} or
+    # {kind: pilot, k: 4, base: heft, locality: true, fortify: [heft_lookahead]}.
+    expert: dict[str, Any] = field(
+        default_factory=lambda: {"kind": "heuristic", "base": "heft_lookahead"}
+    )
     n_jobs: int = 1  # collection worker processes
     label_fraction: float = 1.0  # share of the learner's states the expert labels (DAgger)
     cache: str | None = None  # directory where expert episodes are kept and reused
@@ -267,7 +270,7 @@ _IMITATION_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "imitation.dagger_epochs": _count(0),
     "imitation.batch_size": _count(1),
     "imitation.lr": _rule(lambda v: v > 0, "a finite number > 0"),
-    "imitation.k": _count(1),
+    "imitation.label_fraction": _rule(lambda v: 0 < v <= 1, "in (0, 1]"),
     "imitation.n_jobs": _count(1, 1024),
 }
 _PPO_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {

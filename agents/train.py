@@ -90,6 +90,10 @@ def check_config(cfg: DictConfig) -> None:
     from wass_env.envs.wass_sched import WassSchedEnv
 
     WassSchedEnv(**env_kwargs_from_config(cfg))  # env, workload and cluster settings, in seconds
+    if int(cfg.imitation.episodes) > 0:
+        from agents.imitation import make_expert
+
+        make_expert(_plain(cfg.imitation.expert))  # the expert's settings
 
 
 def _baseline_entries(cfg: DictConfig) -> list[SchedulerEntry]:
@@ -352,6 +356,18 @@ def _imitate(agent: Any, cfg: DictConfig, env_kwargs: dict[str, Any], venv: Any,
     agent.build(venv, tensorboard_log=str(out / "tb"))
     logger = configure(str(out / "tb" / "imitation"), ["tensorboard"])
     episodes = int(im.dagger_episodes)
+    # Leave-one-family-out: the expert episodes of the whole mix are shared by every fold
+    # (cached), each fold drops its held-out families from them.
+    workload = env_kwargs["workload"]
+    exclude: list[str] = []
+    expert_env = env_kwargs
+    if isinstance(workload, dict) and workload.get("exclude"):
+        ex = workload["exclude"]
+        exclude = [str(ex)] if isinstance(ex, str) else [str(e) for e in ex]
+        expert_env = {
+            **env_kwargs,
+            "workload": {k: v for k, v in workload.items() if k != "exclude"},
+        }
     summary = run_imitation(
         agent.model,
         env_kwargs,
@@ -360,7 +376,7 @@ def _imitate(agent: Any, cfg: DictConfig, env_kwargs: dict[str, Any], venv: Any,
             range(base + r * 100_000, base + r * 100_000 + episodes)
             for r in range(1, int(im.dagger_rounds) + 1)
         ],
-        expert={"k": int(im.k), "base": str(im.base)},
+        expert=_plain(im.expert),
         epochs=int(im.epochs),
         dagger_epochs=int(im.dagger_epochs),
         batch_size=int(im.batch_size),
@@ -370,6 +386,8 @@ def _imitate(agent: Any, cfg: DictConfig, env_kwargs: dict[str, Any], venv: Any,
         seed=seed,
         label_fraction=float(im.label_fraction),
         cache_dir=None if im.cache is None else str(im.cache),
+        expert_env_kwargs=expert_env,
+        exclude_families=exclude,
         work_dir=str(out),
         logger=logger,
         log=None if not bool(cfg.train.progress_bar) else print,
