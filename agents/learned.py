@@ -1,7 +1,9 @@
 """A trained checkpoint as a scheduler: raw, guarded, or improved by rollouts.
 
 ``make_scheduler("policy", checkpoint="runs/train/latest/model.zip")`` returns a
-:class:`PolicyScheduler`. It plans any workflow on any cluster up to the policy's ``max_nodes``
+:class:`PolicyScheduler`. The checkpoint may come from any algorithm
+:class:`~agents.sb3_policy.SB3PolicyScheduler` loads (MaskablePPO, PPO, A2C, DQN, QRDQN, TRPO;
+read from the file, or ``algo=...``), always acting with the action mask. It plans any workflow on any cluster up to the policy's ``max_nodes``
 (``plan(problem)``) and answers for any partial plan (``select_node(builder, task)``), so a
 trained policy can be evaluated, guarded, explained, deployed and used to seed the knowledge base
 like every other scheduler.
@@ -31,7 +33,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from agents.ppo import CheckpointError, MaskablePPOAgent
+from agents.ppo import MaskablePPOAgent
+from agents.sb3_policy import CheckpointError, SB3PolicyScheduler
 from wass_env.scheduling import Scheduler, make_scheduler
 from wass_env.sim.ordering import ReadyQueue, task_priority
 from wass_env.sim.plan import Plan, PlanBuilder
@@ -41,12 +44,17 @@ __all__ = ["PolicyScheduler"]
 
 
 class PolicyScheduler(Scheduler):
-    """A trained MaskablePPO checkpoint behind the scheduler interface.
+    """A trained checkpoint behind the scheduler interface.
 
     Args:
         checkpoint: Path of a ``model.zip`` saved by training (its ``model.env_kwargs.json``
             sidecar gives the observation settings); or pass ``agent``.
-        agent: An already loaded :class:`~agents.ppo.MaskablePPOAgent`.
+        agent: An already loaded :class:`~agents.ppo.MaskablePPOAgent` or
+            :class:`~agents.sb3_policy.SB3PolicyScheduler`.
+        algo: The checkpoint's algorithm (see :data:`agents.sb3_policy.ALGORITHMS`), or
+            ``"auto"``: read from the file.
+        env_kwargs: The env settings the policy was trained with, for a checkpoint without
+            its settings file (``{}``: the env defaults).
         guard: None, or a scheduler spec (``"heft"``, ``"best_heuristic"``, ...) whose plan is
             returned instead of the policy's when it is shorter.
         rollout: 0 (off), or the number of the policy's most likely nodes tried per decision,
@@ -66,7 +74,9 @@ class PolicyScheduler(Scheduler):
         self,
         checkpoint: str | os.PathLike[str] | None = None,
         *,
-        agent: MaskablePPOAgent | None = None,
+        agent: MaskablePPOAgent | SB3PolicyScheduler | None = None,
+        algo: str = "auto",
+        env_kwargs: Mapping[str, Any] | None = None,
         guard: str | Mapping[str, Any] | None = None,
         rollout: int = 0,
         rollout_base: str = "heft",
@@ -76,7 +86,7 @@ class PolicyScheduler(Scheduler):
         if agent is None:
             if checkpoint is None:
                 raise CheckpointError("scheduler 'policy' needs checkpoint=<path of a model.zip>")
-            agent = MaskablePPOAgent.load(checkpoint)
+            agent = SB3PolicyScheduler(checkpoint, algo=algo, env_kwargs=env_kwargs)
         self.agent = agent
         self.checkpoint = None if checkpoint is None else str(checkpoint)
         self.guard = None if guard is None else make_scheduler(guard)
