@@ -51,9 +51,7 @@ def _build_config(cfg: DictConfig) -> tuple[Any, Path]:
     if cfg.profile not in PROFILES:
         raise TeacherAppError(f"profile: must be one of {sorted(PROFILES)}, got {cfg.profile!r}")
     overrides = {
-        k: cfg[k]
-        for k in ("instances", "workers", "seed", "branch_prob")
-        if cfg.get(k) is not None
+        k: cfg[k] for k in ("instances", "workers", "seed", "branch_prob") if cfg.get(k) is not None
     }
     out = Path(cfg.out) if cfg.out is not None else Path("runs/kb") / f"{cfg.profile}.wkb"
     return replace(PROFILES[cfg.profile], **overrides), out

@@ -583,7 +583,9 @@ def hydra_app(
         if not config_dir.is_absolute():
             config_dir = Path(
                 os.path.normpath(
-                    os.path.join(os.path.dirname(os.path.realpath(inspect.getfile(task))), config_dir)
+                    os.path.join(
+                        os.path.dirname(os.path.realpath(inspect.getfile(task))), config_dir
+                    )
                 )
             )
         hydra_main = hydra.main(
