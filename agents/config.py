@@ -122,8 +122,13 @@ class LoopConfig:
     subproc: bool = False  # SubprocVecEnv instead of DummyVecEnv
     torch_threads: int = 1  # 1 is fastest for these small networks on a few cores
     progress_bar: bool = True
-    eval_freq: int = 0  # MaskableEvalCallback every N env steps (0: off)
-    eval_episodes: int = 5
+    # Validation during training, on episodes from eval.validation_seed (no training seed):
+    # MaskableEvalCallback every N env steps (0: off), the best model kept in best/.
+    eval_freq: int = 10_000
+    eval_episodes: int = 5  # validation episodes per evaluation
+    checkpoint_freq: int = 20_000  # a checkpoint in checkpoints/ every N env steps (0: off)
+    gantt_freq: int = 20_000  # a Gantt image of a validation episode every N env steps (0: off)
+    resume: str | None = None  # continue this checkpoint up to total_timesteps (no imitation)
 
 
 @dataclass
@@ -256,6 +261,8 @@ _TRAIN_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "train.torch_threads": _count(1, 1024),
     "train.eval_freq": _count(0, MAX_STEPS),
     "train.eval_episodes": _count(1),
+    "train.checkpoint_freq": _count(0, MAX_STEPS),
+    "train.gantt_freq": _count(0, MAX_STEPS),
     "eval.episodes": _count(1),
     "eval.seed": _count(0, MAX_SEED),
     "eval.validation_seed": _count(0, MAX_SEED),

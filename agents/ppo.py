@@ -234,8 +234,13 @@ class MaskablePPOAgent(Scheduler):
         callback: Any = None,
         tensorboard_log: str | None = None,
         progress_bar: bool = False,
+        reset_num_timesteps: bool = True,
     ) -> MaskablePPO:
-        """Train on ``venv`` (creating the model on first use) and return the model."""
+        """Train on ``venv`` (creating the model on first use) and return the model.
+
+        ``reset_num_timesteps=False`` continues a resumed model: ``total_timesteps`` more steps,
+        counted on from its own.
+        """
         if self.model is None:
             model = self.build(venv, tensorboard_log=tensorboard_log)
         else:
@@ -248,6 +253,7 @@ class MaskablePPOAgent(Scheduler):
             callback=callback,
             tb_log_name="maskable_ppo",
             progress_bar=progress_bar,
+            reset_num_timesteps=reset_num_timesteps,
         )
         return model
 
