@@ -134,9 +134,7 @@ class GanttCallback(BaseCallback):
         self.charts.append((self.num_timesteps, float(plan.makespan)))
         img = gantt_rgb(problem, plan.node, plan.start, plan.finish)
         self.logger.record("eval/gantt", Image(img, "HWC"), exclude=_TB_ONLY)
-        self.logger.record(
-            "eval/gantt_ratio_to_lower_bound", plan.makespan / problem.lower_bound()
-        )
+        self.logger.record("eval/gantt_ratio_to_lower_bound", plan.makespan / problem.lower_bound())
         self.logger.record(
             f"eval/gantt_ratio_to_{self.reference}", plan.makespan / self._ref_makespan
         )

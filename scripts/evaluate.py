@@ -1,6 +1,6 @@
 """Evaluate schedulers on workloads x clusters x seeds: ``wass evaluate`` (conf/evaluate.yaml).
 
-    python scripts/evaluate.py [experiment=NAME] [overrides]   # the same as: wass evaluate ...
+python scripts/evaluate.py [experiment=NAME] [overrides]   # the same as: wass evaluate ...
 """
 
 import sys

@@ -1,6 +1,6 @@
 """Train an agent on WassSched-v0 and compare it with baselines: ``wass train`` (conf/train.yaml).
 
-    python scripts/train.py [overrides]      # the same as: wass train [overrides]
+python scripts/train.py [overrides]      # the same as: wass train [overrides]
 """
 
 import sys

@@ -65,8 +65,8 @@ def check_build_kb(cfg: DictConfig) -> None:
 
 def run_build_kb(cfg: DictConfig) -> Path:
     """Build (or extend, ``append=true``) a knowledge base; returns the file written."""
-    from teacher.kb import KnowledgeBase
     from teacher.build import build_knowledge_base
+    from teacher.kb import KnowledgeBase
 
     config, out = _build_config(cfg)
     check_output_file(out, "out")

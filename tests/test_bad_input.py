@@ -441,7 +441,9 @@ def test_cli_scripts_exit_2_with_one_line(
     assert build_kb(argv) == 2
     out, err = capsys.readouterr()
     assert out == ""  # no build progress: nothing ran
-    assert err == f"error: out='{afile / 'kb.wkb'}': cannot be written: '{afile}' is not a directory\n"
+    assert (
+        err == f"error: out='{afile / 'kb.wkb'}': cannot be written: '{afile}' is not a directory\n"
+    )
     assert build_kb(["instances=x"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: Error merging override instances=x: Value 'x' of type 'str' ")

@@ -23,6 +23,7 @@ PACKAGES = ("wass_env", "agents", "teacher")
 #: Declared distributions the code never imports by name, and why they are needed.
 USED_WITHOUT_IMPORT = {
     "tensorboard": "stable-baselines3's logger writes the event files through it",
+    "rich": "stable-baselines3's progress bar (train.progress_bar) is tqdm.rich's",
     "hydra-joblib-launcher": "Hydra loads it for hydra/launcher=joblib (conf/hydra/launcher)",
     "hydra-submitit-launcher": "Hydra loads it for hydra/launcher=submitit_local/submitit_slurm",
 }

@@ -49,8 +49,11 @@ def test_outputs_and_resume(tmp_path: Path) -> None:
     out = tmp_path / "run"
     result = run_training(_compose(RUN), out, quiet=True)
     # Best model (validation) and the checkpoints at 128 and 256 steps, each with its settings.
-    for zip_ in ("best/best_model.zip", "checkpoints/model_128_steps.zip",
-                 "checkpoints/model_256_steps.zip"):
+    for zip_ in (
+        "best/best_model.zip",
+        "checkpoints/model_128_steps.zip",
+        "checkpoints/model_256_steps.zip",
+    ):
         assert (out / zip_).is_file()
         assert (out / zip_.replace(".zip", ".env_kwargs.json")).is_file()
         assert PolicyScheduler(out / zip_).max_nodes == 8  # loadable as a scheduler
@@ -96,8 +99,13 @@ def test_wass_train_logs_to_its_log_file(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setattr(sys, "argv", list(sys.argv))  # the app sets sys.argv
     monkeypatch.chdir(tmp_path)
     run = tmp_path / "r"
-    argv = ["agent=slurm", "train.progress_bar=false", "eval.episodes=2",
-            "workload.n_tasks=[8,12]", f"hydra.run.dir={run}"]
+    argv = [
+        "agent=slurm",
+        "train.progress_bar=false",
+        "eval.episodes=2",
+        "workload.n_tasks=[8,12]",
+        f"hydra.run.dir={run}",
+    ]
     assert train(argv) == 0
     log = (run / "train.log").read_text()
     assert "Evaluation on 2 fixed instances" in log and "| slurm | 2 |" in log

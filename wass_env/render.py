@@ -105,9 +105,7 @@ def gantt_text(
         return head
     scale = width / horizon if horizon > 0 else 0.0
     all_lanes = lanes(node, start, finish, problem.n_nodes)
-    labels = [
-        lane_label(problem, n, k) for n, ls in enumerate(all_lanes) for k in range(len(ls))
-    ]
+    labels = [lane_label(problem, n, k) for n, ls in enumerate(all_lanes) for k in range(len(ls))]
     pad = max(len(lb) for lb in labels)
     rows = [head]
     shown: list[int] = []
@@ -179,9 +177,7 @@ def gantt_figure(
     for n, node_lanes in enumerate(all_lanes):
         for k, lane in enumerate(node_lanes):
             bars = [(float(start[t]), float(finish[t] - start[t])) for t in lane]
-            colors = [
-                color.get(problem.workflow.task_type[t] or UNTYPED, other) for t in lane
-            ]
+            colors = [color.get(problem.workflow.task_type[t] or UNTYPED, other) for t in lane]
             ax.broken_barh(
                 bars, (y - 0.4, 0.8), facecolors=colors, edgecolor="black", linewidth=0.3
             )
