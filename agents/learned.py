@@ -3,10 +3,10 @@
 ``make_scheduler("policy", checkpoint="runs/train/latest/model.zip")`` returns a
 :class:`PolicyScheduler`. The checkpoint may come from any algorithm
 :class:`~agents.sb3_policy.SB3PolicyScheduler` loads (MaskablePPO, PPO, A2C, DQN, QRDQN, TRPO;
-read from the file, or ``algo=...``), always acting with the action mask. It plans any workflow on any cluster up to the policy's ``max_nodes``
-(``plan(problem)``) and answers for any partial plan (``select_node(builder, task)``), so a
-trained policy can be evaluated, guarded, explained, deployed and used to seed the knowledge base
-like every other scheduler.
+read from the file, or ``algo=...``), always acting with the action mask. It plans any
+workflow on any cluster up to the policy's ``max_nodes`` (``plan(problem)``) and answers for any
+partial plan (``select_node(builder, task)``), so a trained policy can be evaluated, guarded,
+explained, deployed and used to seed the knowledge base like every other scheduler.
 
 Three modes, always reported under different names:
 

@@ -132,7 +132,8 @@ def detect_algorithm(path: str | os.PathLike[str]) -> str:
         data, _, _ = load_from_zip_file(p, device="cpu", load_data=True)
     except Exception as exc:
         raise CheckpointError(f"{p}: not a Stable-Baselines3 checkpoint ({exc})") from None
-    policy = (data or {}).get("policy_class")
+    data = data or {}
+    policy = data.get("policy_class")
     if not isinstance(policy, type):
         raise CheckpointError(f"{p}: the checkpoint names no policy class")
     if issubclass(policy, MaskableActorCriticPolicy):

@@ -138,7 +138,9 @@ class SweepSummary(Callback):
         self.file = file
         self.by = [str(b) for b in by]
         self.metrics = [str(m) for m in metrics]
-        self.keep = None if keep is None else {str(k): list(v) for k, v in dict(keep).items()}
+        self.keep: dict[str, Sequence[Any]] | None = (
+            None if keep is None else {str(k): list(v) for k, v in dict(keep).items()}
+        )
         self.name = name
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:

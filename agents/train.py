@@ -216,9 +216,9 @@ def run_training(
     if getattr(agent, "trainable", False):
         checkpoint, train_seconds, curve = _train(agent, cfg, env_kwargs, out)
         link_latest(out)
-        model = getattr(agent, "model", None)
+        model: Any = getattr(agent, "model", None)
         sb3_logger = getattr(model, "_logger", None)  # set by learn(); None before
-        if sb3_logger is not None and sb3_logger.get_dir():
+        if model is not None and sb3_logger is not None and sb3_logger.get_dir():
             tb_run, tb_step = sb3_logger.get_dir(), int(model.num_timesteps)
 
     summary, rows, table = evaluate_after_training(agent, cfg, env_kwargs)
@@ -403,7 +403,9 @@ def _callbacks(cfg: DictConfig, env_kwargs: dict[str, Any], out: Path) -> list[A
             )
         )
     keep = {k: cfg[k] for k in ("seed", "agent", "env", "train", "imitation", "teacher")}
-    hparams = flat_hparams(OmegaConf.to_container(OmegaConf.create(keep), resolve=True))
+    tree = OmegaConf.to_container(OmegaConf.create(keep), resolve=True)
+    assert isinstance(tree, dict)
+    hparams = flat_hparams({str(k): v for k, v in tree.items()})
     hparams.update(flat_hparams({"cluster": _plain(cfg.cluster), "workload": _plain(cfg.workload)}))
     out_list.append(HParamsCallback(hparams))
     return out_list
