@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,36 @@ class TeacherAppError(WassError):
     """A bad setting of a teacher command (the message names the field and its value)."""
 
 
+class _StatusBar:
+    """A tqdm progress bar driven by a stage's status lines (``"instances 150/500, records
+    ..."``, ``"phase 1 epoch 3/30: ..."``): the first ``done/total`` of a line moves the bar, a
+    new total (the next phase) starts a new bar; every line also goes to the log (debug)."""
+
+    def __init__(self, desc: str) -> None:
+        self.desc = desc
+        self.bar: Any = None
+
+    def __call__(self, line: str) -> None:
+        from tqdm.auto import tqdm
+
+        log.debug(line)
+        m = re.search(r"(\d+)/(\d+)", line)
+        if m is None:
+            return
+        done, total = int(m.group(1)), int(m.group(2))
+        head = line[: m.start()].strip() or self.desc
+        if self.bar is None or self.bar.total != total or self.bar.desc != head:
+            self.close()
+            self.bar = tqdm(total=total, desc=head)
+        self.bar.n = done
+        self.bar.set_postfix_str(line[m.end() :].strip(" ,:"), refresh=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
 # ---------------------------------------------------------------------------- build-kb
 def _build_config(cfg: DictConfig) -> tuple[Any, Path]:
     from teacher.build import PROFILES
@@ -72,7 +103,11 @@ def run_build_kb(cfg: DictConfig) -> Path:
     check_output_file(out, "out")
     if cfg.append:
         KnowledgeBase.load(out)  # a bad base to append to fails before the build
-    kb = build_knowledge_base(config, progress=log.info)
+    bar = _StatusBar("instances")
+    try:
+        kb = build_knowledge_base(config, progress=bar)
+    finally:
+        bar.close()
     secs = kb.meta["build_seconds"]
     if cfg.append:
         kb = KnowledgeBase.append_file(out, kb)
@@ -198,7 +233,11 @@ def run_train_predictor(cfg: DictConfig) -> dict[str, Any]:
         seed=int(cfg.seed),
         threads=threads,
     )
-    result = train_teacher(kb, config, progress=log.info)
+    bar = _StatusBar("epochs")
+    try:
+        result = train_teacher(kb, config, progress=bar)
+    finally:
+        bar.close()
     result.model.save(out / "model.wtm")
     kb.set_keys(result.keys, result.model.key_model)
     kb.index(str(cfg.index))
