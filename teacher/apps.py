@@ -29,6 +29,7 @@ __all__ = [
     "TeacherAppError",
     "build_kb",
     "check_build_kb",
+    "check_explain",
     "check_train_predictor",
     "explain",
     "run_build_kb",
@@ -296,7 +297,16 @@ def run_explain(cfg: DictConfig) -> str:
     return text
 
 
-@hydra_app(config_name="explain")
+def check_explain(cfg: DictConfig) -> None:
+    """Check an ``explain`` config: the workflow is given, the three files exist."""
+    cfg.workflow  # noqa: B018  (unset: OmegaConf's MissingMandatoryValue names the field)
+    for key in ("kb", "model", "workflow"):
+        path = cfg[key]
+        if not Path(str(path)).is_file():
+            raise TeacherAppError(f"{key}: {path}: no such file")
+
+
+@hydra_app(config_name="explain", check=check_explain)
 def explain(cfg: DictConfig) -> None:
     """Explain the teacher's judgement of one decision of a workflow."""
     run_explain(cfg)
