@@ -1,6 +1,6 @@
 """The state encoder: a graph neural network over the workflow DAG, in plain torch.
 
-The scheduling state is the DAG (task features, :data:`~teacher.features.TASK_FEATURES`), the
+The scheduling state is the DAG (task features, :data:`~teacher.features.DAG_TASK_FEATURES`), the
 cluster and the partial plan. Encoding it takes two stages, so that a decision costs a few small
 matrix products instead of a graph pass:
 
@@ -32,7 +32,7 @@ import torch
 from numpy.typing import NDArray
 from torch import Tensor, nn
 
-from teacher.features import GRAPH_FEATURES, STATE_FEATURES, TASK_FEATURES
+from teacher.features import DAG_TASK_FEATURES, GRAPH_FEATURES, STATE_FEATURES
 
 __all__ = ["EncoderConfig", "EpisodeEncoding", "GraphEncoder", "NumpyEncoder"]
 
@@ -72,7 +72,7 @@ class GraphEncoder(nn.Module):
         super().__init__()
         self.config = config
         h = config.hidden
-        self.inp = nn.Linear(len(TASK_FEATURES), h)
+        self.inp = nn.Linear(len(DAG_TASK_FEATURES), h)
         self.self_w = nn.ModuleList(nn.Linear(h, h) for _ in range(config.layers))
         self.par_w = nn.ModuleList(nn.Linear(h, h, bias=False) for _ in range(config.layers))
         self.child_w = nn.ModuleList(nn.Linear(h, h, bias=False) for _ in range(config.layers))
@@ -83,7 +83,7 @@ class GraphEncoder(nn.Module):
         """Message passing over a DAG (or a disjoint union of DAGs).
 
         Args:
-            x: ``(n_tasks, len(TASK_FEATURES))`` task features.
+            x: ``(n_tasks, len(DAG_TASK_FEATURES))`` task features.
             src, dst: Edge endpoints (parent, child), int64.
 
         Returns:

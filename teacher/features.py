@@ -4,7 +4,7 @@ The teacher describes a decision (place ready ``task`` given the partial plan of
 :class:`~wass_env.sim.plan.PlanBuilder`) at three levels:
 
 * :class:`ProblemFeatures` (once per episode): per-task static features of the workflow DAG on
-  this cluster (:data:`TASK_FEATURES`), whole-graph features (:data:`GRAPH_FEATURES`) and the
+  this cluster (:data:`DAG_TASK_FEATURES`), whole-graph features (:data:`GRAPH_FEATURES`) and the
   DAG's edges, which the graph encoder consumes;
 * the state of the partial plan (:data:`STATE_FEATURES`), one vector per decision;
 * every candidate node (:data:`ACTION_FEATURES`), one row per node: the "action embedding" the
@@ -31,10 +31,10 @@ from wass_env.sim.problem import Problem
 
 __all__ = [
     "ACTION_FEATURES",
+    "DAG_TASK_FEATURES",
     "DESCRIPTOR_DIM",
     "GRAPH_FEATURES",
     "STATE_FEATURES",
-    "TASK_FEATURES",
     "DecisionFeatures",
     "FeatureTracker",
     "ProblemFeatures",
@@ -45,8 +45,10 @@ __all__ = [
 F32 = NDArray[np.float32]
 F64 = NDArray[np.float64]
 
-#: Static per-task features (times in units of the lower bound).
-TASK_FEATURES: tuple[str, ...] = (
+#: Static per-task features of the whole DAG, the graph encoder's node inputs (times in units
+#: of the lower bound). Not the environment's ``wass_env.envs.TASK_FEATURES``, which describe
+#: the one task being placed.
+DAG_TASK_FEATURES: tuple[str, ...] = (
     "mean_runtime",  # mean runtime over the nodes it fits on
     "min_runtime",  # runtime on its fastest node
     "upward_rank",  # HEFT rank: mean runtime + mean communication to the exit
@@ -145,7 +147,7 @@ class ProblemFeatures:
     Attributes:
         problem: The problem.
         scale: Lower bound on the makespan [s]; the time unit of every feature.
-        task: ``(n_tasks, len(TASK_FEATURES))`` float32.
+        task: ``(n_tasks, len(DAG_TASK_FEATURES))`` float32.
         graph: ``(len(GRAPH_FEATURES),)`` float32.
         edge_src, edge_dst: The DAG's edges (parent, child), sorted by child.
         tail: Longest fastest-runtime chain from each task to an exit [s].
@@ -169,7 +171,7 @@ class ProblemFeatures:
         mem = cl.memory[np.isfinite(cl.memory)]
         max_mem = float(mem.max()) if mem.size else 0.0
         fit_frac = p.fits.mean(axis=1)
-        x = np.empty((n, len(TASK_FEATURES)))
+        x = np.empty((n, len(DAG_TASK_FEATURES)))
         x[:, 0] = mean_exec * inv
         x[:, 1] = min_exec * inv
         x[:, 2] = rank_u * inv
@@ -523,7 +525,7 @@ def decision_features(pf: ProblemFeatures, builder: PlanBuilder, task: int) -> D
 
 
 #: Length of :func:`descriptor` vectors.
-DESCRIPTOR_DIM = len(GRAPH_FEATURES) + len(TASK_FEATURES) + len(STATE_FEATURES)
+DESCRIPTOR_DIM = len(GRAPH_FEATURES) + len(DAG_TASK_FEATURES) + len(STATE_FEATURES)
 
 
 def descriptor(pf: ProblemFeatures, d: DecisionFeatures) -> F32:

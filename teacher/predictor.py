@@ -45,9 +45,9 @@ from torch import Tensor, nn
 from teacher.encoder import EncoderConfig, EpisodeEncoding, GraphEncoder, NumpyEncoder
 from teacher.features import (
     ACTION_FEATURES,
+    DAG_TASK_FEATURES,
     GRAPH_FEATURES,
     STATE_FEATURES,
-    TASK_FEATURES,
     DecisionFeatures,
     ProblemFeatures,
 )
@@ -334,7 +334,7 @@ class TeacherModel:
             "encoder": asdict(self.encoder_config),
             "predictor": asdict(self.predictor_config),
             "features": {
-                "task": list(TASK_FEATURES),
+                "task": list(DAG_TASK_FEATURES),
                 "graph": list(GRAPH_FEATURES),
                 "state": list(STATE_FEATURES),
                 "action": list(ACTION_FEATURES),
@@ -357,7 +357,7 @@ class TeacherModel:
         try:
             feats = meta["features"]
             if (
-                feats["task"] != list(TASK_FEATURES)
+                feats["task"] != list(DAG_TASK_FEATURES)
                 or feats["graph"] != list(GRAPH_FEATURES)
                 or feats["state"] != list(STATE_FEATURES)
                 or feats["action"] != list(ACTION_FEATURES)

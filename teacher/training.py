@@ -41,7 +41,7 @@ from wass_env.scheduling import Scheduler
 from wass_env.sim.problem import Problem
 
 __all__ = [
-    "TrainConfig",
+    "PredictorTrainConfig",
     "TrainResult",
     "compare_policies",
     "embed_records",
@@ -51,7 +51,7 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class PredictorTrainConfig:
     """How stage 2 trains.
 
     Attributes:
@@ -280,7 +280,7 @@ def embed_records(
 
 
 def _split(
-    kb: KnowledgeBase, config: TrainConfig, rng: np.random.Generator
+    kb: KnowledgeBase, config: PredictorTrainConfig, rng: np.random.Generator
 ) -> dict[str, NDArray[np.int64]]:
     """Episode ids of the train, validation (held-out instances) and held-out family sets."""
     inst = kb.episode_strings("instance")
@@ -355,7 +355,7 @@ def _torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(old)
 
 
-def _lr_at(config: TrainConfig, frac: float) -> float:
+def _lr_at(config: PredictorTrainConfig, frac: float) -> float:
     return config.lr * (0.05 + 0.95 * 0.5 * (1.0 + np.cos(np.pi * min(frac, 1.0))))
 
 
@@ -380,7 +380,7 @@ def _pair_accuracy(
 
 def train_teacher(
     kb: KnowledgeBase,
-    config: TrainConfig = TrainConfig(),
+    config: PredictorTrainConfig = PredictorTrainConfig(),
     *,
     progress: Callable[[str], None] | None = None,
 ) -> TrainResult:
@@ -401,7 +401,7 @@ def train_teacher(
 
 
 def _train(
-    kb: KnowledgeBase, config: TrainConfig, progress: Callable[[str], None] | None
+    kb: KnowledgeBase, config: PredictorTrainConfig, progress: Callable[[str], None] | None
 ) -> TrainResult:
     t0 = time.perf_counter()
     torch.manual_seed(config.seed)

@@ -197,7 +197,7 @@ def tiny_teacher(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     from teacher.build import BuildConfig, build_knowledge_base
     from teacher.encoder import EncoderConfig
     from teacher.predictor import PredictorConfig
-    from teacher.training import TrainConfig, train_teacher
+    from teacher.training import PredictorTrainConfig, train_teacher
 
     out = tmp_path_factory.mktemp("teacher")
     kb = build_knowledge_base(
@@ -211,7 +211,7 @@ def tiny_teacher(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     )
     res = train_teacher(
         kb,
-        TrainConfig(
+        PredictorTrainConfig(
             encoder=EncoderConfig(hidden=16, layers=1, embed_dim=8),
             predictor=PredictorConfig(hidden=16, k=3),
             epochs=2,
