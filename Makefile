@@ -24,20 +24,20 @@ teacher: setup  ## stages 1-2: knowledge base, predictor; runs/teacher/{kb.wkb,m
 	$(PY) scripts/train_predictor.py
 
 rag: teacher  ## the WASS-RAG pipeline: the teacher, then MaskablePPO with and without R_RAG, side by side
-	$(PY) scripts/train.py teacher=rag hydra.run.dir=runs/rag/rag
-	$(PY) scripts/train.py teacher=none hydra.run.dir=runs/rag/plain
-	$(PY) scripts/ablation.py --runs plain=runs/rag/plain rag=runs/rag/rag
+	$(PY) scripts/train.py teacher=rag train.total_timesteps=30000 hydra.run.dir=runs/rag/rag
+	$(PY) scripts/train.py teacher=none train.total_timesteps=30000 hydra.run.dir=runs/rag/plain
+	$(PY) scripts/ablation_summary.py --runs plain=runs/rag/plain rag=runs/rag/rag
 
 ablation: setup  ## the reduced ablation (a Hydra multirun; needs make teacher first), then its summary
 	$(PY) scripts/train.py -m +ablation=reduced \
 		+variant=sparse,dense,rag_eq3,rag_history,rag_potential,bc,bc_rag seed=0,1,2,3,4
-	$(PY) scripts/ablation.py runs/ablation/reduced
+	$(PY) scripts/ablation_summary.py runs/ablation/reduced
 
 test: setup  ## the default test suite (slow tests excluded)
-	$(PY) -m pytest -n 2 -q
+	$(PY) -m pytest -n 2 --dist loadgroup -q
 
 test-all: setup  ## every test, slow ones included (the Slurm ones skip without a Slurm)
-	$(PY) -m pytest -n 2 -q -m ""
+	$(PY) -m pytest -n 2 --dist loadgroup -q -m ""
 
 test-slurm: setup  ## start the single-host Slurm (scripts/start_slurm.sh), run the tests marked slurm
 	bash scripts/start_slurm.sh

@@ -1,4 +1,5 @@
-"""Simple baseline schedulers: random, workflow-agnostic Slurm-like FCFS, and the best single node.
+"""Simple baseline schedulers: random, workflow-agnostic Slurm with backfilling, and the best
+single node.
 
 A learned scheduler that these match has learned nothing: :class:`SingleNodeScheduler` is the
 plan "keep all data in one place", which is hard to beat when communication is heavy.
@@ -37,12 +38,18 @@ class RandomScheduler(Scheduler):
 
 
 class SlurmScheduler(Scheduler):
-    """ "Traditional Slurm": workflow-agnostic first-come-first-served.
+    """ "Traditional Slurm": workflow-agnostic, submission order, with backfilling.
 
-    Each task is submitted when its parents have finished and goes to the first node (lowest
-    index) with enough free cores at that moment; if none has, to the node whose cores free up
-    first. Where the task's input data lives plays no part (no data locality, no look-ahead);
-    the transfers still cost time when the task runs.
+    What Slurm's default scheduler (``SchedulerType=sched/backfill``) does with a workflow
+    submitted as a job set (every task a job, in file order, with ``afterok`` dependencies, as
+    ``wass plan --slurm`` writes it): jobs are taken in submission (file) order once their
+    parents are placed, and each goes to the node where it can start first, ignoring where its
+    input data lives (ties: lowest index). With the plan builder's insertion policy (the
+    default) a job starts in any idle gap long enough for it, also before jobs submitted
+    earlier that are already scheduled later: that is backfilling, conservative (a job placed
+    earlier never moves). With ``insertion=False`` no job starts before the latest start
+    already scheduled on its node (a queue per node: no backfilling). No data locality and no
+    look-ahead; the transfers still cost time when the task runs.
     """
 
     name: ClassVar[str] = "slurm"

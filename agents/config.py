@@ -25,6 +25,8 @@ from wass_env.limits import MAX_COUNT
 
 __all__ = [
     "TEACHER_MODES",
+    "AblationConfig",
+    "AblationVariant",
     "ConfigValueError",
     "EnvConfig",
     "EvalConfig",
@@ -56,6 +58,23 @@ class MaskablePPOConfig:
     """``agent=maskable_ppo``: :class:`agents.ppo.MaskablePPOAgent` and its MaskablePPO arguments.
 
     The defaults of the fields the YAML file does not set are sb3-contrib's own.
+
+    Attributes:
+        _target_: The agent class.
+        policy: node_scoring (one network scores every node) or an SB3 policy name.
+        net_arch: Hidden layer widths.
+        device: Torch device (cpu is fastest for these small networks).
+        learning_rate: Adam learning rate.
+        n_steps: Steps per env per rollout.
+        batch_size: Minibatch size.
+        n_epochs: Passes over each rollout.
+        gamma: Discount factor.
+        gae_lambda: GAE lambda.
+        clip_range: PPO clipping range.
+        ent_coef: Entropy bonus coefficient.
+        vf_coef: Value loss coefficient.
+        max_grad_norm: Gradient clipping norm.
+        target_kl: Stop an update's epochs early past this KL divergence (null: never).
     """
 
     _target_: str = "agents.ppo.MaskablePPOAgent"
@@ -79,7 +98,20 @@ class MaskablePPOConfig:
 
 @dataclass
 class RagTeacherConfig:
-    """``teacher=rag``: the arguments of ``teacher.wrapper.rag_wrapper`` (see its docstring)."""
+    """``teacher=rag``: the arguments of ``teacher.wrapper.rag_wrapper`` (see its docstring).
+
+    Attributes:
+        enabled: Wrap the env with the teacher.
+        _target_: The wrapper factory, called as factory(env, **the other keys).
+        kb: Knowledge base re-keyed by the model (written by wass train-predictor).
+        model: Trained teacher model (written by wass train-predictor).
+        lam: lambda: weight of R_RAG in the reward (0: DRL without RAG).
+        mode: eq3 (the paper's eq. 3, never positive), history or potential.
+        k: Neighbours retrieved (null: the model's own K).
+        reference: Continuation policy the predictor assumes (null: the base's mixture).
+        index: Retrieval index (numpy, flat: exact; hnsw, ivf: approximate).
+        gamma: Discount of potential-based shaping (null: the agent's gamma).
+    """
 
     enabled: bool = True
     _target_: str = "teacher.wrapper.rag_wrapper"
@@ -95,7 +127,17 @@ class RagTeacherConfig:
 
 @dataclass
 class EnvConfig:
-    """``WassSchedEnv`` arguments besides workload and cluster (see its docstring)."""
+    """``WassSchedEnv`` arguments besides workload and cluster (see its docstring).
+
+    Attributes:
+        insertion: Insertion policy of the plan builder (a task may start in an idle gap).
+        task_order: Order of the decisions: rank (HEFT's upward rank) or fifo (file order).
+        noise: Sigma of the lognormal runtime noise when the plan is executed.
+        max_nodes: Action space size (null: the largest cluster of the config).
+        illegal_action: What a masked action does: fallback (the lowest-index feasible node,
+            reward term "illegal" -1) or raise.
+        reward_weights: Weights of the named reward terms (makespan, progress, illegal).
+    """
 
     insertion: bool = True
     task_order: str = "rank"
@@ -113,21 +155,37 @@ class EnvConfig:
 
 @dataclass
 class LoopConfig:
-    """The training loop."""
+    """The training loop.
+
+    Attributes:
+        total_timesteps: Environment steps of PPO training (over all envs).
+        n_envs: Parallel training environments.
+        progress_bar: Show progress bars (training, imitation, evaluation).
+    """
 
     total_timesteps: int = 60_000
     n_envs: int = 2
     subproc: bool = False  # SubprocVecEnv instead of DummyVecEnv
     torch_threads: int = 1  # 1 is fastest for these small networks on a few cores
     progress_bar: bool = True
-    eval_freq: int = 0  # MaskableEvalCallback every N env steps (0: off)
-    eval_episodes: int = 5
+    # Validation during training, on episodes from eval.validation_seed (no training seed):
+    # MaskableEvalCallback every N env steps (0: off), the best model kept in best/.
+    eval_freq: int = 10_000
+    eval_episodes: int = 5  # validation episodes per evaluation
+    checkpoint_freq: int = 20_000  # a checkpoint in checkpoints/ every N env steps (0: off)
+    gantt_freq: int = 20_000  # a Gantt image of a validation episode every N env steps (0: off)
+    resume: str | None = None  # continue this checkpoint up to total_timesteps (no imitation)
 
 
 @dataclass
 class ImitationConfig:
     """Behaviour cloning of the pilot expert, then DAgger, before any PPO steps
-    (:func:`agents.imitation.run_imitation`)."""
+    (:func:`agents.imitation.run_imitation`).
+
+    Attributes:
+        batch_size: Minibatch size of behaviour cloning.
+        lr: Learning rate of behaviour cloning.
+    """
 
     episodes: int = 0  # expert episodes (0: no imitation stage)
     dagger_rounds: int = 0  # rounds where the learner acts and the expert relabels
@@ -136,8 +194,11 @@ class ImitationConfig:
     dagger_epochs: int = 8  # passes over all data after each round
     batch_size: int = 256
     lr: float = 1e-3
-    k: int = 4  # candidate nodes the expert completes per decision
-    base: str = "heft"  # the heuristic completing the expert's rollouts
+    # The expert (agents.imitation.make_expert): {kind: heuristic, base: heft_lookahead} or
+    # {kind: pilot, k: 4, base: heft, locality: true, fortify: [heft_lookahead]}.
+    expert: dict[str, Any] = field(
+        default_factory=lambda: {"kind": "heuristic", "base": "heft_lookahead"}
+    )
     n_jobs: int = 1  # collection worker processes
     label_fraction: float = 1.0  # share of the learner's states the expert labels (DAgger)
     cache: str | None = None  # directory where expert episodes are kept and reused
@@ -149,6 +210,10 @@ class EvalConfig:
 
     The seeds are the same for every training seed and every variant (paired), from the ranges
     of :mod:`agents.evaluation.seeds`.
+
+    Attributes:
+        episodes: Fixed evaluation instances (the same for every run: paired).
+        noise: Sigma of the runtime noise at evaluation.
     """
 
     episodes: int = 30
@@ -174,7 +239,19 @@ class EvalConfig:
 
 @dataclass
 class TrainConfig:
-    """``scripts/train.py``."""
+    """``wass train`` (``conf/train.yaml``; ``scripts/train.py``).
+
+    Attributes:
+        seed: Seed of the training envs, the model and the imitation stage (same seed, same run).
+        cluster: Cluster spec or preset (group cluster/); a list or mix: one drawn per episode.
+        workload: Workload spec (group workload/): what training episodes are drawn from.
+        agent: The agent to train or run (group agent/): a _target_ and its arguments.
+        teacher: The reward wrapper (group teacher/): none, or rag (lambda * R_RAG).
+        env: WassSchedEnv settings besides workload and cluster.
+        train: The training loop: steps, envs, validation, checkpoints, resume.
+        imitation: Behaviour cloning and DAgger before PPO (off with episodes=0).
+        eval: The final evaluation against the baselines on fixed instances.
+    """
 
     seed: int = 0
     cluster: Any = MISSING
@@ -187,10 +264,45 @@ class TrainConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 
+@dataclass
+class AblationVariant:
+    """One variant of the ablation.
+
+    Attributes:
+        label: Its name in the table.
+        overrides: The ``train`` overrides that define it (``teacher=rag``, ``teacher.lam=1``).
+    """
+
+    label: str = ""
+    overrides: list[str] = field(default_factory=list)
+
+
+@dataclass
+class AblationConfig:
+    """``wass ablation`` (``conf/ablation.yaml``, :mod:`agents.ablation`).
+
+    Attributes:
+        seeds: Training seeds per variant (``0 .. seeds - 1``).
+        steps: PPO steps per run (``train.total_timesteps``).
+        episodes: Unseen evaluation episodes per run (``eval.episodes``).
+        variants: Variant id -> its label and ``train`` overrides.
+        run: The variant ids to run, in table order (null: every variant).
+        overrides: ``train`` overrides applied to every variant (``[workload=fan_out]``).
+    """
+
+    seeds: int = 3
+    steps: int = 30_000
+    episodes: int = 10
+    variants: dict[str, AblationVariant] = field(default_factory=dict)
+    run: list[str] | None = None
+    overrides: list[str] = field(default_factory=list)
+
+
 def register_configs() -> None:
     """Register the schemas (idempotent)."""
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
+    cs.store(name="ablation_schema", node=AblationConfig)
     cs.store(group="agent", name="maskable_ppo_schema", node=MaskablePPOConfig)
     cs.store(group="teacher", name="rag_schema", node=RagTeacherConfig)
 
@@ -213,11 +325,13 @@ def _count(low: int, high: int = MAX_COUNT) -> tuple[Callable[[Any], bool], str]
 #: Range rules of the fields of the schemas above: field -> (test, what it must be).
 _TRAIN_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "seed": _count(0, MAX_SEED),
-    "train.total_timesteps": _count(1, MAX_STEPS),
+    "train.total_timesteps": _count(0, MAX_STEPS),
     "train.n_envs": _count(1, 1024),
     "train.torch_threads": _count(1, 1024),
     "train.eval_freq": _count(0, MAX_STEPS),
     "train.eval_episodes": _count(1),
+    "train.checkpoint_freq": _count(0, MAX_STEPS),
+    "train.gantt_freq": _count(0, MAX_STEPS),
     "eval.episodes": _count(1),
     "eval.seed": _count(0, MAX_SEED),
     "eval.validation_seed": _count(0, MAX_SEED),
@@ -232,7 +346,7 @@ _IMITATION_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "imitation.dagger_epochs": _count(0),
     "imitation.batch_size": _count(1),
     "imitation.lr": _rule(lambda v: v > 0, "a finite number > 0"),
-    "imitation.k": _count(1),
+    "imitation.label_fraction": _rule(lambda v: 0 < v <= 1, "in (0, 1]"),
     "imitation.n_jobs": _count(1, 1024),
 }
 _PPO_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
@@ -256,7 +370,7 @@ _TEACHER_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "k": _rule(lambda v: 0 <= v <= MAX_COUNT, f"an integer in [0, {MAX_COUNT}] or null"),
     "gamma": _rule(lambda v: 0 <= v <= 1, "in [0, 1] or null"),
 }
-_INDEX_KINDS = ("numpy", "flat", "hnsw", "ivf")  # teacher.retrieval.INDEX_KINDS
+_INDEX_KINDS = ("auto", "numpy", "flat", "hnsw", "ivf")  # teacher.retrieval.INDEX_KINDS + auto
 
 
 def _get(cfg: Any, dotted: str) -> Any:
@@ -288,6 +402,13 @@ def check_values(cfg: Any) -> None:
     """
     _apply(_TRAIN_RULES, cfg, "")
     _apply(_IMITATION_RULES, cfg, "")
+    if int(cfg.train.total_timesteps) == 0 and int(cfg.imitation.episodes) == 0:
+        agent = cfg.get("agent")
+        if agent is not None and agent.get("_target_") == MaskablePPOConfig._target_:
+            raise ConfigValueError(
+                "train.total_timesteps: 0 trains nothing unless imitation.episodes > 0, got 0 "
+                "and imitation.episodes=0"
+            )
     agent = cfg.get("agent")
     if agent is not None and agent.get("_target_") == MaskablePPOConfig._target_:
         _apply(_PPO_RULES, agent, "agent.")

@@ -5,8 +5,10 @@ The model (one per problem):
 * a boolean ``x[t, n]`` per task and node it fits on, exactly one true per task;
 * a start ``s[t]`` and end ``e[t] = s[t] + sum_n d[t, n] * x[t, n]`` per task, with an optional
   interval of size ``d[t, n]`` per (task, node), present when ``x[t, n]``;
-* per node, a cumulative constraint (cores; a no-overlap constraint on single-core nodes);
-  zero-length tasks take no cores, as in the simulator;
+* per node, a cumulative constraint on cores (a no-overlap constraint when no two of its tasks
+  fit side by side) and, on nodes with finite memory, one on memory (whole bytes, as
+  :meth:`~wass_env.sim.problem.Problem.memory_demand`); zero-length tasks take neither, as in
+  the simulator;
 * precedence ``s[c] >= e[p]`` for every edge, plus the transfer time (latency + bytes /
   bandwidth of the link) when parent and child are on different nodes;
 * ``s[t] >=`` the stage-in time of the task's external inputs;
@@ -142,7 +144,8 @@ class _IntModel:
         self.comm, r3 = _ticks(sec, scale)  # (n_edges,) or (n_edges, n_nodes, n_nodes)
         if self.comm.ndim == 3:
             self.comm[:, np.arange(problem.n_nodes), np.arange(problem.n_nodes)] = 0
-        self.rounded = r1 or r2 or r3
+        self.mem, self.mem_cap, r4 = _memory_units(problem)
+        self.rounded = r1 or r2 or r3 or r4
 
     def delay(self, edge: int, src: int, dst: int) -> int:
         """Transfer ticks of ``edge`` from node ``src`` to node ``dst``."""
@@ -151,6 +154,35 @@ class _IntModel:
         if self.comm.ndim == 1:
             return int(self.comm[edge])
         return int(self.comm[edge, src, dst])
+
+
+def _memory_units(problem: Problem) -> tuple[list[int], list[int | None], bool]:
+    """Memory demands and node capacities in units small enough for CP-SAT's cumulative.
+
+    Whole bytes divided by their greatest common divisor (exact: 300 GiB and 512 GiB become 75
+    and 128); if the largest is still above ``2**31`` (its energy, demand x duration, must stay
+    within 64 bits), demands are rounded up and capacities down to a coarser unit, which can only
+    forbid schedules, and the model is flagged as rounded.
+    """
+    if not problem.memory_bound:
+        return [0] * problem.n_tasks, [None] * problem.n_nodes, False
+    dem = problem.memory_demand()
+    caps = problem.memory_capacity()
+    g = 0
+    for v in [*dem, *(c for c in caps if c is not None)]:
+        g = math.gcd(g, v)
+    g = max(g, 1)
+    dem = [d // g for d in dem]
+    caps = [None if c is None else c // g for c in caps]
+    top = max([*dem, *(c for c in caps if c is not None)])
+    if top <= 2**31:
+        return dem, caps, False
+    unit = -(-top // 2**31)  # ceil: the largest becomes <= 2**31
+    return (
+        [-(-d // unit) for d in dem],
+        [None if c is None else c // unit for c in caps],
+        True,
+    )
 
 
 def _transfer_seconds(problem: Problem) -> NDArray[np.float64]:
@@ -201,6 +233,7 @@ def _list_schedule_ticks(
     start = np.zeros(problem.n_tasks, dtype=np.int64)
     end = np.zeros(problem.n_tasks, dtype=np.int64)
     placed: list[list[int]] = [[] for _ in range(cl.n_nodes)]
+    mem, mem_cap = im.mem, im.mem_cap
     for t in order:
         n = int(node[t])
         ready = int(im.stage[t])
@@ -213,11 +246,17 @@ def _list_schedule_ticks(
             others = [u for u in placed[n] if end[u] > start[u]]
             cands = sorted({ready} | {int(end[u]) for u in others if end[u] > ready})
             cap = int(cl.cores[n]) - int(cores[t])
+            mcap = mem_cap[n]
+            mleft = None if mcap is None else mcap - mem[t]
             for s in cands:
                 # Usage only rises at starts, so checking s and the starts inside [s, s+d) suffices.
                 points = [s] + [int(start[u]) for u in others if s < start[u] < s + d]
                 if all(
                     sum(int(cores[u]) for u in others if start[u] <= x < end[u]) <= cap
+                    and (
+                        mleft is None
+                        or sum(mem[u] for u in others if start[u] <= x < end[u]) <= mleft
+                    )
                     for x in points
                 ):
                     break
@@ -370,6 +409,8 @@ class CPSATScheduler(Scheduler):
         end = [m.new_int_var(0, horizon, f"e{t}") for t in range(n_t)]
         x: dict[tuple[int, int], Any] = {}
         on_node: list[list[tuple[Any, int]]] = [[] for _ in range(n_n)]
+        mem_on_node: list[list[tuple[Any, int]]] = [[] for _ in range(n_n)]
+        mem, mem_cap = im.mem, im.mem_cap
         for t in range(n_t):
             nodes = np.flatnonzero(problem.fits[t]).tolist()
             for n in nodes:
@@ -378,6 +419,8 @@ class CPSATScheduler(Scheduler):
                 if d > 0:
                     iv = m.new_optional_fixed_size_interval_var(start[t], d, x[t, n], f"i{t}_{n}")
                     on_node[n].append((iv, int(wf.cores[t])))
+                    if mem[t] > 0 and mem_cap[n] is not None:
+                        mem_on_node[n].append((iv, mem[t]))
             m.add_exactly_one(x[t, n] for n in nodes)
             m.add(end[t] == start[t] + sum(int(im.dur[t, n]) * x[t, n] for n in nodes))
         for n in range(n_n):
@@ -389,6 +432,10 @@ class CPSATScheduler(Scheduler):
                 m.add_no_overlap(iv for iv, _ in ivs)
             else:
                 m.add_cumulative([iv for iv, _ in ivs], [c for _, c in ivs], cap)
+            mivs = mem_on_node[n]
+            mcap = mem_cap[n]
+            if mcap is not None and sum(d for _, d in mivs) > mcap:  # else it never binds
+                m.add_cumulative([iv for iv, _ in mivs], [d for _, d in mivs], mcap)
         for e in range(wf.n_edges):
             p, c = int(wf.edge_src[e]), int(wf.edge_dst[e])
             m.add(start[c] >= end[p])

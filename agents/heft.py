@@ -41,6 +41,7 @@ from wass_env.sim.problem import Problem
 
 __all__ = [
     "CPOPScheduler",
+    "ContentionAwareHEFTScheduler",
     "HEFTLookaheadScheduler",
     "HEFTScheduler",
     "PEFTScheduler",
@@ -65,6 +66,20 @@ class HEFTScheduler(Scheduler):
     def select_node(self, builder: PlanBuilder, task: int) -> int:
         """The node with the earliest finish time; ties: lowest index."""
         return min_eft_node(builder, task)
+
+
+class ContentionAwareHEFTScheduler(HEFTScheduler):
+    """HEFT whose finish-time estimates see NIC contention (``heft_contention``).
+
+    The same ranks and node rule as :class:`HEFTScheduler`, but :meth:`plan` builds with
+    ``PlanBuilder(contention=True)``: on a ``"nic"`` or ``"shared_nic"`` cluster a transfer is
+    estimated as queued behind the transfers already planned on its links (see
+    :mod:`wass_env.sim.plan`). On a contention-free cluster it is HEFT. Step-wise inside the
+    environment it reads the environment's builder, whose estimates are contention-free.
+    """
+
+    name: ClassVar[str] = "heft_contention"
+    contention = True
 
 
 class HEFTLookaheadScheduler(HEFTScheduler):

@@ -16,6 +16,7 @@ published (HEFT's ``rank_u(n3) == rank_u(n4) == 80`` in Topcuoglu et al. 2002, f
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 import numpy as np
@@ -48,10 +49,11 @@ def argmin_first(values: NDArray[np.float64]) -> int:
     Raises:
         ValueError: if every value is ``inf`` or NaN (nothing to choose from).
     """
-    m = float(np.min(values))
-    if not np.isfinite(m):
+    values = np.asarray(values)
+    m = float(values.min())
+    if not math.isfinite(m):
         raise ValueError(f"no finite value to choose from (minimum is {m})")
-    return int(np.argmax(values <= m + TIE_RTOL * max(abs(m), 1.0)))
+    return int((values <= m + TIE_RTOL * max(abs(m), 1.0)).argmax())
 
 
 def snap_priority(priority: NDArray[np.float64]) -> NDArray[np.float64]:

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from wass_env.errors import WassError
 from wass_env.io import atomic_write
 from wass_env.scheduling import Scheduler, make_scheduler
 from wass_env.sim.ordering import ReadyQueue, task_priority
@@ -46,6 +47,7 @@ from wass_env.sim.plan import PlanBuilder
 __all__ = [
     "Dataset",
     "HeuristicExpert",
+    "ImitationError",
     "PilotExpert",
     "bc_train",
     "collect",
@@ -55,6 +57,10 @@ __all__ = [
     "make_expert",
     "run_imitation",
 ]
+
+
+class ImitationError(WassError):
+    """Bad imitation settings (the message names the field and value)."""
 
 
 class PilotExpert:
@@ -202,11 +208,15 @@ def make_expert(spec: Mapping[str, Any] | None = None) -> PilotExpert:
     (default) or ``{"kind": "heuristic", "base": "heft_lookahead"}``."""
     kw = dict(spec or {})
     kind = kw.pop("kind", "pilot")
-    if kind == "pilot":
-        return PilotExpert(**kw)
-    if kind == "heuristic":
-        return HeuristicExpert(**kw)
-    raise ValueError(f"imitation expert kind must be 'pilot' or 'heuristic', got {kind!r}")
+    kinds: dict[str, type[PilotExpert]] = {"pilot": PilotExpert, "heuristic": HeuristicExpert}
+    if kind not in kinds:
+        raise ImitationError(f"imitation.expert.kind: must be 'pilot' or 'heuristic', got {kind!r}")
+    try:
+        return kinds[kind](**kw)
+    except TypeError as exc:
+        raise ImitationError(
+            f"imitation.expert: bad settings {dict(spec or {})!r} ({exc})"
+        ) from None
 
 
 @dataclass
@@ -605,6 +615,8 @@ def run_imitation(
     seed: int = 0,
     label_fraction: float = 1.0,
     cache_dir: str | os.PathLike[str] | None = None,
+    expert_env_kwargs: Mapping[str, Any] | None = None,
+    exclude_families: Iterable[str] = (),
     work_dir: str | None = None,
     logger: Any = None,
     log: Callable[[str], None] | None = None,
@@ -625,6 +637,10 @@ def run_imitation(
         label_fraction: Share of the learner's states the expert labels in DAgger rounds.
         cache_dir: If given, the expert episodes are kept there (keyed by the environment
             arguments, seeds and expert settings) and reused by later runs with the same key.
+        expert_env_kwargs: Environment of the expert episodes (default ``env_kwargs``), and
+        exclude_families: families whose expert states are dropped: leave-one-family-out runs
+            collect (and cache) the expert episodes of the whole mix once and each drops its
+            held-out family; the DAgger rounds run on ``env_kwargs`` itself.
         work_dir: Where the learner is saved for the collection workers (a temp dir if None).
         logger: An SB3 logger; ``imitation/*`` values are recorded with the round as the step.
         log: Called with one line per stage.
@@ -662,8 +678,14 @@ def run_imitation(
             )
 
     data = expert_dataset(
-        env_kwargs, seeds, expert=expert, gamma=gamma, n_jobs=n_jobs, seed=seed, cache_dir=cache_dir
-    )
+        expert_env_kwargs or env_kwargs,
+        seeds,
+        expert=expert,
+        gamma=gamma,
+        n_jobs=n_jobs,
+        seed=seed,
+        cache_dir=cache_dir,
+    ).without_families(exclude_families)
     loss = bc_train(model.policy, data, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
     record(0, data, data, loss)
     with tempfile.TemporaryDirectory(dir=work_dir) as tmp:

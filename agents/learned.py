@@ -1,10 +1,12 @@
 """A trained checkpoint as a scheduler: raw, guarded, or improved by rollouts.
 
 ``make_scheduler("policy", checkpoint="runs/train/latest/model.zip")`` returns a
-:class:`PolicyScheduler`. It plans any workflow on any cluster up to the policy's ``max_nodes``
-(``plan(problem)``) and answers for any partial plan (``select_node(builder, task)``), so a
-trained policy can be evaluated, guarded, explained, deployed and used to seed the knowledge base
-like every other scheduler.
+:class:`PolicyScheduler`. The checkpoint may come from any algorithm
+:class:`~agents.sb3_policy.SB3PolicyScheduler` loads (MaskablePPO, PPO, A2C, DQN, QRDQN, TRPO;
+read from the file, or ``algo=...``), always acting with the action mask. It plans any
+workflow on any cluster up to the policy's ``max_nodes`` (``plan(problem)``) and answers for any
+partial plan (``select_node(builder, task)``), so a trained policy can be evaluated, guarded,
+explained, deployed and used to seed the knowledge base like every other scheduler.
 
 Three modes, always reported under different names:
 
@@ -31,7 +33,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from agents.ppo import CheckpointError, MaskablePPOAgent
+from agents.deploy.onnx_policy import OnnxPolicy, is_onnx
+from agents.ppo import MaskablePPOAgent
+from agents.sb3_policy import CheckpointError, SB3PolicyScheduler
 from wass_env.scheduling import Scheduler, make_scheduler
 from wass_env.sim.ordering import ReadyQueue, task_priority
 from wass_env.sim.plan import Plan, PlanBuilder
@@ -41,12 +45,19 @@ __all__ = ["PolicyScheduler"]
 
 
 class PolicyScheduler(Scheduler):
-    """A trained MaskablePPO checkpoint behind the scheduler interface.
+    """A trained checkpoint behind the scheduler interface.
 
     Args:
         checkpoint: Path of a ``model.zip`` saved by training (its ``model.env_kwargs.json``
-            sidecar gives the observation settings); or pass ``agent``.
-        agent: An already loaded :class:`~agents.ppo.MaskablePPOAgent`.
+            sidecar gives the observation settings), or of a ``.onnx`` file written by ``wass
+            export`` (run by onnxruntime: :class:`~agents.deploy.onnx_policy.OnnxPolicy`); or
+            pass ``agent``.
+        agent: An already loaded :class:`~agents.ppo.MaskablePPOAgent`,
+            :class:`~agents.sb3_policy.SB3PolicyScheduler` or ``OnnxPolicy``.
+        algo: The checkpoint's algorithm (see :data:`agents.sb3_policy.ALGORITHMS`), or
+            ``"auto"``: read from the file.
+        env_kwargs: The env settings the policy was trained with, for a checkpoint without
+            its settings file (``{}``: the env defaults).
         guard: None, or a scheduler spec (``"heft"``, ``"best_heuristic"``, ...) whose plan is
             returned instead of the policy's when it is shorter.
         rollout: 0 (off), or the number of the policy's most likely nodes tried per decision,
@@ -66,7 +77,9 @@ class PolicyScheduler(Scheduler):
         self,
         checkpoint: str | os.PathLike[str] | None = None,
         *,
-        agent: MaskablePPOAgent | None = None,
+        agent: MaskablePPOAgent | SB3PolicyScheduler | OnnxPolicy | None = None,
+        algo: str = "auto",
+        env_kwargs: Mapping[str, Any] | None = None,
         guard: str | Mapping[str, Any] | None = None,
         rollout: int = 0,
         rollout_base: str = "heft",
@@ -76,8 +89,12 @@ class PolicyScheduler(Scheduler):
         if agent is None:
             if checkpoint is None:
                 raise CheckpointError("scheduler 'policy' needs checkpoint=<path of a model.zip>")
-            agent = MaskablePPOAgent.load(checkpoint)
-        self.agent = agent
+            agent = (
+                OnnxPolicy(checkpoint)
+                if is_onnx(checkpoint)
+                else SB3PolicyScheduler(checkpoint, algo=algo, env_kwargs=env_kwargs)
+            )
+        self.agent: MaskablePPOAgent | SB3PolicyScheduler | OnnxPolicy = agent
         self.checkpoint = None if checkpoint is None else str(checkpoint)
         self.guard = None if guard is None else make_scheduler(guard)
         self.rollout = int(rollout)

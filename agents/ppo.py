@@ -24,6 +24,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
 from agents.policies import NodeScoringPolicy
+from agents.sb3_policy import ENV_KWARGS_FILE, CheckpointError, SB3PolicyScheduler, read_settings
 from wass_env.envs.wass_sched import WassSchedEnv
 from wass_env.errors import WassError
 from wass_env.io import atomic_path, atomic_write
@@ -51,15 +52,10 @@ SCHED_METRICS: tuple[str, ...] = (
     "locality_hit_rate",
     "cross_node_bytes",
 )
-ENV_KWARGS_FILE = "env_kwargs.json"
 
 
 class AgentConfigError(WassError):
     """An invalid agent argument, or a problem the policy cannot act on."""
-
-
-class CheckpointError(WassError):
-    """A checkpoint that cannot be used as saved (its settings file missing or damaged)."""
 
 
 #: Policy names accepted besides SB3's own (``"MultiInputPolicy"``).
@@ -218,7 +214,7 @@ class MaskablePPOAgent(Scheduler):
         self.deterministic = deterministic
         self.features_extractor_kwargs = dict(features_extractor_kwargs or {})
         self.ppo_kwargs = ppo_kwargs
-        self._env: WassSchedEnv | None = None
+        self._acting: SB3PolicyScheduler | None = None
 
     # ------------------------------------------------------------------ training
     def build(self, venv: VecEnv, *, tensorboard_log: str | None = None) -> MaskablePPO:
@@ -250,8 +246,13 @@ class MaskablePPOAgent(Scheduler):
         callback: Any = None,
         tensorboard_log: str | None = None,
         progress_bar: bool = False,
+        reset_num_timesteps: bool = True,
     ) -> MaskablePPO:
-        """Train on ``venv`` (creating the model on first use) and return the model."""
+        """Train on ``venv`` (creating the model on first use) and return the model.
+
+        ``reset_num_timesteps=False`` continues a resumed model: ``total_timesteps`` more steps,
+        counted on from its own.
+        """
         if self.model is None:
             model = self.build(venv, tensorboard_log=tensorboard_log)
         else:
@@ -264,6 +265,7 @@ class MaskablePPOAgent(Scheduler):
             callback=callback,
             tb_log_name="maskable_ppo",
             progress_bar=progress_bar,
+            reset_num_timesteps=reset_num_timesteps,
         )
         return model
 
@@ -293,32 +295,31 @@ class MaskablePPOAgent(Scheduler):
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"no MaskablePPO checkpoint at {path}")
-        meta = path.with_name(path.stem + "." + ENV_KWARGS_FILE)
-        try:
-            env_kwargs = json.loads(meta.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise CheckpointError(
-                f"{path}: its settings file {meta} is missing, so the env settings the policy "
-                "was trained with are unknown; copy it along with the checkpoint"
-            ) from None
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            raise CheckpointError(f"{meta}: unreadable settings file ({exc})") from None
-        if not isinstance(env_kwargs, dict):
-            raise CheckpointError(
-                f"{meta}: expected a JSON object of env settings, got {type(env_kwargs).__name__}"
-            )
+        env_kwargs = read_settings(path)
         model = MaskablePPO.load(path, device=device)
         return cls(model, env_kwargs=env_kwargs, device=device)
 
     # ------------------------------------------------------------------ acting
-    def predict(self, obs: Any, mask: NDArray[np.bool_]) -> int:
-        """The policy's action for ``obs`` under ``mask`` (always masked)."""
+    # One acting code for every SB3 policy: agents.sb3_policy.SB3PolicyScheduler.
+    def acting(self) -> SB3PolicyScheduler:
+        """The policy as a masked :class:`~agents.sb3_policy.SB3PolicyScheduler` (shared)."""
         if self.model is None:
             raise RuntimeError("the agent has no model: train it or load a checkpoint")
-        action, _ = self.model.predict(
-            obs, action_masks=np.asarray(mask, dtype=bool), deterministic=self.deterministic
-        )
-        return int(action)
+        core = self._acting
+        if core is None or core.model is not self.model or core.env_kwargs != self.env_kwargs:
+            core = SB3PolicyScheduler(
+                model=self.model,
+                algo="MaskablePPO",
+                env_kwargs=self.env_kwargs,
+                deterministic=self.deterministic,
+                seed=self.seed,
+            )
+            self._acting = core
+        return core
+
+    def predict(self, obs: Any, mask: NDArray[np.bool_]) -> int:
+        """The policy's action for ``obs`` under ``mask`` (always masked)."""
+        return self.acting().predict(obs, mask)
 
     def act(self, obs: Any, mask: NDArray[np.bool_], env: Any) -> int:
         """Step-wise use: the policy's (masked) action."""
@@ -327,47 +328,20 @@ class MaskablePPOAgent(Scheduler):
     def observer(self, insertion: bool = True) -> WassSchedEnv:
         """A private environment with the training observation settings, used to observe
         arbitrary partial plans (:meth:`WassSchedEnv.observe`)."""
-        if self.model is None:
-            raise RuntimeError("the agent has no model: train it or load a checkpoint")
-        if self._env is None or self._env.insertion != insertion:
-            keep = ("task_order", "lookahead", "graph_window")
-            self._env = WassSchedEnv(
-                workload="chain",  # placeholders: observe() switches to the builder's problem
-                cluster={"kind": "homogeneous", "n_nodes": 1},
-                max_nodes=int(self.model.action_space.n),  # type: ignore[attr-defined]
-                insertion=insertion,
-                **{k: self.env_kwargs[k] for k in keep if k in self.env_kwargs},
-            )
-        return self._env
+        return self.acting().observer(insertion)
 
     @property
     def max_nodes(self) -> int:
         """Largest cluster the policy can schedule (its action space size)."""
-        if self.model is None:
-            raise RuntimeError("the agent has no model: train it or load a checkpoint")
-        return int(self.model.action_space.n)  # type: ignore[attr-defined]
+        return self.acting().max_nodes
 
     def node_probabilities(self, builder: PlanBuilder, task: int) -> NDArray[np.float64]:
         """The policy's probability of every node for ``task`` in ``builder``'s partial plan."""
-        import torch
-
-        obs = self.observer(builder.insertion).observe(builder, task)
-        mask = np.zeros(self.max_nodes, dtype=bool)
-        mask[: builder.problem.n_nodes] = builder.problem.fits[task]
-        assert self.model is not None
-        policy = self.model.policy
-        obs_t, _ = policy.obs_to_tensor(obs)
-        with torch.no_grad():
-            dist = policy.get_distribution(obs_t, action_masks=mask[None])
-            probs = dist.distribution.probs[0].cpu().numpy()  # type: ignore[union-attr]
-        return np.asarray(probs[: builder.problem.n_nodes], dtype=np.float64)
+        return self.acting().node_probabilities(builder, task)
 
     def select_node(self, builder: PlanBuilder, task: int) -> int:
         """The policy's node for ``task`` given any partial plan (deterministic: the mode)."""
-        obs = self.observer(builder.insertion).observe(builder, task)
-        mask = np.zeros(self.max_nodes, dtype=bool)
-        mask[: builder.problem.n_nodes] = builder.problem.fits[task]
-        return self.predict(obs, mask)
+        return self.acting().select_node(builder, task)
 
     def plan(self, problem: Problem, *, insertion: bool = True) -> Plan:
         """The policy's plan of ``problem``: tasks in the environment's order (upward rank, or

@@ -7,6 +7,7 @@ tests can call it through Hydra's ``compose`` without the command line.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from pathlib import Path
@@ -45,6 +46,9 @@ __all__ = [
     "run_training",
     "teacher_settings",
 ]
+
+
+log = logging.getLogger(__name__)
 
 
 class TrainConfigError(WassError):
@@ -87,9 +91,16 @@ def check_config(cfg: DictConfig) -> None:
             f"eval.reference: {cfg.eval.reference!r} is not among the evaluated schedulers "
             f"{sorted(known - {''})}"
         )
+    resume = cfg.train.get("resume")
+    if resume is not None and not Path(str(resume)).is_file():
+        raise TrainConfigError(f"train.resume: no checkpoint file {str(resume)!r}")
     from wass_env.envs.wass_sched import WassSchedEnv
 
     WassSchedEnv(**env_kwargs_from_config(cfg))  # env, workload and cluster settings, in seconds
+    if int(cfg.imitation.episodes) > 0:
+        from agents.imitation import make_expert
+
+        make_expert(_plain(cfg.imitation.expert))  # the expert's settings
     _check_eval_instances(cfg)
 
 
@@ -230,27 +241,46 @@ def run_training(
     checkpoint: Path | None = None
     train_seconds = 0.0
     curve: list[tuple[int, float]] = []
+    tb_run: str | None = None
+    tb_step = 0
     if getattr(agent, "trainable", False):
         checkpoint, train_seconds, curve = _train(agent, cfg, env_kwargs, out)
         link_latest(out)
+        model: Any = getattr(agent, "model", None)
+        sb3_logger = getattr(model, "_logger", None)  # set by learn(); None before
+        if model is not None and sb3_logger is not None and sb3_logger.get_dir():
+            tb_run, tb_step = sb3_logger.get_dir(), int(model.num_timesteps)
 
     summary, rows, table = evaluate_after_training(agent, cfg, env_kwargs)
     write_csv(rows, out / "results.csv")
     write_text(table + "\n", out / "results.md")
+    seeds = eval_seeds(int(cfg.eval.episodes), int(cfg.eval.seed))
+    caption = (
+        f"Evaluation on {len(seeds)} fixed instances no training run draws "
+        f"(seeds {seeds[0]}..{seeds[-1]}); makespan in seconds, mean ± 95% CI; ratios "
+        "paired per instance, (wins/ties/losses):"
+    )
+    if tb_run is not None:  # the final table next to the run's curves (TensorBoard's Text tab)
+        from agents.callbacks import write_text_summary
+
+        write_text_summary(tb_run, "eval/final_table", f"{caption}\n\n{table}", tb_step)
     if not quiet:
-        seeds = eval_seeds(int(cfg.eval.episodes), int(cfg.eval.seed))
-        print(
-            f"\nEvaluation on {len(seeds)} fixed instances no training run draws "
-            f"(seeds {seeds[0]}..{seeds[-1]}); makespan in seconds, mean ± 95% CI; ratios "
-            "paired per instance, (wins/ties/losses):\n"
-        )
-        print(table)
+        log.info("%s\n\n%s\n", caption, table)
         if train_seconds:
-            print(f"\nTrained {cfg.train.total_timesteps} steps in {train_seconds:.0f} s.")
-        print(f"TensorBoard:  tensorboard --logdir {out / 'tb'}")
+            stages = []
+            if int(cfg.imitation.episodes) > 0:
+                stages.append(
+                    f"imitation of {cfg.imitation.expert.get('base', 'the expert')} "
+                    f"({cfg.imitation.episodes} expert episodes, {cfg.imitation.dagger_rounds} "
+                    f"DAgger rounds of {cfg.imitation.dagger_episodes})"
+                )
+            if int(cfg.train.total_timesteps) > 0:
+                stages.append(f"{cfg.train.total_timesteps} MaskablePPO steps")
+            log.info("Trained (%s) in %.0f s.", " then ".join(stages), train_seconds)
+        log.info("TensorBoard:  tensorboard --logdir %s", out / "tb")
         if checkpoint is not None:
-            print(f"Checkpoint:   {checkpoint}")
-        print(f"Results:      {out / 'results.csv'}, {out / 'results.md'}")
+            log.info("Checkpoint:   %s", checkpoint)
+        log.info("Results:      %s, %s", out / "results.csv", out / "results.md")
     return {
         "summary": summary,
         "rows": rows,
@@ -315,7 +345,6 @@ def main(cfg: DictConfig, out_dir: str | os.PathLike[str]) -> int:
 def _train(
     agent: Any, cfg: DictConfig, env_kwargs: dict[str, Any], out: Path
 ) -> tuple[Path, float, list[tuple[int, float]]]:
-    from sb3_contrib.common.maskable.callbacks import MaskableEvalCallback
     from stable_baselines3.common.callbacks import CallbackList
 
     from agents.ppo import SchedMetricsCallback, make_vec
@@ -340,36 +369,107 @@ def _train(
         wrappers=[teacher] if teacher else (),
     )
     sched = SchedMetricsCallback(reference_name=str(env_kwargs.get("reference") or "reference"))
-    callbacks: list[Any] = [sched]
-    if int(cfg.train.eval_freq) > 0:
-        eval_env = make_vec(env_kwargs, 1, int(cfg.eval.validation_seed))
-        callbacks.append(
-            MaskableEvalCallback(
-                eval_env,
-                n_eval_episodes=int(cfg.train.eval_episodes),
-                eval_freq=max(int(cfg.train.eval_freq) // int(cfg.train.n_envs), 1),
-                deterministic=True,
-                verbose=0,
-            )
-        )
+    callbacks: list[Any] = [sched, *_callbacks(cfg, env_kwargs, out)]
+    resume = cfg.train.get("resume")
+    done = 0
+    if resume is not None:
+        done = _resume(agent, str(resume), venv)
+        log.info("Resuming %s at step %d", resume, done)
     t0 = time.perf_counter()
     try:
-        if int(cfg.imitation.episodes) > 0:
+        if int(cfg.imitation.episodes) > 0 and resume is None:
             _imitate(agent, cfg, env_kwargs, venv, out)
-        if int(cfg.train.total_timesteps) > 0:
+        steps = int(cfg.train.total_timesteps) - done
+        if steps > 0:
             agent.learn(
                 venv,
-                int(cfg.train.total_timesteps),
+                steps,
                 callback=CallbackList(callbacks),
                 tensorboard_log=str(out / "tb"),
                 progress_bar=bool(cfg.train.progress_bar),
+                reset_num_timesteps=resume is None,
             )
     finally:
         venv.close()
+    best = out / "best" / "best_model.zip"
+    if best.exists():  # the validation callback's best model, loadable as a scheduler
+        from agents.callbacks import write_settings
+
+        write_settings(best, env_kwargs)
     elapsed = time.perf_counter() - t0
     if sched.curve:  # the learning curve on the training distribution, one row per episode
         write_csv(sched.curve, out / "curve.csv")
     return agent.save(out / "model.zip"), elapsed, sched.episodes
+
+
+def _callbacks(cfg: DictConfig, env_kwargs: dict[str, Any], out: Path) -> list[Any]:
+    """Validation with the best model kept, periodic checkpoints, Gantt images, HParams."""
+    from sb3_contrib.common.maskable.callbacks import MaskableEvalCallback
+
+    from agents.callbacks import (
+        GanttCallback,
+        HParamsCallback,
+        SidecarCheckpointCallback,
+        flat_hparams,
+    )
+    from agents.ppo import make_vec
+
+    loop = cfg.train
+    n_envs = int(loop.n_envs)
+    out_list: list[Any] = []
+    if int(loop.eval_freq) > 0:
+        out_list.append(
+            MaskableEvalCallback(
+                make_vec(env_kwargs, 1, int(cfg.eval.validation_seed)),
+                n_eval_episodes=int(loop.eval_episodes),
+                eval_freq=max(int(loop.eval_freq) // n_envs, 1),  # counted per env
+                best_model_save_path=str(out / "best"),
+                log_path=str(out / "eval"),
+                deterministic=True,
+                verbose=0,
+            )
+        )
+    if int(loop.checkpoint_freq) > 0:
+        out_list.append(
+            SidecarCheckpointCallback(
+                env_kwargs,
+                save_freq=max(int(loop.checkpoint_freq) // n_envs, 1),
+                save_path=str(out / "checkpoints"),
+                name_prefix="model",
+            )
+        )
+    if int(loop.gantt_freq) > 0:
+        out_list.append(
+            GanttCallback(
+                env_kwargs,
+                seed=int(cfg.eval.validation_seed),
+                freq=int(loop.gantt_freq),
+                reference=str(cfg.eval.reference),
+            )
+        )
+    keep = {k: cfg[k] for k in ("seed", "agent", "env", "train", "imitation", "teacher")}
+    tree = OmegaConf.to_container(OmegaConf.create(keep), resolve=True)
+    assert isinstance(tree, dict)
+    hparams = flat_hparams({str(k): v for k, v in tree.items()})
+    hparams.update(flat_hparams({"cluster": _plain(cfg.cluster), "workload": _plain(cfg.workload)}))
+    out_list.append(HParamsCallback(hparams))
+    return out_list
+
+
+def _resume(agent: Any, path: str, venv: Any) -> int:
+    """Load checkpoint ``path`` into ``agent`` to continue training on ``venv``; returns the
+    steps it has already trained.
+
+    Raises:
+        TrainConfigError: if it does not fit the configured env (observation or action space).
+    """
+    from sb3_contrib import MaskablePPO
+
+    try:
+        agent.model = MaskablePPO.load(path, env=venv, device=getattr(agent, "device", "cpu"))
+    except (ValueError, KeyError) as exc:  # SB3: "Observation spaces do not match", ...
+        raise TrainConfigError(f"train.resume={path!r}: cannot continue it here: {exc}") from None
+    return int(agent.model.num_timesteps)
 
 
 #: Imitation episode seeds: ``IMITATION_SEED_BASE * (seed + 1) + i`` (round r: ``+ r * 10^5``),
@@ -388,6 +488,18 @@ def _imitate(agent: Any, cfg: DictConfig, env_kwargs: dict[str, Any], venv: Any,
     agent.build(venv, tensorboard_log=str(out / "tb"))
     logger = configure(str(out / "tb" / "imitation"), ["tensorboard"])
     episodes = int(im.dagger_episodes)
+    # Leave-one-family-out: the expert episodes of the whole mix are shared by every fold
+    # (cached), each fold drops its held-out families from them.
+    workload = env_kwargs["workload"]
+    exclude: list[str] = []
+    expert_env = env_kwargs
+    if isinstance(workload, dict) and workload.get("exclude"):
+        ex = workload["exclude"]
+        exclude = [str(ex)] if isinstance(ex, str) else [str(e) for e in ex]
+        expert_env = {
+            **env_kwargs,
+            "workload": {k: v for k, v in workload.items() if k != "exclude"},
+        }
     summary = run_imitation(
         agent.model,
         env_kwargs,
@@ -396,7 +508,7 @@ def _imitate(agent: Any, cfg: DictConfig, env_kwargs: dict[str, Any], venv: Any,
             range(base + r * 100_000, base + r * 100_000 + episodes)
             for r in range(1, int(im.dagger_rounds) + 1)
         ],
-        expert={"k": int(im.k), "base": str(im.base)},
+        expert=_plain(im.expert),
         epochs=int(im.epochs),
         dagger_epochs=int(im.dagger_epochs),
         batch_size=int(im.batch_size),
@@ -406,8 +518,10 @@ def _imitate(agent: Any, cfg: DictConfig, env_kwargs: dict[str, Any], venv: Any,
         seed=seed,
         label_fraction=float(im.label_fraction),
         cache_dir=None if im.cache is None else str(im.cache),
+        expert_env_kwargs=expert_env,
+        exclude_families=exclude,
         work_dir=str(out),
         logger=logger,
-        log=None if not bool(cfg.train.progress_bar) else print,
+        log=None if not bool(cfg.train.progress_bar) else log.info,
     )
     write_text(json.dumps(summary, indent=2) + "\n", out / "imitation.json")

@@ -5,8 +5,10 @@ replays it with ``execute`` and with SimGrid (``wass_env.sim.reference.replay``)
 times and their ratio. SimGrid's time is measured inside its own process (the engine run; the
 platform and actor set-up and the ``import simgrid`` are shown apart); the interpreter start-up
 and JSON exchange of the subprocess are reported separately. With ``--contention`` it also
-shows how much the makespan of a few plans changes when SimGrid shares link bandwidth (per node
-pair, or per node on a star network), which ``wass_env.sim`` does not model.
+shows how much the makespan of a few contention-free plans changes when SimGrid shares link
+bandwidth per node pair (a model ``wass_env.sim`` does not have) or per node on a star network
+(the ``"nic"`` model, which ``execute`` reproduces: its column is ``execute`` under ``"nic"``).
+``scripts/bench_scale.py`` times ``execute`` under ``"nic"`` against SimGrid.
 
 Usage::
 
@@ -17,6 +19,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import sys
 import time
@@ -73,11 +76,16 @@ def contention_table(n_tasks: int, n_nodes: int, kind: str, seed: int) -> None:
     pair = replay(plans, sharing="shared").schedules
     star = replay(plans, topology="star").schedules
     print(f"\nmakespan with bandwidth sharing / contention-free ({n_tasks} tasks, {kind}{n_nodes})")
-    print(f"{'plan':<20s} {'free [s]':>10s} {'pair-shared':>12s} {'star (NIC)':>11s}")
-    for row, f, p, s in zip(rows, free, pair, star, strict=True):
+    print(
+        f"{'plan':<20s} {'free [s]':>10s} {'pair-shared':>12s} {'star (NIC)':>11s} "
+        f"{'execute nic':>12s}"
+    )
+    for row, f, p, s, pl in zip(rows, free, pair, star, plans, strict=True):
+        nic = Problem(pl.problem.workflow, pl.problem.cluster.with_network("nic"))
+        ours = execute(dataclasses.replace(pl, problem=nic))
         print(
             f"{row:<20s} {f.makespan:10.2f} {p.makespan / f.makespan:12.3f} "
-            f"{s.makespan / f.makespan:11.3f}"
+            f"{s.makespan / f.makespan:11.3f} {ours.makespan / f.makespan:12.3f}"
         )
 
 

@@ -1,6 +1,6 @@
 """The state encoder: a graph neural network over the workflow DAG, in plain torch.
 
-The scheduling state is the DAG (task features, :data:`~teacher.features.TASK_FEATURES`), the
+The scheduling state is the DAG (task features, :data:`~teacher.features.DAG_TASK_FEATURES`), the
 cluster and the partial plan. Encoding it takes two stages, so that a decision costs a few small
 matrix products instead of a graph pass:
 
@@ -39,7 +39,7 @@ import torch
 from numpy.typing import NDArray
 from torch import Tensor, nn
 
-from teacher.features import GRAPH_FEATURES, STATE_FEATURES, TASK_FEATURES
+from teacher.features import DAG_TASK_FEATURES, GRAPH_FEATURES, STATE_FEATURES
 
 __all__ = ["EncoderConfig", "EpisodeEncoding", "GraphEncoder", "NumpyEncoder"]
 
@@ -89,7 +89,7 @@ class GraphEncoder(nn.Module):
         super().__init__()
         self.config = config
         h = config.hidden
-        self.inp = nn.Linear(len(TASK_FEATURES), h)
+        self.inp = nn.Linear(len(DAG_TASK_FEATURES), h)
         self.self_w = nn.ModuleList(nn.Linear(h, h) for _ in range(config.layers))
         self.par_w = nn.ModuleList(nn.Linear(h, h, bias=False) for _ in range(config.layers))
         self.child_w = nn.ModuleList(nn.Linear(h, h, bias=False) for _ in range(config.layers))
@@ -102,7 +102,7 @@ class GraphEncoder(nn.Module):
         """Message passing over a DAG (or a disjoint union of DAGs).
 
         Args:
-            x: ``(n_tasks, len(TASK_FEATURES))`` task features.
+            x: ``(n_tasks, len(DAG_TASK_FEATURES))`` task features.
             src, dst: Edge endpoints (parent, child), int64.
 
         Returns:
@@ -176,6 +176,36 @@ class EpisodeEncoding:
     family: F32 = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
 
 
+class _SegmentSum:
+    """Sums of rows grouped by an index, exactly as ``np.add.at`` adds them (each group in
+    edge order, starting from 0), in ``max group size`` vectorised rounds instead of one
+    scalar update per row: round ``k`` adds every group's ``k``-th row, and no group appears
+    twice in a round. Built once per DAG, used by every message-passing layer.
+    """
+
+    def __init__(self, index: NDArray[np.int64], n: int) -> None:
+        self.n = n
+        order = np.argsort(index, kind="stable")
+        counts = np.bincount(index, minlength=n)
+        starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        rank = np.empty(index.size, dtype=np.int64)
+        rank[order] = np.arange(index.size) - starts[index[order]]  # position in its group
+        self.rounds: list[tuple[NDArray[np.int64], NDArray[np.int64]]] = []
+        if index.size:
+            by_rank = np.argsort(rank, kind="stable")
+            bounds = np.searchsorted(rank[by_rank], np.arange(int(rank.max()) + 2))
+            for k in range(len(bounds) - 1):
+                rows = by_rank[bounds[k] : bounds[k + 1]]
+                self.rounds.append((index[rows], rows))
+
+    def __call__(self, values: F32) -> F32:
+        """``out[g] = sum of values[e] over the rows e of group g`` (``values``: per row)."""
+        out = np.zeros((self.n, values.shape[1]), dtype=values.dtype)
+        for groups, rows in self.rounds:
+            out[groups] += values[rows]
+        return out
+
+
 class NumpyEncoder:
     """Inference-only encoder in NumPy, from :meth:`GraphEncoder.export` weights.
 
@@ -225,11 +255,10 @@ class NumpyEncoder:
         inv_in = (1.0 / np.maximum(np.bincount(dst, minlength=n), 1)).astype(np.float32)[:, None]
         inv_out = (1.0 / np.maximum(np.bincount(src, minlength=n), 1)).astype(np.float32)[:, None]
         h = np.maximum(x @ self._inp_w + self._inp_b, 0.0)
+        to_child, to_parent = _SegmentSum(dst, n), _SegmentSum(src, n)
         for ws, bs, wp, wc in self._layers:
-            par = np.zeros_like(h)
-            np.add.at(par, dst, h[src])
-            child = np.zeros_like(h)
-            np.add.at(child, src, h[dst])
+            par = to_child(h[src])  # sum over each task's parents
+            child = to_parent(h[dst])  # sum over each task's children
             h = h + np.maximum(h @ ws + bs + (par * inv_in) @ wp + (child * inv_out) @ wc, 0.0)
         readout = np.concatenate([h.mean(axis=0), h.max(axis=0)])
         z = np.concatenate([np.asarray(graph, dtype=np.float32), readout])

@@ -4,7 +4,7 @@ The teacher describes a decision (place ready ``task`` given the partial plan of
 :class:`~wass_env.sim.plan.PlanBuilder`) at three levels:
 
 * :class:`ProblemFeatures` (once per episode): per-task static features of the workflow DAG on
-  this cluster (:data:`TASK_FEATURES`), whole-graph features (:data:`GRAPH_FEATURES`) and the
+  this cluster (:data:`DAG_TASK_FEATURES`), whole-graph features (:data:`GRAPH_FEATURES`) and the
   DAG's edges, which the graph encoder consumes;
 * the state of the partial plan (:data:`STATE_FEATURES`), one vector per decision;
 * every candidate node (:data:`ACTION_FEATURES`), one row per node: the "action embedding" the
@@ -32,10 +32,10 @@ from wass_env.sim.problem import Problem
 
 __all__ = [
     "ACTION_FEATURES",
+    "DAG_TASK_FEATURES",
     "DESCRIPTOR_DIM",
     "GRAPH_FEATURES",
     "STATE_FEATURES",
-    "TASK_FEATURES",
     "DecisionFeatures",
     "FeatureTracker",
     "ProblemFeatures",
@@ -46,8 +46,10 @@ __all__ = [
 F32 = NDArray[np.float32]
 F64 = NDArray[np.float64]
 
-#: Static per-task features (times in units of the lower bound).
-TASK_FEATURES: tuple[str, ...] = (
+#: Static per-task features of the whole DAG, the graph encoder's node inputs (times in units
+#: of the lower bound). Not the environment's ``wass_env.envs.TASK_FEATURES``, which describe
+#: the one task being placed.
+DAG_TASK_FEATURES: tuple[str, ...] = (
     "mean_runtime",  # mean runtime over the nodes it fits on
     "min_runtime",  # runtime on its fastest node
     "upward_rank",  # HEFT rank: mean runtime + mean communication to the exit
@@ -150,7 +152,7 @@ class ProblemFeatures:
     Attributes:
         problem: The problem.
         scale: Lower bound on the makespan [s]; the time unit of every feature.
-        task: ``(n_tasks, len(TASK_FEATURES))`` float32.
+        task: ``(n_tasks, len(DAG_TASK_FEATURES))`` float32.
         graph: ``(len(GRAPH_FEATURES),)`` float32.
         edge_src, edge_dst: The DAG's edges (parent, child), sorted by child.
         tail: Longest fastest-runtime chain from each task to an exit [s].
@@ -166,18 +168,15 @@ class ProblemFeatures:
         mean_exec, min_exec = p.mean_exec, p.min_exec
         rank_u, rank_d = p.upward_rank(), p.downward_rank()
         self.tail = _tail_bound(p, min_exec)
-        in_comm = np.zeros(n)
-        out_comm = np.zeros(n)
-        in_bytes = np.zeros(n)
-        if wf.n_edges:
-            np.add.at(in_comm, wf.edge_dst, p.mean_comm)
-            np.add.at(out_comm, wf.edge_src, p.mean_comm)
-            np.add.at(in_bytes, wf.edge_dst, wf.edge_bytes)
+        # Per-task sums over edges, in edge order from 0 (as np.add.at adds them).
+        in_comm = np.bincount(wf.edge_dst, weights=p.mean_comm, minlength=n)
+        out_comm = np.bincount(wf.edge_src, weights=p.mean_comm, minlength=n)
+        in_bytes = np.bincount(wf.edge_dst, weights=wf.edge_bytes, minlength=n)
         longest = float(np.max(rank_u + rank_d)) or 1.0
         mem = cl.memory[np.isfinite(cl.memory)]
         max_mem = float(mem.max()) if mem.size else 0.0
         fit_frac = p.fits.mean(axis=1)
-        x = np.empty((n, len(TASK_FEATURES)))
+        x = np.empty((n, len(DAG_TASK_FEATURES)))
         x[:, 0] = mean_exec * inv
         x[:, 1] = min_exec * inv
         x[:, 2] = rank_u * inv
@@ -324,8 +323,10 @@ class FeatureTracker:
         self._local_seen = 0  # observed decisions of tasks with input bytes
         self._local = 0.0  # of those, choices of a most-local node
         self._last_task = -1
-        self._last_a: np.ndarray | None = None
+        self._last_a: np.ndarray | None = None  # rows finish_gap, is_best of the last decision
         self._last_local: np.ndarray | None = None
+        self._block = np.empty((len(ACTION_FEATURES), pf.n_nodes))
+        self._block_dirty = True  # rows speed, cores need filling
 
     def _sync(self, builder: PlanBuilder) -> None:
         if builder is not self._builder or builder.n_placed < self._count:
@@ -366,8 +367,8 @@ class FeatureTracker:
                 heapq.heappush(heap, (-(ft + tail[c]), c))
             if t == self._last_task:
                 self._seen += 1
-                self._greedy += float(self._last_a[12, nt])  # type: ignore[index]
-                self._gap += float(self._last_a[1, nt])  # type: ignore[index]
+                self._greedy += float(self._last_a[1, nt])  # type: ignore[index]
+                self._gap += float(self._last_a[0, nt])  # type: ignore[index]
                 if self._last_local is not None:
                     self._local_seen += 1
                     self._local += float(self._last_local[nt])
@@ -430,7 +431,7 @@ class FeatureTracker:
         mean_pc = total_busy / pf._total_cores  # not the mean of per_core: weighted by cores
         m1 = float(per_core.sum()) / pf.n_nodes
         spread = math.sqrt(max(float(per_core @ per_core) / pf.n_nodes - m1 * m1, 0.0))
-        state = np.array(
+        state32 = np.array(
             [
                 n_placed / n,
                 self._mean_left / pf._mean_work_total,
@@ -449,30 +450,46 @@ class FeatureTracker:
                 self._greedy / self._seen if self._seen else 0.0,
                 self._gap / self._seen if self._seen else 0.0,
                 self._local / self._local_seen if self._local_seen else 0.0,
-            ]
+            ],
+            dtype=np.float32,  # each value rounded once, as float64 then float32 would
         )
         n_nodes = pf.n_nodes
-        # One (features x nodes) float64 block, filled row by row in place.
-        a = np.empty((len(ACTION_FEATURES), n_nodes))
+        # One (features x nodes) float64 block, filled row by row in place; the node rows
+        # (speed, cores) stay from the last call unless infeasible columns were zeroed.
+        a = self._block
+        if self._block_dirty:
+            a[5] = pf._speed
+            a[6] = pf._cores
+            self._block_dirty = False
         np.multiply(eft_f, inv, out=a[0])
         np.subtract(a[0], best * inv, out=a[1])
         np.subtract(est, drt, out=a[2])  # inf where the task does not fit: zeroed below
-        a[2] *= inv
         np.subtract(drt, release, out=a[3])
-        a[3] *= inv
+        a[2:4] *= inv
         a[4] = pf._log_slowdown[task]
-        a[5] = pf._speed
-        a[6] = pf._cores
-        if pf._in_bytes_l[task] > 0:
+        total_in = pf._in_bytes_l[task]
+        if total_in > 0:
             lo, hi = pf._pptr_l[task], pf._pptr_l[task + 1]
-            a[7] = np.bincount(
-                builder.node[pf.edge_src[lo:hi]],
-                weights=pf._edge_bytes[lo:hi],
-                minlength=n_nodes,
-            )
-            a[7] /= pf._in_bytes_l[task]
-            top = float(a[7].max() if pf._fits_all[task] else a[7][feasible].max())
-            self._last_local = a[7] >= top - 1e-12
+            local = a[7]
+            if hi - lo <= 8:
+                # Summed in edge order from 0, as np.bincount does.
+                node_l, src, nbytes = builder.node, pf._src_l, pf._bytes_l
+                acc: dict[int, float] = {}
+                for e in range(lo, hi):
+                    k = int(node_l[src[e]])
+                    acc[k] = acc.get(k, 0.0) + nbytes[e]
+                local.fill(0.0)
+                for k, v in acc.items():
+                    local[k] = v / total_in
+            else:
+                local[:] = np.bincount(
+                    builder.node[pf.edge_src[lo:hi]],
+                    weights=pf._edge_bytes[lo:hi],
+                    minlength=n_nodes,
+                )
+                local /= total_in
+            top = float(local.max() if pf._fits_all[task] else local[feasible].max())
+            self._last_local = local >= top - 1e-12
         else:
             a[7] = 0.0
             self._last_local = None
@@ -483,16 +500,17 @@ class FeatureTracker:
         np.add(a[0], (pf._tail_l[task] - pf._min_exec_l[task]) * inv, out=a[10])
         np.maximum(a[10], other * inv, out=a[10])
         np.subtract(a[10], bound * inv, out=a[11])
-        a[12] = a[1] <= 1e-9 * (best * inv) + 1e-12
+        np.less_equal(a[1], 1e-9 * (best * inv) + 1e-12, out=a[12])
         a[13:] = pf.lookahead(builder, task, eft, release, pf.scale).T
         self._last_task = task
-        self._last_a = a  # read back when the task gets placed (is_best, finish_gap)
         if not pf._fits_all[task]:
             a[:, ~feasible] = 0.0
+            self._block_dirty = True
+        # Read back when the task gets placed (is_best, finish_gap): the columns it needs.
+        self._last_a = a[[1, 12]]
         # Every feature is >= 0 by construction; only cap the large ones.
         actions = a.T.astype(np.float32)
         np.minimum(actions, _CLIP, out=actions)
-        state32 = state.astype(np.float32)
         np.minimum(state32, _CLIP, out=state32)
         return DecisionFeatures(
             task=task,
@@ -514,7 +532,7 @@ def decision_features(pf: ProblemFeatures, builder: PlanBuilder, task: int) -> D
 
 
 #: Length of :func:`descriptor` vectors.
-DESCRIPTOR_DIM = len(GRAPH_FEATURES) + len(TASK_FEATURES) + len(STATE_FEATURES)
+DESCRIPTOR_DIM = len(GRAPH_FEATURES) + len(DAG_TASK_FEATURES) + len(STATE_FEATURES)
 
 
 def descriptor(pf: ProblemFeatures, d: DecisionFeatures) -> F32:

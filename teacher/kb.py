@@ -48,9 +48,9 @@ from numpy.typing import ArrayLike, NDArray
 
 from teacher.features import (
     ACTION_FEATURES,
+    DAG_TASK_FEATURES,
     GRAPH_FEATURES,
     STATE_FEATURES,
-    TASK_FEATURES,
     ProblemFeatures,
 )
 from teacher.retrieval import FaissRetriever, NumpyRetriever, make_retriever, normalize
@@ -73,7 +73,7 @@ DESCRIPTOR_KEYS = "descriptor"
 _QUERY_PARAMS = ("ef_search", "nprobe")  # index parameters that can change without a rebuild
 _EPISODE_STR = ("name", "family", "instance", "cluster", "policy")
 _FEATURES = {
-    "task_features": list(TASK_FEATURES),
+    "task_features": list(DAG_TASK_FEATURES),
     "graph_features": list(GRAPH_FEATURES),
     "state_features": list(STATE_FEATURES),
     "action_features": list(ACTION_FEATURES),
@@ -206,7 +206,7 @@ class KnowledgeBase:
             "rec_action_features": (len(ACTION_FEATURES),),
             "keys": (self.key_dim,),
             "ep_graph": (len(GRAPH_FEATURES),),
-            "task_features": (len(TASK_FEATURES),),
+            "task_features": (len(DAG_TASK_FEATURES),),
         }.get(name, ())
 
     @property

@@ -35,7 +35,7 @@ from teacher.build import DEFAULT_HOLDOUT, mix_workload
 from teacher.evaluate import greedy_evaluation
 from teacher.kb import KnowledgeBase
 from teacher.teacher import Teacher, TeacherScheduler
-from teacher.training import TrainConfig, train_teacher
+from teacher.training import PredictorTrainConfig, train_teacher
 from wass_env.io import atomic_write
 
 __all__ = ["headline", "run_stage2"]
@@ -69,7 +69,7 @@ def headline(training: dict[str, Any], greedy: dict[str, Any] | None) -> dict[st
 def run_stage2(
     kb: KnowledgeBase,
     out: str | Path,
-    config: TrainConfig,
+    config: PredictorTrainConfig,
     *,
     index: str = "flat",
     unseen: Sequence[str] = DEFAULT_HOLDOUT,

@@ -51,9 +51,9 @@ from torch import Tensor, nn
 from teacher.encoder import EncoderConfig, EpisodeEncoding, GraphEncoder, NumpyEncoder
 from teacher.features import (
     ACTION_FEATURES,
+    DAG_TASK_FEATURES,
     GRAPH_FEATURES,
     STATE_FEATURES,
-    TASK_FEATURES,
     DecisionFeatures,
     ProblemFeatures,
 )
@@ -420,14 +420,19 @@ class TeacherModel:
         family part makes ``family_share`` of the cosine similarity.
         """
         x = np.asarray(e, dtype=np.float32) - self._center
-        x = x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+        # np.linalg.norm(x, axis=-1, keepdims=True), the same operations without its dispatch.
+        norm = np.sqrt(np.add.reduce(x * x, axis=-1, keepdims=True))
+        x = np.asarray(x / np.maximum(norm, 1e-12), dtype=np.float32)  # no copy: float32
         cfg = self.encoder_config
         if cfg.family_dim <= 0:
-            return x  # type: ignore[no-any-return]
+            return x
         if family is None:
             raise ValueError("this model's keys need the family embedding (enc.family)")
         z = np.broadcast_to(np.asarray(family, dtype=np.float32), (*x.shape[:-1], cfg.family_dim))
-        z = z / np.maximum(np.linalg.norm(z, axis=-1, keepdims=True), 1e-12)
+        z = np.asarray(
+            z / np.maximum(np.sqrt(np.add.reduce(z * z, axis=-1, keepdims=True)), 1e-12),
+            dtype=np.float32,
+        )
         a = np.float32(np.sqrt(cfg.family_share))
         b = np.float32(np.sqrt(1.0 - cfg.family_share))
         return np.concatenate([a * z, b * x], axis=-1).astype(np.float32)  # type: ignore[no-any-return]
@@ -499,7 +504,7 @@ class TeacherModel:
             "encoder": asdict(self.encoder_config),
             "predictor": asdict(self.predictor_config),
             "features": {
-                "task": list(TASK_FEATURES),
+                "task": list(DAG_TASK_FEATURES),
                 "graph": list(GRAPH_FEATURES),
                 "state": list(STATE_FEATURES),
                 "action": list(ACTION_FEATURES),
@@ -522,7 +527,7 @@ class TeacherModel:
         try:
             feats = meta["features"]
             if (
-                feats["task"] != list(TASK_FEATURES)
+                feats["task"] != list(DAG_TASK_FEATURES)
                 or feats["graph"] != list(GRAPH_FEATURES)
                 or feats["state"] != list(STATE_FEATURES)
                 or feats["action"] != list(ACTION_FEATURES)

@@ -23,25 +23,44 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 __all__ = [
+    "EXACT_MAX_RECORDS",
     "INDEX_KINDS",
     "FaissRetriever",
     "NumpyRetriever",
     "Retriever",
+    "auto_index_kind",
     "make_retriever",
     "normalize",
+    "row_norms",
 ]
 
 #: Index kinds accepted by :func:`make_retriever`.
 INDEX_KINDS = ("numpy", "flat", "hnsw", "ivf")
+#: :func:`auto_index_kind` keeps exact search up to this many records: a flat scan of 32-dim
+#: keys costs about 4 ns per record and query (``scripts/bench_retrieval.py``), so up to here
+#: it is about as fast as an HNSW search, and exact.
+EXACT_MAX_RECORDS = 10_000
+
+
+def auto_index_kind(n_records: int) -> str:
+    """``"flat"`` (exact) for small bases, ``"hnsw"`` above :data:`EXACT_MAX_RECORDS`."""
+    return "flat" if n_records <= EXACT_MAX_RECORDS else "hnsw"
+
 
 F32 = NDArray[np.float32]
 I64 = NDArray[np.int64]
 
 
+def row_norms(x: F32) -> F32:
+    """L2 norm of every row, shape ``(n, 1)``: what ``np.linalg.norm(x, axis=1,
+    keepdims=True)`` computes for real input (the same operations), without its dispatch."""
+    return np.sqrt(np.add.reduce(x * x, axis=1, keepdims=True))  # type: ignore[no-any-return]
+
+
 def normalize(vectors: ArrayLike) -> F32:
     """Rows scaled to unit L2 norm, as float32 (all-zero rows stay zero), shape ``(n, dim)``."""
     x = np.array(vectors, dtype=np.float32, ndmin=2, copy=True)
-    norm = np.linalg.norm(x, axis=1, keepdims=True)
+    norm = row_norms(x)
     np.divide(x, norm, out=x, where=norm > 0)
     return x
 
@@ -181,6 +200,7 @@ class FaissRetriever:
             "nprobe": int(nprobe),
         }
         self._index: Any = None
+        self._n = 0  # vectors held (FAISS's ntotal, read once per add)
         if kind != "ivf":
             self._index = self._make(0)
 
@@ -203,7 +223,7 @@ class FaissRetriever:
         return idx
 
     def __len__(self) -> int:
-        return 0 if self._index is None else int(self._index.ntotal)
+        return self._n
 
     def set_ef_search(self, ef: int) -> None:
         """HNSW query beam width (ignored by other kinds)."""
@@ -234,6 +254,7 @@ class FaissRetriever:
                 sample = x[np.sort(rng.choice(x.shape[0], cap, replace=False))]
             self._index.train(sample)
         self._index.add(x)
+        self._n = int(self._index.ntotal)
 
     def search(self, queries: ArrayLike, k: int) -> tuple[F32, I64]:
         """Top-k by inner product (approximate for ``hnsw`` and ``ivf``)."""
@@ -242,10 +263,9 @@ class FaissRetriever:
         if kk == 0:
             return np.zeros((q.shape[0], 0), np.float32), np.zeros((q.shape[0], 0), np.int64)
         sims, ids = self._index.search(q, kk)
-        missing = ids < 0
-        if missing.any():
-            sims[missing] = -np.inf
-        return sims, ids.astype(np.int64)
+        if ids.min() < 0:
+            sims[ids < 0] = -np.inf
+        return sims, ids.astype(np.int64, copy=False)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """The index's own structure as plain arrays, for :meth:`from_arrays` (the stored
@@ -324,6 +344,7 @@ class FaissRetriever:
             idx.add(x)
         else:
             r.add(x)
+        r._n = int(r._index.ntotal) if r._index is not None else 0
         return r
 
     def to_bytes(self) -> bytes:
@@ -342,6 +363,7 @@ class FaissRetriever:
         r = cls(dim, kind, **params)
         if data:
             r._index = _faiss().deserialize_index(np.frombuffer(data, dtype=np.uint8))
+            r._n = int(r._index.ntotal)
             if r._index.d != dim:
                 raise ValueError(f"serialised index has dimension {r._index.d}, expected {dim}")
             r.set_ef_search(r.params["ef_search"])

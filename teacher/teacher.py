@@ -49,6 +49,7 @@ from teacher.predictor import (
     context_vector,
     similarity_weights,
 )
+from teacher.retrieval import auto_index_kind
 from wass_env.errors import WassError
 from wass_env.scheduling import Scheduler
 from wass_env.sim.plan import PlanBuilder
@@ -123,7 +124,9 @@ class Teacher:
         gamma: Discount of the potential-based mode (use the agent's).
         reference: Continuation policy the predictions assume (``None``: the base's mixture).
             Default: ``"heft"`` when the model knows it.
-        index: Index kind for the base (default: the one it was saved with).
+        index: Index kind for the base (default: the one it was saved with); ``"auto"``:
+            exact search for small bases, HNSW for large ones
+            (:func:`~teacher.retrieval.auto_index_kind`).
         **index_params: Index parameters (``ef_search=...``, ``nprobe=...``).
 
     Raises:
@@ -170,6 +173,10 @@ class Teacher:
         self._slot = model.predictor_config.policy_index(reference)
         self._index = None
         if kb is not None and len(kb) and self.k > 0:
+            if index == "auto":
+                index = auto_index_kind(len(kb))
+                if index != "hnsw":  # HNSW's parameters mean nothing to an exact index
+                    index_params = {}
             self._index = kb.index(index, **index_params)
             self._keys = kb.keys
             self._log_t = np.log(kb.targets).astype(np.float32)
@@ -183,6 +190,7 @@ class Teacher:
         self._pf: ProblemFeatures | None = None
         self._tracker: FeatureTracker | None = None
         self._enc: EpisodeEncoding | None = None
+        self._all_nodes = np.zeros(0, dtype=np.int64)
 
     # ------------------------------------------------------------------ episodes
     def begin(self, problem: Problem) -> None:
@@ -191,6 +199,7 @@ class Teacher:
         self._pf = ProblemFeatures(problem)
         self._tracker = FeatureTracker(self._pf)
         self._enc = self.model.encode_episode(self._pf)
+        self._all_nodes = np.arange(problem.n_nodes)
 
     def _ensure(self, problem: Problem) -> None:
         if problem is not self._problem:
@@ -224,11 +233,15 @@ class Teacher:
             ctx = self._ctx_zero
         dt = time.perf_counter() - t0
         feas = d.feasible
-        pred = np.full(feas.size, np.inf)
-        cand = np.flatnonzero(feas)
-        acts = d.actions if cand.size == feas.size else d.actions[cand]
-        pred[cand] = self.model.predict(e, acts, ctx, self._slot, w)
-        best = int(cand[np.argmin(pred[cand])])
+        if self._pf is not None and self._pf._fits_all[task]:
+            cand = self._all_nodes
+            pred = self.model.predict(e, d.actions, ctx, self._slot, w)
+            best = int(np.argmin(pred))
+        else:
+            pred = np.full(feas.size, np.inf)
+            cand = np.flatnonzero(feas)
+            pred[cand] = self.model.predict(e, d.actions[cand], ctx, self._slot, w)
+            best = int(cand[np.argmin(pred[cand])])
         baseline = float("nan")
         hist = np.zeros(0, dtype=np.int64)
         if self.mode == "history" and ids.size:

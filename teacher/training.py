@@ -65,7 +65,7 @@ from wass_env.scheduling import Scheduler
 from wass_env.sim.problem import Problem
 
 __all__ = [
-    "TrainConfig",
+    "PredictorTrainConfig",
     "TrainResult",
     "compare_policies",
     "embed_records",
@@ -80,7 +80,7 @@ _FAMILY_TEMPERATURE = 0.1  # cosine-prototype logits are cos / T
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class PredictorTrainConfig:
     """How stage 2 trains.
 
     Attributes:
@@ -365,7 +365,7 @@ def embed_records(
 
 
 def _split(
-    kb: KnowledgeBase, config: TrainConfig, rng: np.random.Generator
+    kb: KnowledgeBase, config: PredictorTrainConfig, rng: np.random.Generator
 ) -> dict[str, NDArray[np.int64]]:
     """Episode ids of the train, validation (held-out instances) and held-out family sets."""
     inst = kb.episode_strings("instance")
@@ -397,7 +397,7 @@ def _loss(out: Tensor, data: _Data, rows: Tensor, kind: str) -> Tensor:
 
 
 def _pair_terms(
-    out_a: Tensor, out_b: Tensor, data: _Data, ra: Tensor, rb: Tensor, config: TrainConfig
+    out_a: Tensor, out_b: Tensor, data: _Data, ra: Tensor, rb: Tensor, config: PredictorTrainConfig
 ) -> Tensor:
     """Pair-difference and ranking terms of the pairs ``(ra, rb)`` (see the module docstring)."""
     if ra.shape[0] == 0:
@@ -435,7 +435,7 @@ def _torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(old)
 
 
-def _lr_at(config: TrainConfig, frac: float) -> float:
+def _lr_at(config: PredictorTrainConfig, frac: float) -> float:
     return config.lr * (0.05 + 0.95 * 0.5 * (1.0 + np.cos(np.pi * min(frac, 1.0))))
 
 
@@ -506,7 +506,7 @@ def _retrieval_report(
 
 def train_teacher(
     kb: KnowledgeBase,
-    config: TrainConfig = TrainConfig(),
+    config: PredictorTrainConfig = PredictorTrainConfig(),
     *,
     progress: Callable[[str], None] | None = None,
 ) -> TrainResult:
@@ -561,7 +561,7 @@ class _Contexts:
 
 
 def _train(
-    kb: KnowledgeBase, config: TrainConfig, progress: Callable[[str], None] | None
+    kb: KnowledgeBase, config: PredictorTrainConfig, progress: Callable[[str], None] | None
 ) -> TrainResult:
     t0 = time.perf_counter()
     torch.manual_seed(config.seed)

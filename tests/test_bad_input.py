@@ -356,7 +356,13 @@ def test_cli_output_dir_is_checked_without_creating_it(tmp_path: Path) -> None:
 def _compose(*overrides: str):  # type: ignore[no-untyped-def]
     register_configs()
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return compose("train", overrides=["workload.n_tasks=[6,10]", *overrides])
+        base = [
+            "workload=layered",
+            "cluster=het16",
+            "imitation.episodes=0",
+            "train.total_timesteps=1000",
+        ]
+        return compose("train", overrides=[*base, "workload.n_tasks=[6,10]", *overrides])
 
 
 @pytest.mark.parametrize(
@@ -432,26 +438,23 @@ def test_cli_scripts_exit_2_with_one_line(
     ]
     assert "Traceback" not in proc.stdout + proc.stderr and "HYDRA_FULL_ERROR" not in proc.stderr
     assert not (tmp_path / "r").exists()
-    # An argparse script: the output path is checked before the build starts.
-    import importlib.util
+    # The same through `wass build-kb`: the output path is checked before the build starts.
+    from teacher.apps import build_kb
 
-    spec = importlib.util.spec_from_file_location("build_kb", REPO / "scripts" / "build_kb.py")
-    assert spec is not None and spec.loader is not None
-    build_kb = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(build_kb)
     afile = tmp_path / "a_file"
     afile.write_text("")
-    assert build_kb.main(["--profile", "tiny", "--out", str(afile / "kb.wkb")]) == 2
+    argv = ["profile=tiny", f"out={afile / 'kb.wkb'}", f"hydra.run.dir={tmp_path / 'b'}"]
+    assert build_kb(argv) == 2
     out, err = capsys.readouterr()
     assert out == ""  # no build progress: nothing ran
     assert (
-        err
-        == f"error: --out='{afile / 'kb.wkb'}': cannot be written: '{afile}' is not a directory\n"
+        err == f"error: out='{afile / 'kb.wkb'}': cannot be written: '{afile}' is not a directory\n"
     )
-    with pytest.raises(SystemExit) as exit_info:
-        build_kb.main(["--instances", "x"])
-    assert exit_info.value.code == 2
-    assert capsys.readouterr().err == "error: argument --instances: invalid int value: 'x'\n"
+    assert build_kb(["instances=x"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: Error merging override instances=x: Value 'x' of type 'str' ")
+    assert err.count("\n") == 1 and "full_key: instances" in err
+    assert not (tmp_path / "b").exists()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -200,3 +200,42 @@ def test_thirty_tasks_never_worse_than_heft(seed: int) -> None:
     assert_valid_plan(res.plan, problem)
     assert execute(res.plan).makespan == res.makespan <= res.heft_makespan
     assert res.lower_bound <= res.makespan
+
+
+def test_memory_is_a_cumulative_resource() -> None:
+    # Three 10 s tasks of 300 GiB on two 512 GiB, 16-core nodes: at most one per node at a time,
+    # so the optimum is 20 s (two in a row on one node, one on the other). Without the memory
+    # limit all three would run at once in 10 s.
+    gib = 1024.0**3
+    wf = Workflow.from_arrays([10.0, 10.0, 10.0], memory=[300 * gib] * 3)
+    problem = Problem(wf, Cluster([1.0, 1.0], [16, 16], [512 * gib, 512 * gib]))
+    sched, makespan = _check(problem)
+    res = sched.last_result
+    assert res is not None and res.optimal and makespan == 20.0
+    for n in range(2):
+        on = np.flatnonzero(res.plan.node == n)
+        for a in on:
+            overlap = (res.plan.start[on] < res.plan.finish[a]) & (
+                res.plan.finish[on] > res.plan.start[a]
+            )
+            assert int(overlap.sum()) == 1  # only itself
+    roomy = Problem(wf, Cluster([1.0, 1.0], [16, 16]))
+    assert _check(roomy)[1] == 10.0
+
+
+def test_memory_units_stay_small_for_cp_sat() -> None:
+    from agents.cpsat import _memory_units
+
+    gib = 1024**3
+    exact = Problem(
+        Workflow.from_arrays([1.0, 1.0], memory=[300 * gib, 200 * gib]),
+        Cluster([1.0], [2], [512 * gib]),
+    )
+    assert _memory_units(exact) == ([75, 50], [128], False)  # divided by the gcd, 4 GiB
+    odd = Problem(
+        Workflow.from_arrays([1.0], memory=[2.0**40 + 1]), Cluster([1.0], [2], [2.0**41 + 3])
+    )
+    dem, caps, rounded = _memory_units(odd)
+    assert rounded and max(dem[0], caps[0] or 0) <= 2**31
+    unit = -(-(2**41 + 3) // 2**31)
+    assert dem == [-(-(2**40 + 1) // unit)] and caps == [(2**41 + 3) // unit]

@@ -218,7 +218,7 @@ def test_render_modes():
     text = env.render()
     assert text.splitlines()[0].startswith(f"{env.problem.workflow.name} on hom16:")
     assert f"makespan {env.last_plan.makespan:.6g} s" in text
-    assert "n0" in text
+    assert "\nnode0/0 |" in text and "\nkey: " in text  # lanes by node name, then the key
     img_env = make_env(render_mode="rgb_array", cluster="hom16")
     rollout(img_env, 1)
     img = img_env.render()

@@ -328,6 +328,7 @@ def test_registry_names_match_classes() -> None:
         "slurm",
         "data_locality",
         "heft",
+        "heft_contention",
         "cpop",
         "peft",
         "min_min",
@@ -349,3 +350,18 @@ def test_unknown_scheduler_lists_valid_names() -> None:
     with pytest.raises(UnknownSchedulerError, match=r"'hefty'.*cpop.*heft.*round_robin") as exc:
         make_scheduler("hefty")
     assert isinstance(exc.value, ValueError)
+
+
+def test_slurm_submission_order_with_backfilling() -> None:
+    # One node, 2 cores, 1 s per unit of work. File order: t0 (1 core, 10 s), t1 (2 cores, 2 s),
+    # t2 (1 core, 3 s), all entry tasks. t0 starts at 0; t1 needs both cores: 10..12. t2 was
+    # submitted after t1 but fits in the free core at 0: backfilled. Without insertion, nothing
+    # starts before the latest start on the node (10), and t2 waits for a core: 12..15.
+    from agents.baselines import SlurmScheduler
+
+    wf = Workflow(ids=["t0", "t1", "t2"], work=[10.0, 2.0, 3.0], cores=[1, 2, 1], name="bf")
+    problem = Problem(wf, Cluster(speed=[1.0], cores=[2], name="one"))
+    backfill = SlurmScheduler().plan(problem)
+    assert backfill.start.tolist() == [0.0, 10.0, 0.0] and backfill.makespan == 12.0
+    queue = SlurmScheduler().plan(problem, insertion=False)
+    assert queue.start.tolist() == [0.0, 10.0, 12.0] and queue.makespan == 15.0

@@ -26,7 +26,7 @@ from teacher.kb import EpisodeRecords, KnowledgeBase, KnowledgeBaseError
 from teacher.policies import make_policy
 from teacher.predictor import ModelError, Predictor, PredictorConfig, TeacherModel
 from teacher.teacher import Teacher
-from teacher.training import TrainConfig, embed_records, train_teacher
+from teacher.training import PredictorTrainConfig, embed_records, train_teacher
 from teacher.wrapper import RAGRewardWrapper
 from wass_env.sim import Cluster, PlanBuilder, Problem, Workflow
 from wass_env.sim.ordering import ReadyQueue, task_priority
@@ -411,7 +411,7 @@ def test_predictor_learns_a_synthetic_relation() -> None:
         if kb is None:
             kb = KnowledgeBase(rec.keys.shape[1])
         kb.add_episode(pf, rec, makespan=mk, policy="p", instance=f"i{i}")
-    cfg = TrainConfig(
+    cfg = PredictorTrainConfig(
         encoder=EncoderConfig(hidden=16, layers=1, embed_dim=8),
         predictor=PredictorConfig(hidden=32, k=3),
         epochs=40,
@@ -437,7 +437,7 @@ def test_trained_teacher_end_to_end(tmp_path: Path) -> None:
             branch_prob=0.2,
         )
     )
-    cfg = TrainConfig(
+    cfg = PredictorTrainConfig(
         encoder=EncoderConfig(hidden=16, layers=1, embed_dim=8),
         predictor=PredictorConfig(hidden=16, k=3),
         epochs=3,
@@ -514,48 +514,46 @@ def test_explain_step_checks_the_step(problem: Problem) -> None:
     assert ex.task == "t0" and ex.best == 0 and ex.cases == ()
 
 
-def test_explain_script_user_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    import importlib.util
+def _explain(argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> int:
+    """``wass explain ARGV`` in this process (its run directory under ``tmp_path``)."""
+    import sys
 
-    spec = importlib.util.spec_from_file_location(
-        "explain_script", Path(__file__).parents[1] / "scripts" / "explain.py"
-    )
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    from teacher.apps import explain
+
+    monkeypatch.setattr(sys, "argv", list(sys.argv))  # the app sets sys.argv
+    return explain([*argv, f"hydra.run.dir={tmp_path / 'run'}"])
+
+
+def test_explain_command_user_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     model = hand_model()
     model.save(tmp_path / "m.wtm")
-    rc = mod.main(
-        [
-            "--kb",
-            str(tmp_path / "none.wkb"),
-            "--model",
-            str(tmp_path / "m.wtm"),
-            "--workflow",
-            "x.xml",
-        ]
-    )
+    argv = [f"kb={tmp_path / 'none.wkb'}", f"model={tmp_path / 'm.wtm'}", "workflow=x.xml"]
+    rc = _explain(argv, tmp_path, monkeypatch)
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "none.wkb: no such file" in err
     assert "Traceback" not in err
+    # The workflow is mandatory: named in one line.
+    assert _explain([f"model={tmp_path / 'm.wtm'}"], tmp_path, monkeypatch) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "workflow" in err and "Missing mandatory value" in err
 
 
-def test_explain_script_prints_a_table_and_rejects_a_bad_step(
-    problem: Problem, tmp_path: Path, capsys: pytest.CaptureFixture[str], shared_data: Path
+def test_explain_command_prints_a_table_and_rejects_a_bad_step(
+    problem: Problem,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    shared_data: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import importlib.util
-
     montage = shared_data / "dax" / "Montage_25.xml"
-    spec = importlib.util.spec_from_file_location(
-        "explain_script", Path(__file__).parents[1] / "scripts" / "explain.py"
-    )
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
     model = hand_model()
     model.save(tmp_path / "m.wtm")
     _teacher_kb(problem, model, node=1).save(tmp_path / "kb.wkb")
-    args = ["--kb", str(tmp_path / "kb.wkb"), "--model", str(tmp_path / "m.wtm")]
-    args += ["--workflow", str(montage), "--k", "2"]
-    assert mod.main([*args, "--step", "5"]) == 0
+    args = [f"kb={tmp_path / 'kb.wkb'}", f"model={tmp_path / 'm.wtm'}"]
+    args += [f"workflow={montage}", "k=2"]
+    assert _explain([*args, "step=5"], tmp_path, monkeypatch) == 0
     out = capsys.readouterr().out
     head = out.splitlines()[0]
     assert head.startswith("decision 5 of Montage_25 (montage) on het16: place task ")
@@ -570,7 +568,7 @@ def test_explain_script_prints_a_table_and_rejects_a_bad_step(
     assert f"input {total / 1e6:.3g} MB from parents" in out
     assert " wins: predicted makespan " in out
     assert out.count("<- a*") == 1 and "top-2 retrieved cases" in out
-    assert mod.main([*args, "--step", "25"]) == 2
+    assert _explain([*args, "step=25"], tmp_path, monkeypatch) == 2
     err = capsys.readouterr().err
     assert err == "error: step must be in 0..24 for 'Montage_25', got 25\n"
 
@@ -619,7 +617,7 @@ def test_teacher_follows_a_case_better_than_heft() -> None:
     best = np.flatnonzero(first)[np.argmin(kb.targets[first])]
     assert kb.targets[best] * lb == pytest.approx(5.0) and kb.column("rec_action")[best] == 1
     assert kb.column("ep_makespan").tolist() == pytest.approx([9.0, 5.0])
-    cfg = TrainConfig(
+    cfg = PredictorTrainConfig(
         encoder=EncoderConfig(hidden=8, layers=1, embed_dim=4, family_dim=2),
         predictor=PredictorConfig(hidden=16, k=2),
         epochs=40,

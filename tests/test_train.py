@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -15,11 +16,15 @@ from hydra import compose, initialize_config_dir
 from agents.config import register_configs
 from agents.ppo import MaskablePPOAgent
 from agents.train import env_kwargs_from_config, run_training
-from wass_env.sim import Problem, execute, preset
+from wass_env.sim import Problem, cluster_from_spec, execute, preset
 from wass_env.workloads import make_sampler
 
 REPO = Path(__file__).resolve().parents[1]
 SHORT = [
+    "workload=layered",
+    "cluster=het16",
+    "imitation.episodes=0",
+    "env.lookahead=false",
     "train.total_timesteps=256",
     "train.progress_bar=false",
     "eval.episodes=2",
@@ -46,12 +51,52 @@ def compose_train(overrides: list[str]):
 def test_defaults_compose_into_plain_env_arguments():
     cfg = compose_train([])
     kw = env_kwargs_from_config(cfg)
-    assert kw["cluster"] == {"preset": "het16"}
-    assert kw["workload"]["generator"] == "layered" and kw["workload"]["n_tasks"] == [20, 40]
+    # The generalist: every family on hom and het clusters of 4-64 nodes, imitation first.
+    assert len(kw["cluster"]) == 18 and kw["max_nodes"] is None  # fixed at training: 64
+    assert max(cluster_from_spec(c).n_nodes for c in kw["cluster"]) == 64
+    assert len(kw["workload"]["mix"]) == 15 and kw["workload"]["exclude"] == []
+    assert {c["network"] for c in kw["cluster"]} == {"contention_free"}
     assert kw["insertion"] is True and kw["reward_weights"]["progress"] == 1.0
+    assert kw["lookahead"] is True and kw["reward_scale"] == "reference"
+    assert cfg.imitation.episodes > 0 and cfg.imitation.expert.base == "heft_lookahead"
     assert cfg.agent._target_ == "agents.ppo.MaskablePPOAgent"
     cfg2 = compose_train(["cluster=hom32", "agent=slurm"])
-    assert env_kwargs_from_config(cfg2)["cluster"] == {"preset": "hom32"}
+    assert env_kwargs_from_config(cfg2)["cluster"] == {
+        "preset": "hom32",
+        "network": "contention_free",
+    }
+    # Every cluster of the group takes a network model.
+    cfg3 = compose_train(["cluster=het8", "cluster.network=nic"])
+    spec = env_kwargs_from_config(cfg3)["cluster"]
+    assert cluster_from_spec(spec).network == "nic" and cluster_from_spec(spec).n_nodes == 8
+
+
+def test_tiny_imitation_run_end_to_end(tmp_path: Path):
+    cfg = compose_train(
+        [
+            *SHORT,
+            "env.lookahead=true",
+            "train.total_timesteps=0",
+            "imitation.episodes=4",
+            "imitation.dagger_rounds=1",
+            "imitation.dagger_episodes=2",
+            "imitation.epochs=2",
+            "imitation.dagger_epochs=1",
+            "imitation.n_jobs=1",
+            f"imitation.cache={tmp_path / 'cache'}",
+            "eval.baselines=[heft]",
+        ]
+    )
+    out = run_training(cfg, tmp_path / "run")
+    report = json.loads((tmp_path / "run" / "imitation.json").read_text())
+    assert [r["round"] for r in report["rounds"]] == [0, 1]
+    assert report["rounds"][0]["ratio_to_reference"] <= 1.0 + 1e-9  # the expert vs HEFT
+    assert report["states"] == report["rounds"][1]["states"] > report["rounds"][0]["states"]
+    assert len(list((tmp_path / "cache").glob("expert-*.npz"))) == 1
+    assert out["checkpoint"] is not None and {r["scheduler"] for r in out["rows"]} == {
+        "maskable_ppo",
+        "heft",
+    }
 
 
 def test_tiny_training_run_end_to_end(tmp_path: Path):
@@ -178,7 +223,7 @@ def tiny_teacher(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     from teacher.build import BuildConfig, build_knowledge_base
     from teacher.encoder import EncoderConfig
     from teacher.predictor import PredictorConfig
-    from teacher.training import TrainConfig, train_teacher
+    from teacher.training import PredictorTrainConfig, train_teacher
 
     out = tmp_path_factory.mktemp("teacher")
     kb = build_knowledge_base(
@@ -192,7 +237,7 @@ def tiny_teacher(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     )
     res = train_teacher(
         kb,
-        TrainConfig(
+        PredictorTrainConfig(
             encoder=EncoderConfig(hidden=16, layers=1, embed_dim=8),
             predictor=PredictorConfig(hidden=16, k=3),
             epochs=2,

@@ -13,7 +13,13 @@ Three ways in, for the three kinds of entry point:
 * :func:`hydra_app` replaces ``@hydra.main`` for a Hydra app: the command line's overrides are
   composed (and checked by the app's own ``check``) *before* Hydra starts, so a bad override
   or an output directory that cannot be created is one line with exit code 2, not Hydra's
-  several lines with exit code 1; the task then runs behind the boundary.
+  several lines with exit code 1; the task then runs behind the boundary. ``--help`` lists the
+  app's config groups and every option with its value and a one-line description taken from
+  the structured configs' docstrings (:func:`config_help`).
+
+Every Hydra app reads the one config tree :data:`CONFIG_DIR`, shipped inside the package
+(``wass_env/conf`` is a link to the repository's top-level ``conf/``: the same files, whether
+run from a checkout or from an installed wheel).
 
 :class:`ArgumentParser` is ``argparse``'s, reporting its errors the same way (one line, exit 2).
 :func:`check_output_dir` and :func:`check_output_file` check, before any long work, that an
@@ -21,21 +27,23 @@ output directory or file can be created.
 
 Example::
 
-    @hydra_app(config_path="../conf", config_name="train", check=check_config)
+    @hydra_app(config_name="train", check=check_config)
     def main(cfg: DictConfig) -> int:
         return run(cfg)
 
     if __name__ == "__main__":
-        main()
+        sys.exit(main())  # or main(["seed=3"]) from another entry point
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import inspect
 import itertools
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -44,6 +52,7 @@ from typing import Any, NoReturn, TypeVar
 from wass_env.errors import WassError
 
 __all__ = [
+    "CONFIG_DIR",
     "EXIT_USER_ERROR",
     "ArgumentParser",
     "OutputPathError",
@@ -52,7 +61,10 @@ __all__ = [
     "check_output_file",
     "check_overrides",
     "cli",
+    "compose_config",
     "compose_overrides",
+    "config_help",
+    "field_docs",
     "hydra_app",
     "one_line",
     "run_cli",
@@ -61,6 +73,9 @@ __all__ = [
 
 #: Exit status of a command line given bad input.
 EXIT_USER_ERROR = 2
+#: The Hydra config tree of every wass app (the top-level ``conf/`` of a checkout, shipped in
+#: the wheel as ``wass_env/conf``).
+CONFIG_DIR: Path = Path(__file__).resolve().parent / "conf"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -267,6 +282,23 @@ def compose_overrides(config_name: str, overrides: Sequence[str], **kwargs: Any)
         raise OverrideError(f"bad override in {list(overrides)}: {one_line(str(exc))}") from None
 
 
+def compose_config(config_name: str, overrides: Sequence[str] = (), **kwargs: Any) -> Any:
+    """A config of :data:`CONFIG_DIR` composed with ``overrides`` (:func:`compose_overrides`),
+    inside a running Hydra app (which has the same config tree) or outside one.
+
+    Raises:
+        hydra.errors.HydraException, omegaconf.errors.OmegaConfBaseException, OverrideError: on
+            a bad override.
+    """
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    if GlobalHydra.instance().is_initialized():
+        return compose_overrides(config_name, overrides, **kwargs)
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return compose_overrides(config_name, overrides, **kwargs)
+
+
 def check_overrides(
     config_dir: str | os.PathLike[str],
     config_name: str,
@@ -309,31 +341,236 @@ def check_overrides(
                 check(with_job)
 
 
+def _first_sentence(text: str) -> str:
+    text = " ".join(text.split())
+    text = re.sub(r":[a-z]+:`~?([^`]+)`", r"\1", text)  # reST roles: :data:`x` -> x
+    text = re.sub(r"``([^`]+)``", r"\1", text)
+    return re.split(r"(?<=[a-z0-9)\]])\. (?=[A-Z(])", text, maxsplit=1)[0].rstrip(".")
+
+
+def _docstring_entries(doc: str) -> dict[str, str]:
+    """``name -> text`` of the ``Attributes:`` section of a Google-style docstring."""
+    entries: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    in_section = False
+    indent = 0
+    for line in doc.splitlines():
+        stripped = line.strip()
+        if not in_section:
+            in_section = stripped == "Attributes:"
+            continue
+        if not stripped:
+            current = None
+            continue
+        lead = len(line) - len(line.lstrip())
+        if lead == 0:  # the next section
+            break
+        m = re.match(r"([A-Za-z_][A-Za-z0-9_]*)(?: \(.*?\))?:\s*(.*)", stripped)
+        if m and (indent == 0 or lead <= indent):
+            indent = lead
+            current = entries.setdefault(m.group(1), [])
+            current.append(m.group(2))
+        elif current is not None:
+            current.append(stripped)
+    return {k: " ".join(v) for k, v in entries.items()}
+
+
+_FIELD_LINE = re.compile(r"^\s+([A-Za-z_][A-Za-z0-9_]*)\s*:[^#]*?(?:#\s*(.*))?$")
+
+
+def _comment_entries(cls: type) -> dict[str, str]:
+    """``name -> text`` of the comments on a dataclass's field lines (a trailing comment, or the
+    comment lines just above the field)."""
+    try:
+        source = inspect.getsource(cls)
+    except (OSError, TypeError):  # no source (a compiled or interactive class)
+        return {}
+    out: dict[str, str] = {}
+    above: list[str] = []
+    for line in source.splitlines()[1:]:
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            above.append(stripped.lstrip("#").strip())
+            continue
+        m = _FIELD_LINE.match(line)
+        if m and not stripped.startswith(("def ", "@", "return", "class ")):
+            text = m.group(2) or " ".join(above)
+            if text:
+                out.setdefault(m.group(1), text)
+        above = []
+    return out
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """One-line descriptions of a dataclass's fields (a structured config schema's field docs).
+
+    A field's description is the first sentence of its entry in the ``Attributes:`` section of
+    the class's (Google-style) docstring, or else of the comment on its line (or the comment
+    lines just above it). Base classes' descriptions are included.
+
+    Args:
+        cls: A dataclass.
+
+    Returns:
+        Field name -> description, for the fields that have one.
+    """
+    out: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if klass is object or not dataclasses.is_dataclass(klass):
+            continue
+        texts = _comment_entries(klass)
+        doc = vars(klass).get("__doc__")
+        if doc:
+            texts.update(_docstring_entries(inspect.cleandoc(doc)))
+        names = {f.name for f in dataclasses.fields(klass)}
+        out.update({k: _first_sentence(v) for k, v in texts.items() if k in names and v})
+    return out
+
+
+def _short(value: Any, width: int = 48) -> str:
+    from omegaconf import OmegaConf
+
+    if OmegaConf.is_config(value):
+        value = OmegaConf.to_container(value, resolve=False)
+    if isinstance(value, str):
+        text = value if value and value.strip() == value and "," not in value else repr(value)
+    elif value is None:
+        text = "null"
+    elif isinstance(value, bool):
+        text = str(value).lower()
+    elif isinstance(value, (list, tuple, dict)):
+        text = re.sub(r"'([^',:{}\[\] ]*)'", r"\1", str(value)).replace("None", "null")
+        text = text.replace("True", "true").replace("False", "false")
+    else:
+        text = str(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _option_lines(node: Any, prefix: str, docs: dict[str, str]) -> list[tuple[str, str, str]]:
+    """``(key, value, description)`` of every option under ``node``: structured nodes are
+    opened, plain dicts and lists are one value."""
+    from omegaconf import DictConfig, OmegaConf
+
+    typ = OmegaConf.get_type(node)
+    own = field_docs(typ) if typ is not None and dataclasses.is_dataclass(typ) else {}
+    rows: list[tuple[str, str, str]] = []
+    for key in node:
+        if key == "hydra":
+            continue
+        child = node._get_node(key)
+        path = f"{prefix}{key}"
+        text = own.get(str(key), docs.get(path, ""))
+        child_type = OmegaConf.get_type(node, str(key))
+        structured = isinstance(child, DictConfig) and dataclasses.is_dataclass(child_type)
+        if structured and not OmegaConf.is_missing(node, str(key)) and child._is_none() is False:
+            if text:
+                rows.append((path, "", text))
+            rows.extend(_option_lines(child, f"{path}.", docs))
+        else:
+            value = child._value() if not OmegaConf.is_missing(node, str(key)) else "???"
+            rows.append((path, _short(value), text))
+    return rows
+
+
+def _group_options(config_dir: Path, group: str) -> list[str]:
+    from hydra.core.config_store import ConfigStore
+
+    names = {p.stem for p in (config_dir / group).glob("*.yaml")}
+    try:
+        stored = ConfigStore.instance().list(group)
+    except OSError:
+        stored = []
+    names |= {n.removesuffix(".yaml") for n in stored}
+    return sorted(n for n in names if not n.endswith("_schema"))
+
+
+def config_help(
+    config_dir: str | os.PathLike[str],
+    config_name: str,
+    overrides: Sequence[str] = (),
+    *,
+    prog: str = "app",
+    description: str = "",
+) -> str:
+    """The ``--help`` text of a Hydra app: its config groups (those its defaults list uses,
+    and Hydra's launcher and sweeper) with their options, then every option of the composed
+    config with its value and the one-line description its structured config gives it.
+
+    Args:
+        config_dir: Absolute path of the config directory.
+        config_name: Primary config name.
+        overrides: The command line's overrides (the help shows the config they compose).
+        prog: The command's name, for the usage line.
+        description: One paragraph on what the app does.
+    """
+    from hydra import initialize_config_dir
+
+    config_dir = Path(config_dir)
+    with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+        cfg = compose_overrides(config_name, list(overrides), return_hydra_config=True)
+        choices = dict(cfg.hydra.runtime.choices)
+        groups = [g for g in choices if not g.startswith("hydra/")]
+        groups += ["hydra/launcher", "hydra/sweeper"]
+        group_rows = [(g, _group_options(config_dir, g), choices.get(g)) for g in groups]
+    lines = [f"{prog}: {description}".rstrip(": ")] if description else [prog]
+    lines += [
+        "",
+        f"usage: {prog} [KEY=VALUE ...] [GROUP=OPTION ...]",
+        f"       {prog} -m KEY=A,B ...   (a sweep: one job per combination; "
+        "hydra/launcher=joblib runs them in parallel)",
+        f"       {prog} --cfg job         (print the composed config)",
+        "",
+        "Config groups (GROUP=OPTION; now: the current choice):",
+    ]
+    width = max(len(g) for g, _, _ in group_rows)
+    for g, options, now in group_rows:
+        lines.append(f"  {g:<{width}}  {', '.join(options)}   (now: {now})")
+    rows = _option_lines(cfg, "", {})
+    kw = min(max(len(k) + len(v) + 1 for k, v, _ in rows), 44)
+    lines += ["", "Options (KEY=VALUE; the value shown is the current one):"]
+    for key, value, text in rows:
+        head = f"{key}={value}" if value else f"{key}:"
+        lines.append(f"  {head:<{kw}}  {text}".rstrip() if len(head) <= kw else f"  {head}")
+        if len(head) > kw and text:
+            lines.append(f"  {'':<{kw}}  {text}")
+    lines += ["", "Hydra's own options: --hydra-help."]
+    return "\n".join(lines)
+
+
 def hydra_app(
     *,
-    config_path: str,
     config_name: str,
+    config_path: str | os.PathLike[str] | None = None,
     check: Callable[[Any], None] | None = None,
-) -> Callable[[Callable[[Any], int | None]], Callable[[], None]]:
+    prog: str | None = None,
+    description: str | None = None,
+) -> Callable[[Callable[[Any], int | None]], Callable[..., int]]:
     """``@hydra.main`` (version base 1.3) behind the error boundary.
 
     Before Hydra runs, the command line's overrides are composed with Hydra's compose API (each
     job of a ``--multirun`` sweep), the run or sweep directory is checked with
     :func:`check_output_dir`, and ``check`` validates the composed config: every mistake there
-    is one line and exit code 2. Command lines with Hydra's other flags (``--help``, ``--cfg``,
-    ``--config-name``, ...) go to Hydra unchecked. The task then runs as a Hydra task (output
-    directory, ``.hydra/`` provenance, sweeps) behind :func:`run_cli`; a non-zero result
-    becomes the exit status.
+    is one line and exit code 2. ``-h``/``--help`` prints :func:`config_help`; command lines
+    with Hydra's other flags (``--hydra-help``, ``--cfg``, ``--config-name``, ...) go to Hydra
+    unchecked. The task then runs as a Hydra task (output directory, ``.hydra/`` provenance,
+    sweeps) behind :func:`run_cli`; a non-zero result becomes the exit status.
 
     Args:
-        config_path: Config directory, relative to the file of the decorated function (as for
-            ``hydra.main``) or absolute.
         config_name: Primary config name.
+        config_path: Config directory, absolute or relative to the file of the decorated
+            function (as for ``hydra.main``); default :data:`CONFIG_DIR`.
         check: Validation of a composed config (without its ``hydra`` node), raising a
             :class:`~wass_env.errors.WassError` naming the field and value.
+        prog: The command's name in usage lines (default ``wass <config_name>``).
+        description: One line on what the app does, for ``--help`` (default: the first line
+            of the task's docstring).
+
+    Returns:
+        A decorator turning the task into ``main(argv=None) -> int``: ``argv`` defaults to the
+        process's arguments; the result is the exit status (0 when the task succeeded).
     """
 
-    def decorate(task: Callable[[Any], int | None]) -> Callable[[], None]:
+    def decorate(task: Callable[[Any], int | None]) -> Callable[..., int]:
         import hydra
 
         @functools.wraps(task)
@@ -342,24 +579,45 @@ def hydra_app(
             if code:
                 sys.exit(code)
 
-        hydra_main = hydra.main(
-            version_base="1.3", config_path=config_path, config_name=config_name
-        )(bounded)
-        config_dir = config_path
-        if not os.path.isabs(config_dir):
-            config_dir = os.path.normpath(
-                os.path.join(os.path.dirname(os.path.realpath(inspect.getfile(task))), config_path)
+        config_dir = Path(CONFIG_DIR if config_path is None else config_path)
+        if not config_dir.is_absolute():
+            config_dir = Path(
+                os.path.normpath(
+                    os.path.join(
+                        os.path.dirname(os.path.realpath(inspect.getfile(task))), config_dir
+                    )
+                )
             )
+        hydra_main = hydra.main(
+            version_base="1.3", config_path=str(config_dir), config_name=config_name
+        )(bounded)
+        name = prog or f"wass {config_name.replace('_', '-')}"
+        about = description or (inspect.getdoc(task) or "").split("\n", 1)[0]
 
         @functools.wraps(task)
-        def main() -> None:
-            argv = sys.argv[1:]
-            flags = [a for a in argv if a.startswith("-")]
+        def main(argv: Sequence[str] | None = None) -> int:
+            if argv is not None:
+                sys.argv = [name, *argv]
+            args = sys.argv[1:]
+            flags = [a for a in args if a.startswith("-")]
+            if any(f in ("-h", "--help") for f in flags):
+                overrides = [a for a in args if not a.startswith("-")]
+                return run_cli(
+                    lambda: print(
+                        config_help(
+                            config_dir, config_name, overrides, prog=name, description=about
+                        )
+                    )
+                )
             if all(f in _HYDRA_RUN_FLAGS for f in flags):
-                code = run_cli(check_overrides, config_dir, config_name, argv, check)
+                code = run_cli(check_overrides, config_dir, config_name, args, check)
                 if code:
-                    sys.exit(code)
-            hydra_main()
+                    return code
+            try:
+                hydra_main()
+            except SystemExit as exc:
+                return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            return 0
 
         return main
 

@@ -63,6 +63,9 @@ class Scheduler(abc.ABC):
         name: Short name used in tables and configs.
         task_order: Priority rule for the next ready task in :meth:`plan` (see
             :func:`wass_env.sim.ordering.task_priority`).
+        contention: Plan with contention-aware transfer estimates on NIC networks (the
+            ``contention`` option of :class:`~wass_env.sim.plan.PlanBuilder`); False (the
+            default) estimates every transfer as on a contention-free network.
     """
 
     name: ClassVar[str] = "scheduler"
@@ -70,6 +73,7 @@ class Scheduler(abc.ABC):
     #: ``checkpoint``); empty for schedulers that ``make_scheduler(name)`` builds as is.
     requires: ClassVar[tuple[str, ...]] = ()
     task_order: str = "rank"
+    contention: bool = False
 
     def __init__(self, seed: int | None = None) -> None:
         self._problem: Problem | None = None
@@ -122,7 +126,7 @@ class Scheduler(abc.ABC):
             insertion: Insertion policy of the plan builder (see :mod:`wass_env.sim.plan`).
         """
         self._ensure(problem)
-        builder = PlanBuilder(problem, insertion=insertion)
+        builder = PlanBuilder(problem, insertion=insertion, contention=self.contention)
         queue = ReadyQueue(builder, self.priority(problem))
         while not builder.done:
             task = queue.pop()

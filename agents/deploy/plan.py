@@ -20,7 +20,8 @@ so. :func:`plan_document` turns it into the JSON document ``wass plan`` writes (
 
 A scheduler is named as registered (``heft``, ``peft``, ...) or as ``NAME:CHECKPOINT`` for one
 that loads a checkpoint (``policy:runs/x/model.zip`` calls ``make_scheduler("policy",
-checkpoint="runs/x/model.zip")``).
+checkpoint="runs/x/model.zip")``; ``policy:policy.onnx``, a policy exported by ``wass export``,
+is run by :class:`~agents.deploy.onnx_policy.OnnxPolicy`, without torch).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from agents.deploy.onnx_policy import OnnxPolicy, is_onnx
 from agents.fallback import Decision, FallbackScheduler, infeasible_reason
 from agents.heuristics import TIE_RTOL
 from wass_env.scheduling import SCHEDULERS, Scheduler, UnknownSchedulerError, make_scheduler
@@ -79,6 +81,10 @@ def scheduler_from_spec(spec: str) -> Scheduler:
             )
         return make_scheduler(name)
     try:
+        if name == "policy" and is_onnx(checkpoint):
+            # The exported policy's runtime itself, not PolicyScheduler around it: planning
+            # with an .onnx file imports no torch (seconds of start-up).
+            return OnnxPolicy(checkpoint)
         return make_scheduler(name, checkpoint=checkpoint)
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
         raise UnknownSchedulerError(

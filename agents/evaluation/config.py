@@ -64,7 +64,12 @@ class EvaluationError(WassError):
 
 @dataclass
 class CPSATConfig:
-    """CP-SAT, run on small instances only (see :class:`agents.cpsat.CPSATScheduler`)."""
+    """CP-SAT, run on small instances only (see :class:`agents.cpsat.CPSATScheduler`).
+
+    Attributes:
+        workers: CP-SAT search workers per solve.
+        max_nodes: larger clusters get no CP-SAT row.
+    """
 
     time_limit: float = 10.0  # [s] wall-clock limit per solve
     deterministic_time: float | None = None  # CP-SAT work limit: reproducible stops
@@ -75,7 +80,11 @@ class CPSATConfig:
 
 @dataclass
 class GanttConfig:
-    """Which episode gets a Gantt chart per scheduler."""
+    """Which episode gets a Gantt chart per scheduler.
+
+    Attributes:
+        enabled: Draw the Gantt charts.
+    """
 
     enabled: bool = True
     workload: str | None = None  # default: the first workload
@@ -85,7 +94,12 @@ class GanttConfig:
 
 @dataclass
 class GeneralisationConfig:
-    """Leave-one-family-out (see :mod:`agents.evaluation.generalisation`)."""
+    """Leave-one-family-out (see :mod:`agents.evaluation.generalisation`).
+
+    Attributes:
+        ccrs: Communication-to-computation ratios of the held-out instances.
+        checkpoint_file: File name of each fold's checkpoint.
+    """
 
     mix: Any = None  # the training mix (conf/workload/mix.yaml): its labels are the families
     families: list[str] | None = None  # held-out families to score (default: every label)
@@ -100,7 +114,18 @@ class GeneralisationConfig:
 
 @dataclass
 class EvaluateConfig:
-    """``scripts/evaluate.py`` (``conf/evaluate.yaml``; experiments in ``conf/experiment/``)."""
+    """``scripts/evaluate.py`` (``conf/evaluate.yaml``; experiments in ``conf/experiment/``).
+
+    Attributes:
+        description: Experiment description, printed at the top of results.md.
+        episodes: Instances per cell (>= 30 for a headline number).
+        compare: Schedulers every table counts wins/ties/losses against.
+        generalisation: Leave-one-family-out settings (experiment=generalisation).
+        cpsat: CP-SAT settings (small instances only).
+        gantt: Which episode gets a Gantt chart per scheduler.
+        plots: Write the makespan and ratio plots and the Gantt charts.
+        progress: Show a progress bar.
+    """
 
     name: str = "custom"  # experiment name, used in titles
     description: str = ""

@@ -37,7 +37,7 @@ from agents.evaluation.instances import cell_problems, cluster_choices
 from agents.evaluation.specs import SchedulerEntry
 from agents.evaluation.stats import add_paired_ratios
 from wass_env.scheduling import Scheduler
-from wass_env.sim.execute import execute
+from wass_env.sim.execute import realize
 from wass_env.sim.metrics import schedule_metrics
 from wass_env.sim.plan import Plan, Schedule
 from wass_env.sim.problem import Problem
@@ -51,7 +51,8 @@ class Episode:
 
     Attributes:
         plan: The plan.
-        realized: The executed schedule (``plan`` itself without noise).
+        realized: The executed schedule (``plan`` itself without noise on a contention-free
+            network, see :func:`wass_env.sim.execute.realize`).
         metrics: :func:`~wass_env.sim.metrics.schedule_metrics` of ``realized``.
         plan_seconds: Wall time of planning [s].
     """
@@ -83,7 +84,8 @@ def run_episode(
     t0 = time.perf_counter()
     plan = scheduler.plan(problem, insertion=insertion)
     seconds = time.perf_counter() - t0
-    realized = execute(plan, noise=noise, rng=np.random.default_rng(seed)) if noise > 0 else plan
+    # The plan itself when execution reproduces it (no noise, a contention-free network).
+    realized = realize(plan, noise=noise, rng=np.random.default_rng(seed))
     return Episode(plan, realized, schedule_metrics(realized).as_dict(), seconds)
 
 

@@ -1,12 +1,11 @@
-"""Where SimGrid and ``wass_env.sim`` model different things: bandwidth sharing.
+"""Bandwidth sharing only delays a fixed plan.
 
-``wass_env.sim`` gives every transfer its link's full bandwidth, however many run at once.
-SimGrid can share a link fairly between concurrent transfers: per node pair
-(``sharing="shared"``) or per node on a star network (``topology="star"``, NIC contention).
-These tests do not ask the two to agree; they check what must hold between the models and that
-the difference is real: with a fixed plan, sharing can only delay transfers, so no task starts
-or finishes earlier than without it, and with CCR 1 some plans finish measurably later.
-(``scripts/bench_simgrid.py --contention`` prints the size of the effect.)
+A contention-free plan replayed by SimGrid with shared links, per node pair
+(``sharing="shared"``, a model ``wass_env.sim`` does not have) or per node on a star network
+(``topology="star"``: the ``"nic"`` model, which ``tests/fidelity/test_schedulers.py`` checks
+``execute`` against), must not start or finish any task earlier than without sharing, and with
+CCR 1 some plans finish measurably later. (``scripts/bench_simgrid.py --contention`` prints the
+size of the effect.)
 """
 
 from __future__ import annotations

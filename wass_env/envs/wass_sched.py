@@ -16,7 +16,7 @@ from wass_env.errors import WassError
 from wass_env.limits import whole_number
 from wass_env.scheduling import Scheduler, make_scheduler
 from wass_env.sim.cluster import Cluster, ClusterError, cluster_from_spec
-from wass_env.sim.execute import execute
+from wass_env.sim.execute import realize
 from wass_env.sim.metrics import schedule_metrics
 from wass_env.sim.ordering import TASK_ORDERS, ReadyQueue, task_priority
 from wass_env.sim.plan import PlanBuilder
@@ -419,6 +419,7 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
             node = int(np.argmax(self._mask))
         before = b.max_finish
         b.assign(self.current_task, node)
+        self._placed(self.current_task, node)
         rewards = {
             "makespan": 0.0,
             "progress": -(b.max_finish - before) / self._reward_unit,
@@ -433,12 +434,21 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
             self._queue.update()  # type: ignore[union-attr]
             self.current_task = self._queue.pop()  # type: ignore[union-attr]
             metrics = {}
-        reward = sum(self.reward_weights[k] * v for k, v in rewards.items())
+        self._prepare()
+        w = self.reward_weights
+        # Summed in this order from 0, as sum() would (so -0.0 never appears).
+        reward = (
+            0
+            + w["makespan"] * rewards["makespan"]
+            + w["progress"] * rewards["progress"]
+            + w["illegal"] * rewards["illegal"]
+        )
         obs = self._get_obs()
         info = self._get_info()
         info["rewards"] = rewards
         info["illegal_action"] = illegal
-        info.update(metrics)
+        if metrics:
+            info.update(metrics)
         return obs, float(reward), terminated, False, info
 
     def observe(self, builder: PlanBuilder, task: int) -> dict[str, NDArray[np.float32]]:
@@ -456,13 +466,18 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
                     f"nodes; this env was built with max_nodes={self.max_nodes}"
                 )
             self._start_episode(builder.problem)
+        if builder is self.builder and task == self.current_task:
+            return self._get_obs()
         saved = (self.builder, self.current_task)
         self.builder, self.current_task = builder, task
         try:
+            self._follow(builder)
+            self._prepare()
             return self._get_obs()
         finally:
             self.builder, self.current_task = saved
-            self._update_mask()
+            self._follow(self.builder)
+            self._prepare()
 
     def action_masks(self) -> NDArray[np.bool_]:
         """Bool mask of the nodes the current task may go to (what MaskablePPO reads)."""
@@ -480,6 +495,16 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         return gantt_rgb(self.problem, b.node, b.start, b.finish)
 
     # ------------------------------------------------------------------ internals
+    #
+    # Per episode, everything that does not depend on the partial plan is tabulated once
+    # (_start_episode): the task features, the task-only node columns (valid .. runtime), the
+    # masks. Per step, _prepare() computes what the mask, the observation and the placement
+    # share (release, data-ready, earliest start and finish on every node) once; the builder
+    # keeps the earliest starts, so placing the task reuses them. Columns that change on one
+    # node per placement ("load") are updated in place. To add an observation part, give it a
+    # Box in observation_space and an entry in _get_obs; to add a node column, extend
+    # NODE_FEATURES and fill it in _episode_tables (task-only) or _node_obs (plan-dependent).
+
     def _start_episode(self, problem: Problem) -> None:
         self.problem = problem
         self.builder = PlanBuilder(problem, insertion=self.insertion)
@@ -489,6 +514,7 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         # is no work). Problem bounds every time by 1e100 of them; the floor keeps 1 / scale finite.
         lb = problem.lower_bound()
         self._scale = max(lb if lb > 0 else problem.serial_time(), _TINY)
+        self._inv = 1.0 / self._scale
         self._reference_makespan: float | None = None
         self._reward_unit = self._scale
         if self.reward_scale == "reference":
@@ -497,12 +523,18 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
                 problem, insertion=self.insertion
             ).makespan
             self._reward_unit = self._reference_makespan or self._scale
+        self._episode_tables(problem)
+        self._prepare()
+
+    def _episode_tables(self, problem: Problem) -> None:
+        """Per-episode tables: task features, task-only node columns, masks, scratch space."""
         wf, cl = problem.workflow, problem.cluster
         n = problem.n_nodes
-        # Static per-episode features, computed once.
+        self._n = n
         self._valid = np.zeros(self.max_nodes, dtype=bool)
         self._valid[:n] = True
-        inv = 1.0 / self._scale
+        self._valid.setflags(write=False)
+        inv = self._inv
         max_cores = float(cl.cores.max())
         mem = cl.memory[np.isfinite(cl.memory)]
         max_mem = float(mem.max()) if mem.size else 0.0
@@ -518,11 +550,9 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         static[:, :, 3] = cl.cores / max_cores
         static[:, :, 4] = np.minimum(problem.exec_time * inv, _CLIP)
         self._node_static = static
-        input_comm = np.zeros(wf.n_tasks)
-        self._input_bytes = np.zeros(wf.n_tasks)
-        if wf.n_edges:
-            np.add.at(input_comm, wf.edge_dst, problem.mean_comm)
-            np.add.at(self._input_bytes, wf.edge_dst, wf.edge_bytes)
+        # Sums over each task's parent edges, in edge order from 0 (like np.add.at).
+        input_comm = np.bincount(wf.edge_dst, weights=problem.mean_comm, minlength=wf.n_tasks)
+        input_bytes = np.bincount(wf.edge_dst, weights=wf.edge_bytes, minlength=wf.n_tasks)
         task_static = np.zeros((wf.n_tasks, len(TASK_FEATURES)))
         task_static[:, 0] = problem.mean_exec * inv
         task_static[:, 1] = wf.cores / max_cores
@@ -532,7 +562,7 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         task_static[:, 5] = problem.upward_rank() * inv
         task_static[:, 6] = wf.levels / max(int(wf.levels.max()), 1)
         task_static[:, 7] = input_comm * inv
-        self._task_static = np.clip(task_static, 0.0, _CLIP)
+        self._task_static = np.clip(task_static, 0.0, _CLIP).astype(np.float32)
         self._load_scale = 1.0 / (cl.cores * self._scale)  # [1 / core-s]
         masks = np.zeros((wf.n_tasks, self.max_nodes), dtype=bool)
         masks[:, :n] = problem.fits
@@ -541,7 +571,25 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         masks_i8 = masks.astype(np.int8)
         masks_i8.setflags(write=False)
         self._masks_i8 = masks_i8
-        self._valid.setflags(write=False)
+        self._valid_i8 = self._valid.astype(np.int8)
+        self._valid_i8.setflags(write=False)
+        # Inputs of each task for the local-input column, as Python lists (few per task).
+        self._input_bytes = input_bytes.tolist()
+        self._pptr = wf.parent_ptr.tolist()
+        self._psrc = wf.edge_src.tolist()
+        self._pbytes = wf.edge_bytes.tolist()
+        self._n_tasks = wf.n_tasks
+        self._cores_l = wf.cores.tolist()
+        # The plan-dependent node columns (free_at .. load) of the current task, one row per
+        # column, float64: rows 0-4 are recomputed every step, row 5 (local_input) is set on the
+        # nodes holding the task's parents (and cleared again on those nodes next step), row 6
+        # (load) changes on one node per placement.
+        self._dyn = np.zeros((len(NODE_FEATURES) - _N_STATIC, n))
+        self._local_nodes: list[int] = []
+        self._node_of = [-1] * wf.n_tasks  # node of every placed task
+        # The Box row of padding: zero.
+        self._node_template = np.zeros((self.max_nodes, len(NODE_FEATURES)), dtype=np.float32)
+        # The optional observation parts.
         self._lookahead = Lookahead(problem, _CLIP) if self.lookahead else None
         self._graph = GraphWindow(problem, self.graph_window, _CLIP) if self.graph_window else None
         if self.lookahead:
@@ -558,59 +606,122 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
                 ]
             )
             self._total_work = float(problem.mean_exec.sum()) or 1.0
-        self._update_mask()
 
-    def _update_mask(self) -> None:
-        t = self.current_task
-        self._mask = self._masks[t] if t >= 0 else self._valid
-
-    def _get_obs(self) -> dict[str, NDArray[np.float32]]:
-        self._update_mask()
-        node_obs = np.zeros((self.max_nodes, len(NODE_FEATURES)), dtype=np.float32)
+    def _prepare(self) -> None:
+        """Mask and shared per-step quantities for the current task (once per step)."""
         t = self.current_task
         if t < 0:
+            self._mask = self._valid
+            return
+        self._mask = self._masks[t]
+        b = self.builder
+        assert b is not None
+        self._release = b.release_time(t)
+        # earliest_start computes the data-ready times once and keeps both for assign().
+        self._est = b.earliest_start(t)
+        self._drt = b.data_ready(t)
+
+    def _get_obs(self) -> dict[str, NDArray[np.float32]]:
+        t = self.current_task
+        if t < 0:
+            node_obs = np.zeros((self.max_nodes, len(NODE_FEATURES)), dtype=np.float32)
             node_obs[:, 0] = self._valid
             obs = {"task": np.zeros(len(TASK_FEATURES), dtype=np.float32), "nodes": node_obs}
             self._add_extra_obs(obs, -1, None, 0.0)
             return obs
+        obs = {"task": self._task_obs(t), "nodes": self._node_obs(t)}
+        if self.lookahead or self.graph_window:
+            eft = self._est + self.problem.exec_time[t]  # type: ignore[union-attr]
+            self._add_extra_obs(obs, t, eft, self._release)
+        return obs
+
+    def _task_obs(self, t: int) -> NDArray[np.float32]:
+        b = self.builder
+        assert b is not None
+        inv = self._inv
+        task_obs = self._task_static[t].copy()
+        task_obs[8] = b.n_placed / self._n_tasks
+        task_obs[9] = min(b.max_finish * inv, _CLIP)
+        task_obs[10] = min(self._release * inv, _CLIP)
+        return task_obs
+
+    def _node_obs(self, t: int) -> NDArray[np.float32]:
         p, b = self.problem, self.builder
         assert p is not None and b is not None
-        wf = p.workflow
-        n = p.n_nodes
-        inv = 1.0 / self._scale
-        release = b.release_time(t)
-        est = b.earliest_start(t)
-        eft = est + p.exec_time[t]
-        task_obs = self._task_static[t].astype(np.float32)
-        task_obs[8:] = (
-            b.n_placed / wf.n_tasks,
-            min(b.max_finish * inv, _CLIP),
-            min(release * inv, _CLIP),
-        )
-        dyn = np.empty((len(NODE_FEATURES) - _N_STATIC, n))
-        np.maximum(b.free_from(int(wf.cores[t])), release, out=dyn[0])
-        dyn[1] = b.data_ready(t)
+        release = self._release
+        est = self._est
+        dyn = self._dyn
+        # Times after the release, per node: cores free, inputs there, start, finish; then the
+        # finish gap. Every entry is >= 0 by construction (no input arrives before the
+        # release); infeasible nodes have infinite times: cap at the Box bound.
+        np.maximum(b.free_from(self._cores_l[t]), release, out=dyn[0])
+        dyn[1] = self._drt
         dyn[2] = est
-        dyn[3] = eft
+        eft = dyn[3]
+        np.add(est, p.exec_time[t], out=eft)
+        np.subtract(eft, min(eft.tolist()), out=dyn[4])
+        times = dyn[:5]
         dyn[:4] -= release
-        dyn[4] = eft - eft.min()
-        dyn[:5] *= inv
-        if self._input_bytes[t] > 0:
-            sl = wf.parent_edge_slice(t)
-            local = np.bincount(b.node[wf.edge_src[sl]], weights=wf.edge_bytes[sl], minlength=n)
-            dyn[5] = local / self._input_bytes[t]
-        else:
-            dyn[5] = 0.0
-        np.multiply(b.node_busy, self._load_scale, out=dyn[6])
-        # Every entry is >= 0 by construction (times are measured from the release, which no
-        # input arrival precedes); infeasible nodes have infinite times: cap at the Box bound.
-        np.minimum(dyn, _CLIP, out=dyn)
-        rows = node_obs[:n]
+        times *= self._inv
+        np.minimum(times, _CLIP, out=times)
+        self._local_input(t)
+        node_obs = self._node_template.copy()
+        rows = node_obs[: self._n]
         rows[:, :_N_STATIC] = self._node_static[t]
         rows[:, _N_STATIC:] = dyn.T
-        obs = {"task": task_obs, "nodes": node_obs}
-        self._add_extra_obs(obs, t, eft, release)
-        return obs
+        return node_obs
+
+    def _local_input(self, t: int) -> None:
+        """Row 5 of the dynamic columns: the fraction of ``t``'s input bytes on each node."""
+        local = self._dyn[5]
+        for k in self._local_nodes:
+            local[k] = 0.0
+        self._local_nodes = []
+        total = self._input_bytes[t]
+        if total <= 0:
+            return
+        lo, hi = self._pptr[t], self._pptr[t + 1]
+        if hi - lo == 1:
+            k = self._node_of[self._psrc[lo]]
+            local[k] = min(self._pbytes[lo] / total, _CLIP)
+            self._local_nodes = [k]
+        elif hi - lo <= 8:
+            # Summed in edge order from 0, as np.bincount does.
+            node_of, src, nbytes = self._node_of, self._psrc, self._pbytes
+            acc: dict[int, float] = {}
+            for e in range(lo, hi):
+                k = node_of[src[e]]
+                acc[k] = acc.get(k, 0.0) + nbytes[e]
+            for k, v in acc.items():
+                local[k] = min(v / total, _CLIP)
+            self._local_nodes = list(acc)
+        else:
+            wf = self.problem.workflow  # type: ignore[union-attr]
+            sl = slice(lo, hi)
+            node = self.builder.node  # type: ignore[union-attr]
+            acc_a = np.bincount(
+                node[wf.edge_src[sl]], weights=wf.edge_bytes[sl], minlength=self._n
+            ).astype(np.float64, copy=False)  # weighted counts are float64 already
+            acc_a /= total
+            np.minimum(acc_a, _CLIP, out=local)
+            self._local_nodes = np.flatnonzero(local).tolist()
+
+    def _follow(self, builder: PlanBuilder | None) -> None:
+        """Rebuild the incrementally kept columns from ``builder``'s placements (when the
+        observation is asked for another partial plan than the episode's own)."""
+        if builder is None:
+            return
+        self._node_of = builder.node.tolist()
+        np.minimum(builder.node_busy * self._load_scale, _CLIP, out=self._dyn[6])
+        self._dyn[5] = 0.0
+        self._local_nodes = []
+
+    def _placed(self, task: int, node: int) -> None:
+        """Update what placing ``task`` on ``node`` changes: the node's load."""
+        b = self.builder
+        assert b is not None
+        self._node_of[task] = node
+        self._dyn[6, node] = min(float(b.node_busy[node] * self._load_scale[node]), _CLIP)
 
     def _add_extra_obs(
         self,
@@ -648,21 +759,16 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         p = self.problem
         assert p is not None
         t = self.current_task
-        info: dict[str, Any] = {
-            "action_mask": self._masks_i8[t] if t >= 0 else self._valid.astype(np.int8)
-        }
-        if t >= 0:
-            info["task"] = p.workflow.ids[t]
-        return info
+        if t < 0:
+            return {"action_mask": self._valid_i8}
+        return {"action_mask": self._masks_i8[t], "task": p.workflow.ids[t]}
 
     def _finish_episode(self) -> dict[str, Any]:
         b, p = self.builder, self.problem
         assert b is not None and p is not None
         plan = b.plan()
-        if self.noise > 0:
-            realized = execute(plan, noise=self.noise, rng=self._noise_rng)
-        else:
-            realized = plan  # noise-free execution reproduces the plan exactly
+        # The plan itself when execution reproduces it (no noise, contention-free network).
+        realized = realize(plan, noise=self.noise, rng=self._noise_rng)
         m: dict[str, Any] = dict(schedule_metrics(realized).as_dict())
         m["planned_makespan"] = plan.makespan
         if self._reference is not None:

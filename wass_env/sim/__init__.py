@@ -14,6 +14,8 @@ Typical use::
 """
 
 from wass_env.sim.cluster import (
+    MAX_NODES,
+    NETWORK_MODELS,
     NODE_TYPES,
     PRESETS,
     Cluster,
@@ -23,13 +25,15 @@ from wass_env.sim.cluster import (
     make_cluster,
     preset,
 )
-from wass_env.sim.execute import execute, runtime_noise
+from wass_env.sim.execute import execute, realize, runtime_noise
 from wass_env.sim.metrics import ScheduleMetrics, lower_bound, schedule_metrics
 from wass_env.sim.plan import Plan, PlanBuilder, PlanError, Schedule
 from wass_env.sim.problem import Problem, with_ccr
 from wass_env.sim.workflow import Task, Workflow, WorkflowError
 
 __all__ = [
+    "MAX_NODES",
+    "NETWORK_MODELS",
     "NODE_TYPES",
     "PRESETS",
     "Cluster",
@@ -49,6 +53,7 @@ __all__ = [
     "lower_bound",
     "make_cluster",
     "preset",
+    "realize",
     "runtime_noise",
     "schedule_metrics",
     "with_ccr",

@@ -1,12 +1,28 @@
 """Clusters: compute nodes and the network between them.
 
 A :class:`Cluster` has ``n_nodes`` nodes, each with a speed factor (work runs ``speed`` times
-faster than on the reference node), a number of cores and memory. Optional per-task-type speedups
-model accelerator nodes. The network is a private link per node pair (no contention, as in the
-HEFT literature): moving ``b`` bytes from node ``i`` to node ``j != i`` takes
-``latency[i, j] + b / bandwidth[i, j]`` seconds; moving within a node is free. External input
-files are read from shared storage at ``storage_latency + b / storage_bandwidth`` seconds,
-whatever the node.
+faster than on the reference node), a number of cores and memory (both consumed by the tasks
+running there). Optional per-task-type speedups model accelerator nodes. Moving data within a node
+is free; between nodes, the ``network`` model decides what a transfer costs:
+
+* ``"contention_free"`` (default, the HEFT literature's model): a private link per node pair, so
+  moving ``b`` bytes from node ``i`` to node ``j != i`` takes ``latency[i, j] + b /
+  bandwidth[i, j]`` seconds however many transfers run at once. External input files are read
+  from shared storage at ``storage_latency + b / storage_bandwidth`` seconds, whatever the node.
+* ``"nic"``: every node has one full-duplex network interface, an up link and a down link of
+  ``bandwidth`` bytes/s each, behind a non-blocking switch; a transfer from ``i`` to ``j`` uses
+  up(i) and down(j). Shared storage is one more endpoint with its own interface of
+  ``storage_bandwidth``. Concurrent transfers share the links by max-min fairness (see
+  :mod:`wass_env.sim.network`); a transfer alone on its links costs what it costs without
+  contention.
+* ``"shared_nic"``: like ``"nic"`` but each node has one half-duplex link that its outgoing and
+  incoming transfers share.
+
+Both NIC models need one bandwidth and one latency for the whole cluster (scalars).
+
+Size. A scalar network is stored as two numbers: no ``n x n`` matrix exists unless the user gives
+one (``bandwidth_matrix`` and ``latency_matrix`` are then read-only broadcast views that take no
+memory). A cluster has at most :data:`MAX_NODES` nodes.
 
 Nodes have names (hostnames on a real cluster; ``node0``, ``node1``, ... by default), and a node
 may be marked *down*: no task fits on it. ``dispatch_latency`` models a batch system's delay
@@ -30,6 +46,8 @@ from wass_env.limits import MAX_COUNT, bad_counts, whole_number
 
 __all__ = [
     "GIB",
+    "MAX_NODES",
+    "NETWORK_MODELS",
     "NODE_TYPES",
     "PRESETS",
     "Cluster",
@@ -57,6 +75,13 @@ HOMOGENEOUS_NODE: tuple[float, int, float] = (1.0, 8, 64 * GIB)
 
 PRESETS: tuple[str, ...] = tuple(f"{kind}{n}" for kind in ("hom", "het") for n in (16, 32, 64, 128))
 
+#: Network models (see the module docstring).
+NETWORK_MODELS: tuple[str, ...] = ("contention_free", "nic", "shared_nic")
+#: Most nodes a cluster may have. Per-episode arrays are ``tasks x nodes`` (runtimes, feasibility)
+#: and a per-pair network is ``nodes x nodes``, so the bound keeps a mistyped size from asking for
+#: hundreds of GiB; 65,536 nodes is larger than any machine in the TOP500 list counts in nodes.
+MAX_NODES = 65_536
+
 
 class ClusterError(WassError):
     """Raised when a cluster description is invalid."""
@@ -68,14 +93,16 @@ def _readonly(a: np.ndarray) -> np.ndarray:
 
 
 class Cluster:
-    """Compute nodes plus a contention-free network.
+    """Compute nodes plus a network.
 
     Args:
         speed: Speed factor per node (reference node = 1.0).
         cores: Cores per node.
         memory: Memory per node [bytes] (default: unlimited).
-        bandwidth: Link bandwidth [bytes/s], a scalar or an ``(n, n)`` matrix.
-        latency: Link latency [s], a scalar or an ``(n, n)`` matrix.
+        bandwidth: Link bandwidth [bytes/s], a scalar or an ``(n, n)`` matrix (``"nic"`` and
+            ``"shared_nic"``: the bandwidth of every node's interface, a scalar).
+        latency: Link latency [s], a scalar or an ``(n, n)`` matrix (NIC models: a scalar, the
+            latency of a whole transfer from one node to another).
         node_type: Type name per node (for display and features).
         type_speedup: Optional ``{task_type: per-node factor}``; a task of that type runs
             ``speed * factor`` times faster than the reference on each node.
@@ -87,18 +114,25 @@ class Cluster:
         down: Per node, True if it is marked down (it takes no tasks); default all up.
         dispatch_latency: Delay between the last parent of a task finishing and the task
             starting [s] (a batch system's dependency release and dispatch); default 0.
+        network: Network model, one of :data:`NETWORK_MODELS`.
+
+    Raises:
+        ClusterError: naming the field and the value, for a bad size, a non-finite or
+            non-positive value, an unknown network model, a matrix network under a NIC model,
+            or more than :data:`MAX_NODES` nodes.
     """
 
     __slots__ = (
+        "_bw_matrix",
+        "_lat_matrix",
         "bandwidth",
-        "bandwidth_matrix",
         "cores",
         "dispatch_latency",
         "down",
         "latency",
-        "latency_matrix",
         "memory",
         "name",
+        "network",
         "node_name",
         "node_type",
         "speed",
@@ -120,15 +154,26 @@ class Cluster:
         storage_bandwidth: float | None = None,
         storage_latency: float | None = None,
         name: str = "cluster",
+        network: str = "contention_free",
         node_name: Sequence[str] | None = None,
         down: ArrayLike | None = None,
         dispatch_latency: float = 0.0,
     ) -> None:
         self.name = name
+        if network not in NETWORK_MODELS:
+            raise ClusterError(
+                f"cluster {name!r}: field 'network' must be one of {', '.join(NETWORK_MODELS)}, "
+                f"got {network!r}"
+            )
+        self.network = network
         sp = self._numbers(speed, "speed")
         n = sp.size
         if n == 0:
             raise ClusterError(f"cluster {name!r} has no nodes")
+        if n > MAX_NODES:
+            raise ClusterError(
+                f"cluster {name!r} has {n} nodes; at most {MAX_NODES} are supported (MAX_NODES)"
+            )
         self.speed = _readonly(self._check(sp, "speed", positive=True))
         co = self._numbers(cores, "cores")
         if co.size == 1:
@@ -200,15 +245,23 @@ class Cluster:
         off = ~np.eye(n, dtype=bool) if bw.ndim == 2 or lat.ndim == 2 else None
         self._check(bw[off] if bw.ndim == 2 else bw.reshape(-1), "bandwidth", positive=True)
         self._check(lat[off] if lat.ndim == 2 else lat.reshape(-1), "latency", positive=False)
-        # Scalars are kept as floats: the common case takes a fast path everywhere.
-        self.bandwidth: float | None = float(bw) if bw.ndim == 0 else None
-        self.latency: float | None = float(lat) if lat.ndim == 0 else None
-        self.bandwidth_matrix = _readonly(np.broadcast_to(bw, (n, n)).copy())
-        self.latency_matrix = _readonly(np.broadcast_to(lat, (n, n)).copy())
-        if self.bandwidth is None or self.latency is None:
-            # One general path: keep both as matrices.
+        if network != "contention_free" and (bw.ndim or lat.ndim):
+            raise ClusterError(
+                f"cluster {name!r}: network {network!r} needs one bandwidth and one latency for "
+                f"all nodes (scalars), got shapes {bw.shape} and {lat.shape}"
+            )
+        # Scalars are kept as floats and no matrix is built: the common case takes a fast path
+        # everywhere. A per-pair network keeps both as matrices (one general path).
+        if bw.ndim == 0 and lat.ndim == 0:
+            self.bandwidth: float | None = float(bw)
+            self.latency: float | None = float(lat)
+            self._bw_matrix: np.ndarray | None = None
+            self._lat_matrix: np.ndarray | None = None
+        else:
             self.bandwidth = None
             self.latency = None
+            self._bw_matrix = _readonly(np.broadcast_to(bw, (n, n)).copy())
+            self._lat_matrix = _readonly(np.broadcast_to(lat, (n, n)).copy())
         # Storage defaults to the average link between distinct nodes.
         sbw = (
             storage_bandwidth
@@ -280,6 +333,27 @@ class Cluster:
 
     # ------------------------------------------------------------------ queries
     @property
+    def bandwidth_matrix(self) -> NDArray[np.float64]:
+        """Bandwidth of every ordered node pair [bytes/s], ``(n, n)`` (read-only; for a scalar
+        network a broadcast view that takes no memory)."""
+        if self._bw_matrix is not None:
+            return self._bw_matrix
+        return np.broadcast_to(np.float64(self.bandwidth), (self.n_nodes, self.n_nodes))
+
+    @property
+    def latency_matrix(self) -> NDArray[np.float64]:
+        """Latency of every ordered node pair [s], ``(n, n)`` (read-only, as
+        :attr:`bandwidth_matrix`)."""
+        if self._lat_matrix is not None:
+            return self._lat_matrix
+        return np.broadcast_to(np.float64(self.latency), (self.n_nodes, self.n_nodes))
+
+    @property
+    def contention(self) -> bool:
+        """True when concurrent transfers share links (a NIC model)."""
+        return self.network != "contention_free"
+
+    @property
     def n_nodes(self) -> int:
         """Number of nodes."""
         return int(self.speed.size)
@@ -341,8 +415,19 @@ class Cluster:
         fac = self.type_speedup.get(task_type)
         return self.speed if fac is None else self.speed * fac
 
-    def subset(self, nodes: Sequence[int], name: str | None = None) -> Cluster:
-        """The cluster restricted to ``nodes`` (in that order)."""
+    def with_network(self, network: str) -> Cluster:
+        """The same nodes and links under another network model (one of :data:`NETWORK_MODELS`).
+
+        Raises:
+            ClusterError: on an unknown model, or a NIC model on a per-pair network.
+        """
+        return self.subset(range(self.n_nodes), name=self.name, network=network)
+
+    def subset(
+        self, nodes: Sequence[int], name: str | None = None, *, network: str | None = None
+    ) -> Cluster:
+        """The cluster restricted to ``nodes`` (in that order), optionally under another
+        network model."""
         idx = np.asarray(nodes, dtype=np.int64)
         return Cluster(
             self.speed[idx],
@@ -359,13 +444,15 @@ class Cluster:
             storage_bandwidth=self.storage_bandwidth,
             storage_latency=self.storage_latency,
             name=name or f"{self.name}[{len(idx)}]",
+            network=self.network if network is None else network,
             node_name=[self.node_name[i] for i in idx],
             down=self.down[idx],
             dispatch_latency=self.dispatch_latency,
         )
 
     def __repr__(self) -> str:
-        return f"Cluster({self.name!r}, nodes={self.n_nodes}, cores={self.total_cores})"
+        net = "" if self.network == "contention_free" else f", network={self.network!r}"
+        return f"Cluster({self.name!r}, nodes={self.n_nodes}, cores={self.total_cores}{net})"
 
     def __getstate__(self) -> dict[str, Any]:
         return {s: getattr(self, s) for s in self.__slots__}
@@ -398,6 +485,7 @@ def make_cluster(
     latency: float = DEFAULT_LATENCY,
     node_types: Mapping[str, Sequence[float]] | None = None,
     name: str | None = None,
+    network: str = "contention_free",
 ) -> Cluster:
     """Build a preset-style cluster.
 
@@ -410,14 +498,17 @@ def make_cluster(
         node_types: For ``"heterogeneous"``: ``{name: (speed, cores, memory_bytes)}``, replacing
             :data:`NODE_TYPES`; node ``i`` gets type ``i % len(node_types)``.
         name: Cluster name (default: ``"hom16"``-style).
+        network: Network model, one of :data:`NETWORK_MODELS`.
 
     Raises:
-        ClusterError: on an unknown kind or a non-positive node count.
+        ClusterError: on an unknown kind or network model, or a node count outside
+            ``1 .. MAX_NODES``.
     """
     try:
-        n_nodes = whole_number(n_nodes)  # a huge count must not reach an array size
+        # A huge count must not reach an array size; MAX_NODES bounds the cluster's arrays.
+        n_nodes = whole_number(n_nodes, high=MAX_NODES)
     except ValueError as exc:
-        raise ClusterError(f"n_nodes {exc}") from None
+        raise ClusterError(f"n_nodes {exc} (MAX_NODES)") from None
     if kind in ("homogeneous", "hom"):
         s, c, m = HOMOGENEOUS_NODE
         return Cluster(
@@ -428,6 +519,7 @@ def make_cluster(
             latency=latency,
             node_type=["standard"] * n_nodes,
             name=name or f"hom{n_nodes}",
+            network=network,
         )
     if kind in ("heterogeneous", "het"):
         types = dict(node_types or NODE_TYPES)
@@ -444,12 +536,16 @@ def make_cluster(
             latency=latency,
             node_type=chosen,
             name=name or f"het{n_nodes}",
+            network=network,
         )
     raise ClusterError(f"unknown cluster kind {kind!r}; expected 'homogeneous' or 'heterogeneous'")
 
 
 def preset(name: str, **kwargs: Any) -> Cluster:
-    """A preset by name: ``hom16``, ``hom32``, ``hom64``, ``hom128``, ``het16``, ... ``het128``."""
+    """A preset by name: ``hom16``, ``hom32``, ``hom64``, ``hom128``, ``het16``, ... ``het128``.
+
+    Keyword arguments go to :func:`make_cluster` (``bandwidth``, ``latency``, ``network``).
+    """
     if name not in PRESETS:
         raise ClusterError(f"unknown cluster preset {name!r}; choose one of {', '.join(PRESETS)}")
     return make_cluster(name[:3], int(name[3:]), **kwargs)
@@ -461,8 +557,9 @@ def cluster_from_spec(spec: Cluster | str | Mapping[str, Any]) -> Cluster:
     Args:
         spec: A :class:`Cluster` (returned as is); a preset name (``"het16"``); or a mapping with
             either ``preset`` or ``kind`` + ``n_nodes`` plus optional ``bandwidth``, ``latency``,
-            ``node_types`` (``{name: [speed, cores, memory_gib]}``) and ``name``; or explicit
-            ``speed``/``cores``/``memory_gib`` lists.
+            ``network`` (one of :data:`NETWORK_MODELS`), ``node_types`` (``{name: [speed,
+            cores, memory_gib]}``) and ``name``; or explicit ``speed``/``cores``/``memory_gib``
+            lists (with the same optional network fields).
 
     Raises:
         ClusterError: naming the offending field and value.
@@ -481,11 +578,19 @@ def cluster_from_spec(spec: Cluster | str | Mapping[str, Any]) -> Cluster:
             f"cluster spec: bandwidth and latency must be numbers, got {dict(spec)!r}"
         ) from None
     name = d.pop("name", None)
+    network = d.pop("network", None)
+    if network is None:
+        network = "contention_free"
+    if not isinstance(network, str) or network not in NETWORK_MODELS:
+        raise ClusterError(
+            f"cluster spec: field 'network' must be one of {', '.join(NETWORK_MODELS)}, "
+            f"got {network!r}"
+        )
     if "preset" in d:
         p = d.pop("preset")
         if d:
             raise ClusterError(f"cluster spec: unexpected fields {sorted(d)} next to 'preset'")
-        c = preset(str(p), **net)
+        c = preset(str(p), network=network, **net)
         if name:
             c.name = str(name)
         return c
@@ -512,6 +617,7 @@ def cluster_from_spec(spec: Cluster | str | Mapping[str, Any]) -> Cluster:
             storage_bandwidth=d.get("storage_bandwidth"),
             storage_latency=d.get("storage_latency"),
             name=str(name or "cluster"),
+            network=network,
         )
     kind = d.pop("kind", "heterogeneous")
     n_nodes = d.pop("n_nodes", 16)
@@ -519,13 +625,13 @@ def cluster_from_spec(spec: Cluster | str | Mapping[str, Any]) -> Cluster:
     if d:
         raise ClusterError(
             f"cluster spec: unknown fields {sorted(d)}; expected preset, kind, n_nodes, "
-            "bandwidth, latency, node_types, name"
+            "bandwidth, latency, network, node_types, name"
         )
     if types is not None:
         types = _node_types(types)
     if not isinstance(n_nodes, int) or isinstance(n_nodes, bool):
         raise ClusterError(f"cluster spec: n_nodes must be an integer, got {n_nodes!r}")
-    return make_cluster(str(kind), n_nodes, node_types=types, name=name, **net)
+    return make_cluster(str(kind), n_nodes, node_types=types, name=name, network=network, **net)
 
 
 def _node_types(types: Any) -> dict[str, tuple[float, int, float]]:

@@ -7,6 +7,9 @@
   explicit cost matrix, as in the classic HEFT examples);
 * ``fits[t, n]``: whether node ``n`` has enough cores and memory for task ``t`` (never on a node
   marked down);
+* consumption: while a task runs it holds its cores and its memory on its node (memory in whole
+  bytes, rounded up: :meth:`memory_demand`, :meth:`memory_capacity`), so the tasks running at
+  once on a node never need more of either than the node has;
 * communication: an edge's bytes cost ``latency + bytes / bandwidth`` between distinct nodes and
   nothing within a node; external inputs cost a node-independent stage-in time.
 
@@ -16,6 +19,7 @@ lower bound), computed once and cached.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -212,6 +216,37 @@ class Problem:
             )
         return self._cache["edge_delay"]  # type: ignore[no-any-return]
 
+    def memory_demand(self) -> list[int]:
+        """Memory each task holds while it runs, in whole bytes rounded up (cached).
+
+        Integers so that the planner, the executor and CP-SAT add and compare them exactly.
+        """
+        if "mem_demand" not in self._cache:
+            self._cache["mem_demand"] = [math.ceil(m) for m in self.workflow.memory.tolist()]
+        return self._cache["mem_demand"]  # type: ignore[no-any-return]
+
+    def memory_capacity(self) -> list[int | None]:
+        """Memory of each node in whole bytes rounded up, or None where it is unlimited (cached).
+
+        Rounded up like :meth:`memory_demand`, so a task that fits a node (``fits``) also fits
+        it in whole bytes.
+        """
+        if "mem_cap" not in self._cache:
+            self._cache["mem_cap"] = [
+                math.ceil(m) if math.isfinite(m) else None for m in self.cluster.memory.tolist()
+            ]
+        return self._cache["mem_cap"]  # type: ignore[no-any-return]
+
+    @property
+    def memory_bound(self) -> bool:
+        """True when memory can limit concurrency: some task needs memory and some node has a
+        finite amount."""
+        if "mem_bound" not in self._cache:
+            self._cache["mem_bound"] = bool(
+                self.workflow.memory.max(initial=0.0) > 0 and np.isfinite(self.cluster.memory).any()
+            )
+        return self._cache["mem_bound"]  # type: ignore[no-any-return]
+
     def static_lists(self) -> dict[str, list[Any]]:
         """Per-task data as Python lists, for the planner's scalar hot paths (cached)."""
         if "lists" not in self._cache:
@@ -220,6 +255,7 @@ class Problem:
             dst = wf.edge_dst[wf.child_edges].tolist()
             self._cache["lists"] = {
                 "parent_ptr": wf.parent_ptr.tolist(),
+                "edge_src": wf.edge_src.tolist(),
                 "children": [dst[cptr[i] : cptr[i + 1]] for i in range(wf.n_tasks)],
                 "stage_in": self.stage_in.tolist(),
                 "partial_fit": (~self.fits).any(axis=1).tolist(),
@@ -340,7 +376,9 @@ class Problem:
 
         With speed-derived costs (no explicit matrix, no type speedups) this is the fluid bound
         ``sum(work * cores) / sum(speed * cores)``; otherwise the weaker but always valid
-        ``sum(min_exec * cores) / sum(cores)``.
+        ``sum(min_exec * cores) / sum(cores)``. When every node has finite memory, the memory
+        area ``sum(memory * min_exec) / sum(node memory)`` is a bound too, and the larger one
+        is returned (it only matters when memory, not cores, limits how many tasks run at once).
         """
         if "wb" not in self._cache:
             wf, cl = self.workflow, self.cluster
@@ -349,6 +387,10 @@ class Problem:
                     val = float((wf.work * wf.cores).sum() / (cl.speed * cl.cores).sum())
             else:
                 val = float((self.min_exec * wf.cores).sum() / cl.cores.sum())
+            caps = self.memory_capacity()
+            if self.memory_bound and all(c is not None for c in caps):
+                area = float((wf.memory * self.min_exec).sum())  # [byte s]
+                val = max(val, area / float(sum(c for c in caps if c is not None)))
             self._cache["wb"] = val
         return self._cache["wb"]  # type: ignore[no-any-return]
 

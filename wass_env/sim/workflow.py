@@ -446,9 +446,12 @@ class Workflow:
             ptr = self.parent_ptr.tolist()
             src = self.edge_src.tolist()
             for v in self.topo_order.tolist():
-                lo, hi = ptr[v], ptr[v + 1]
-                if hi > lo:
-                    lev[v] = max(lev[p] for p in src[lo:hi]) + 1
+                best = -1
+                for e in range(ptr[v], ptr[v + 1]):
+                    d = lev[src[e]]
+                    if d > best:
+                        best = d
+                lev[v] = best + 1
             self._levels = _readonly(np.asarray(lev, dtype=np.int64))
         return self._levels
 
@@ -487,8 +490,33 @@ class Workflow:
         unknown = set(changes) - set(fields)
         if unknown:
             raise TypeError(f"unknown Workflow fields: {sorted(unknown)}")
+        if set(changes) == {"edge_bytes"}:
+            return self._with_edge_bytes(changes["edge_bytes"])
         fields.update(changes)
         return Workflow(**fields)
+
+    def _with_edge_bytes(self, edge_bytes: ArrayLike) -> Workflow:
+        """:meth:`replace` of the edge bytes only: the structure (sorted edges, pointers,
+        topological order, levels) is shared, only the new sizes are checked."""
+        where = f" in {self.source}" if self.source else ""
+        eb = np.array(edge_bytes, dtype=np.float64).reshape(-1)
+        m = self.n_edges
+        if eb.size != m:
+            raise WorkflowError(
+                f"workflow {self.name!r}{where}: {eb.size} edge sizes for {m} edges"
+            )
+        bad = np.flatnonzero(~np.isfinite(eb) | (eb < 0))
+        if bad.size:
+            e = int(bad[0])
+            raise WorkflowError(
+                f"edge {self.ids[self.edge_src[e]]!r} -> {self.ids[self.edge_dst[e]]!r}{where}: "
+                f"field 'bytes' must be finite and >= 0, got {eb[e]!r}"
+            )
+        other = Workflow.__new__(Workflow)
+        for k in self.__slots__:
+            object.__setattr__(other, k, getattr(self, k))
+        object.__setattr__(other, "edge_bytes", _readonly(eb))
+        return other
 
     def to_networkx(self) -> Any:
         """The DAG as a ``networkx.DiGraph`` (nodes: task indices; attributes: id, work, bytes)."""

@@ -466,22 +466,30 @@ def layered(
     j = _count("jump", jump, 1)
     n_layers = max(1, round(n / w))
     counts = 1 + rng.multinomial(n - n_layers, np.full(n_layers, 1.0 / n_layers))
-    starts = np.concatenate(([0], np.cumsum(counts)))
-    edges: list[NDArray[np.int64]] = []
+    starts = [0, *np.cumsum(counts).tolist()]
+    parents: list[NDArray[np.int64]] = []
+    children: list[NDArray[np.int64]] = []
+    rows = np.arange(int(counts.max()))
     for layer in range(1, n_layers):
-        lo, hi = int(starts[layer]), int(starts[layer + 1])
-        prev_lo = int(starts[layer - 1])
-        cand_lo = int(starts[max(0, layer - j)])
+        lo, hi = starts[layer], starts[layer + 1]
+        prev_lo = starts[layer - 1]
+        cand_lo = starts[max(0, layer - j)]
         size = hi - lo
-        main = prev_lo + rng.integers(0, lo - prev_lo, size)  # one parent in the layer before
+        main = rng.integers(0, lo - prev_lo, size)  # one parent in the layer before
         extra = rng.random((size, lo - cand_lo)) < p  # [task in layer, candidate parent]
-        extra[np.arange(size), main - cand_lo] = True
-        child, parent = np.nonzero(extra)
-        edges.append(np.column_stack([cand_lo + parent, lo + child]))
-    arr = np.concatenate(edges) if edges else np.zeros((0, 2), dtype=np.int64)
-    layer_of = np.repeat(np.arange(n_layers), counts)
-    pos = np.arange(n) - starts[layer_of]
-    ids = [f"L{a}_{b}" for a, b in zip(layer_of.tolist(), pos.tolist(), strict=True)]
+        extra[rows[:size], main + (prev_lo - cand_lo)] = True
+        child, parent = extra.nonzero()
+        parent += cand_lo
+        child += lo
+        parents.append(parent)
+        children.append(child)
+    if parents:
+        arr = np.empty((sum(a.size for a in parents), 2), dtype=np.int64)
+        np.concatenate(parents, out=arr[:, 0])
+        np.concatenate(children, out=arr[:, 1])
+    else:
+        arr = np.zeros((0, 2), dtype=np.int64)
+    ids = [f"L{a}_{b}" for a, c in enumerate(counts.tolist()) for b in range(c)]
     return _finish("layered", name or f"layered-{n}", n, arr, rng, sizes, ids=ids)
 
 

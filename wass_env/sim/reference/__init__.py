@@ -7,6 +7,7 @@ of the interpreter that has SimGrid's Python bindings; see :mod:`.simgrid_replay
 from wass_env.sim.reference.cases import TIME_FLOOR, Agreement, agreement, stress_workflow
 from wass_env.sim.reference.simgrid_replay import (
     DEFAULT_CONFIG,
+    FULL_UPDATE,
     REFERENCE_SPEED,
     SIMGRID_PYTHON_ENV,
     ReferenceRun,
@@ -21,6 +22,7 @@ from wass_env.sim.reference.simgrid_replay import (
 
 __all__ = [
     "DEFAULT_CONFIG",
+    "FULL_UPDATE",
     "REFERENCE_SPEED",
     "SIMGRID_PYTHON_ENV",
     "TIME_FLOOR",

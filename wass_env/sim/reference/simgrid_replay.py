@@ -17,12 +17,33 @@ The translation, in SimGrid's terms:
 * the network model is SimGrid's analytic CM02 model with TCP window and cross-traffic effects
   off (``DEFAULT_CONFIG``), so a transfer of ``b`` bytes over one link of bandwidth ``B`` and
   latency ``L`` takes exactly ``L + b / B`` seconds while it has the link to itself;
-* the platform (``topology="pairs"``) has one link per ordered node pair; by default the links
-  are fat pipes (``sharing="fatpipe"``: no bandwidth sharing at all, the contention-free model
-  of :mod:`wass_env.sim.cluster`). ``sharing="shared"`` makes concurrent transfers between the
-  same two nodes share their link, and ``topology="star"`` puts each node behind one full-duplex
-  link to a switch (NIC contention); both are models ``wass_env.sim`` does not have, offered to
-  measure how much they change a schedule.
+* the platform follows the cluster's network model (``topology=None``), or ``topology`` for
+  every plan:
+
+  - ``"pairs"`` (``"contention_free"``): one link per ordered node pair; by default the links
+    are fat pipes (``sharing="fatpipe"``: no bandwidth sharing at all). ``sharing="shared"``
+    makes concurrent transfers between the same two nodes share their link (a model
+    ``wass_env.sim`` does not have, offered to measure it). External inputs come from the
+    storage host over a fat pipe per node.
+  - ``"star"`` (``"nic"``): each node and the storage host sit behind one split-duplex link
+    (an up and a down direction of the cluster's bandwidth; storage's has
+    ``storage_bandwidth``) to a switch; a transfer crosses up(src) and down(dst).
+  - ``"shared_star"`` (``"shared_nic"``): the same with one shared link per host for both
+    directions.
+
+  On the stars, CM02 shares each link by max-min fairness between the flows that have paid
+  their latency, weighting each flow by the inverse of its route's latency (TCP's RTT
+  unfairness; ``network/weight-S`` is 0 under CM02). ``wass_env.sim`` shares without weights,
+  so every route is given the same latency ``Lc = min(latency, storage_latency)`` (half of it
+  on each link it crosses), and a transfer whose route should have more waits the difference
+  before it is posted; a flow then takes bandwidth from ``start + latency`` on, as in
+  :mod:`wass_env.sim.network`. SimGrid bounds a flow's rate by ``TCP-gamma / (2 x route
+  latency)`` whenever that latency is positive; ``TCP-gamma`` 0 makes the bound 0, which its
+  max-min solver reads as "no bound", so only the links limit a flow (as its route's smallest
+  bandwidth would anyway).
+* memory: a task also waits until its node has its memory free (whole bytes, as
+  :meth:`~wass_env.sim.problem.Problem.memory_demand`); SimGrid has no memory model, so the
+  runner keeps the count.
 
 Bytes and flops are scaled by powers of two (exact in floating point): SimGrid takes integer
 byte counts, so bytes are multiplied by ``2**k`` (and bandwidths with them) before rounding,
@@ -59,8 +80,10 @@ from wass_env.sim.plan import Plan, Schedule
 
 __all__ = [
     "DEFAULT_CONFIG",
+    "FULL_UPDATE",
     "REFERENCE_SPEED",
     "SIMGRID_PYTHON_ENV",
+    "TOPOLOGIES",
     "ReferenceRun",
     "SimGridError",
     "SimGridUnavailable",
@@ -81,6 +104,18 @@ DEFAULT_CONFIG: tuple[str, ...] = (
     "network/TCP-gamma:0",
     "network/crosstraffic:0",
 )
+#: Added to ``config`` when a call has a star platform. SimGrid's default "Lazy" network
+#: update re-solves only the links it marks as modified, and 3.32 (and later, as of this writing)
+#: misses some: when two flows end their latency at the same instant and the first link of the
+#: second is already marked (``System::update_modified_cnst_set_from_variable`` only follows the
+#: first link of a variable), that flow's other link is never re-solved, so flows on it keep
+#: their old rates and the link carries more than its bandwidth
+#: (``tests/fidelity/test_hand_computed.py`` shows a case). "Full" re-solves every link at every
+#: event.
+FULL_UPDATE = "network/optim:Full"
+#: Most tasks per subprocess call on star platforms (the Full update's cost per event grows
+#: with the flows of the whole call; about 800 tasks was fastest for the fidelity suite).
+STAR_TASKS_PER_CALL = 800
 #: Environment variable naming the interpreter that has SimGrid's bindings.
 SIMGRID_PYTHON_ENV = "WASS_SIMGRID_PYTHON"
 _DEFAULT_PYTHON = "/usr/bin/python3"
@@ -170,16 +205,34 @@ def _byte_shift(max_bytes: float) -> int:
     return max(0, min(_MAX_BYTE_SHIFT, _BYTE_BITS - math.frexp(max_bytes)[1]))
 
 
-def plan_case(plan: Plan, runtimes: ArrayLike | None = None) -> dict[str, Any]:
+#: Platform of each network model (see the module docstring).
+TOPOLOGIES: dict[str, str] = {
+    "contention_free": "pairs",
+    "nic": "star",
+    "shared_nic": "shared_star",
+}
+
+
+def plan_case(
+    plan: Plan,
+    runtimes: ArrayLike | None = None,
+    *,
+    topology: str | None = None,
+    sharing: str = "fatpipe",
+) -> dict[str, Any]:
     """The runner's description of ``plan`` (platform and tasks, in SimGrid units).
 
     Args:
         plan: The plan to replay.
         runtimes: Actual runtime per task [s], as for :func:`~wass_env.sim.execute`
             (default: the problem's ``exec_time`` on the planned node).
+        topology: Platform (default: the one of the cluster's network model,
+            :data:`TOPOLOGIES`).
+        sharing: Link policy of the ``"pairs"`` platform.
 
     Raises:
-        ValueError: if ``runtimes`` has the wrong length or a negative or non-finite entry.
+        ValueError: if ``runtimes`` has the wrong length or a negative or non-finite entry, on
+            an unknown topology or sharing, or a star for a cluster with per-pair links.
     """
     p = plan.problem
     wf, cl = p.workflow, p.cluster
@@ -200,13 +253,41 @@ def plan_case(plan: Plan, runtimes: ArrayLike | None = None) -> dict[str, Any]:
         float(wf.input_bytes.max(initial=0.0)),
     )
     scale = 2.0 ** _byte_shift(max_bytes)  # [SimGrid bytes per byte]
+    topo = TOPOLOGIES[cl.network] if topology is None else topology
+    if topo not in TOPOLOGIES.values():
+        raise ValueError(f"topology must be one of {sorted(TOPOLOGIES.values())}, got {topo!r}")
+    if sharing not in ("fatpipe", "shared"):
+        raise ValueError(f"sharing must be 'fatpipe' or 'shared', got {sharing!r}")
+    if topo == "pairs":
+        net: dict[str, Any] = {
+            "bandwidth": (cl.bandwidth_matrix * scale).tolist(),
+            "latency": cl.latency_matrix.tolist(),
+            "storage_latency": cl.storage_latency,
+        }
+    else:
+        if not cl.scalar_network:
+            raise ValueError(
+                f"topology {topo!r} needs one bandwidth and latency for the whole network; "
+                f"cluster {cl.name!r} has per-pair values"
+            )
+        assert cl.bandwidth is not None and cl.latency is not None
+        lc = min(cl.latency, cl.storage_latency)  # [s] latency of every route
+        net = {
+            "bandwidth": cl.bandwidth * scale,
+            "route_latency": lc,
+            "node_delay": cl.latency - lc,  # [s] waited before a node-to-node transfer
+            "storage_delay": cl.storage_latency - lc,  # [s] ... before a read from storage
+        }
+    mem_cap: list[int | None] = list(p.memory_capacity()) if p.memory_bound else [None] * cl.n_nodes
     return {
+        "topology": topo,
+        "sharing": sharing,
         "speed": (cl.speed * REFERENCE_SPEED).tolist(),
         "cores": cl.cores.tolist(),
-        "bandwidth": (cl.bandwidth_matrix * scale).tolist(),
-        "latency": cl.latency_matrix.tolist(),
+        "memory": mem_cap,
+        "task_memory": p.memory_demand() if p.memory_bound else [0] * n_t,
+        **net,
         "storage_bandwidth": cl.storage_bandwidth * scale,
-        "storage_latency": cl.storage_latency,
         "node": node.tolist(),
         "flops": flops.tolist(),
         "task_cores": wf.cores.tolist(),
@@ -222,7 +303,7 @@ def replay(
     plans: Sequence[Plan],
     *,
     runtimes: Sequence[ArrayLike | None] | None = None,
-    topology: str = "pairs",
+    topology: str | None = None,
     sharing: str = "fatpipe",
     config: Sequence[str] = DEFAULT_CONFIG,
     python: str | None = None,
@@ -235,15 +316,21 @@ def replay(
     Args:
         plans: The plans; each replays on its own copy of its cluster.
         runtimes: Optional actual runtimes per plan (``None`` entries: planned runtimes).
-        topology: ``"pairs"`` (a link per node pair) or ``"star"`` (a link per node to a switch).
+        topology: ``None`` (default: each plan on the platform of its cluster's network model,
+            :data:`TOPOLOGIES`), or ``"pairs"`` (a link per node pair), ``"star"`` (a
+            split-duplex link per host to a switch) or ``"shared_star"`` (one shared link per
+            host) for every plan.
         sharing: ``"fatpipe"`` (no bandwidth sharing) or ``"shared"`` (fair sharing per link);
             used by ``"pairs"``.
-        config: SimGrid ``--cfg`` options.
+        config: SimGrid ``--cfg`` options (:data:`FULL_UPDATE` is added for star platforms
+            unless ``config`` sets ``network/optim`` itself).
         python: Interpreter with SimGrid (default :func:`simgrid_python`).
         timeout: Seconds before a subprocess is killed (default: no limit).
         max_tasks_per_call: Plans are batched into subprocess calls of about this many tasks
             (a plan is never split). SimGrid runs every task as a thread, and its time per task
             grows with the number of threads in one simulation, so huge batches are slower.
+            Plans on star platforms are batched apart, at most :data:`STAR_TASKS_PER_CALL`
+            tasks per call.
         workers: Subprocess calls run at once (each is single-threaded in effect).
 
     Returns:
@@ -255,17 +342,20 @@ def replay(
         ValueError: on an unknown topology or sharing policy, a star topology for a cluster
             with per-pair bandwidths or latencies, or mismatched ``runtimes``.
     """
-    if topology not in ("pairs", "star"):
-        raise ValueError(f"topology must be 'pairs' or 'star', got {topology!r}")
+    if topology is not None and topology not in TOPOLOGIES.values():
+        raise ValueError(
+            f"topology must be None or one of {sorted(TOPOLOGIES.values())}, got {topology!r}"
+        )
     if sharing not in ("fatpipe", "shared"):
         raise ValueError(f"sharing must be 'fatpipe' or 'shared', got {sharing!r}")
-    if topology == "star":
-        for pl in plans:
-            if not pl.problem.cluster.scalar_network:
-                raise ValueError(
-                    f"topology 'star' needs one bandwidth and latency for the whole network; "
-                    f"cluster {pl.problem.cluster.name!r} has per-pair values"
-                )
+    for pl in plans:
+        cl = pl.problem.cluster
+        topo = TOPOLOGIES[cl.network] if topology is None else topology
+        if topo != "pairs" and not cl.scalar_network:
+            raise ValueError(
+                f"topology {topo!r} needs one bandwidth and latency for the whole network; "
+                f"cluster {cl.name!r} has per-pair values"
+            )
     if max_tasks_per_call < 1 or workers < 1:
         raise ValueError(
             f"max_tasks_per_call and workers must be >= 1, got {max_tasks_per_call}, {workers}"
@@ -276,15 +366,25 @@ def replay(
     if not simgrid_available(py):
         raise SimGridUnavailable(f"{py} cannot import simgrid; {_INSTALL_HINT}")
     rts = list(runtimes) if runtimes is not None else [None] * len(plans)
-    batches: list[list[int]] = [[]]
-    size = 0
-    for i, pl in enumerate(plans):
-        n_t = pl.problem.n_tasks
-        if batches[-1] and size + n_t > max_tasks_per_call:
-            batches.append([])
-            size = 0
-        batches[-1].append(i)
-        size += n_t
+    # Plans on star platforms go to calls of their own, and smaller ones: the "Full" network
+    # update they need visits every flow of the call at every event.
+    batches: list[list[int]] = []
+    for star in (False, True):
+        limit = min(max_tasks_per_call, STAR_TASKS_PER_CALL) if star else max_tasks_per_call
+        size = 0
+        group: list[int] = []
+        for i, pl in enumerate(plans):
+            cl = pl.problem.cluster
+            if ((TOPOLOGIES[cl.network] if topology is None else topology) != "pairs") != star:
+                continue
+            n_t = pl.problem.n_tasks
+            if group and size + n_t > limit:
+                batches.append(group)
+                group, size = [], 0
+            group.append(i)
+            size += n_t
+        if group:
+            batches.append(group)
 
     def one(batch: list[int]) -> ReferenceRun:
         sub = [plans[i] for i in batch]
@@ -295,20 +395,20 @@ def replay(
             parts = list(pool.map(one, batches))
     else:
         parts = [one(b) for b in batches]
-    schedules: list[Schedule] = []
+    by_plan: dict[int, Schedule] = {}
     totals = dict.fromkeys(("import_s", "build_s", "run_s", "wall_s", "clock"), 0.0)
-    for part in parts:
-        schedules.extend(part.schedules)
+    for batch, part in zip(batches, parts, strict=True):
+        by_plan.update(zip(batch, part.schedules, strict=True))
         for key in ("import_s", "build_s", "run_s", "wall_s"):
             totals[key] += getattr(part, key)
         totals["clock"] = max(totals["clock"], part.clock)
-    return ReferenceRun(schedules=tuple(schedules), **totals)
+    return ReferenceRun(schedules=tuple(by_plan[i] for i in range(len(plans))), **totals)
 
 
 def _replay_batch(
     plans: Sequence[Plan],
     runtimes: Sequence[ArrayLike | None],
-    topology: str,
+    topology: str | None,
     sharing: str,
     config: Sequence[str],
     py: str,
@@ -316,12 +416,16 @@ def _replay_batch(
 ) -> ReferenceRun:
     """One subprocess call simulating ``plans`` together."""
     t0 = time.perf_counter()
-    spec = {
-        "config": list(config),
-        "topology": topology,
-        "sharing": sharing,
-        "cases": [plan_case(pl, rt) for pl, rt in zip(plans, runtimes, strict=True)],
-    }
+    cases = [
+        plan_case(pl, rt, topology=topology, sharing=sharing)
+        for pl, rt in zip(plans, runtimes, strict=True)
+    ]
+    cfg = list(config)
+    if any(c["topology"] != "pairs" for c in cases) and not any(
+        c.startswith("network/optim:") for c in cfg
+    ):
+        cfg.append(FULL_UPDATE)
+    spec = {"config": cfg, "cases": cases}
     with tempfile.TemporaryDirectory(prefix="wass-simgrid-") as tmp:
         src, dst = Path(tmp, "plans.json"), Path(tmp, "times.json")
         src.write_text(json.dumps(spec), encoding="utf-8")

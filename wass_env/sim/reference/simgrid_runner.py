@@ -9,12 +9,15 @@ input and reads its output; the format is plain JSON in SimGrid's own units::
 
     input = {
       "config": ["network/model:CM02", ...],        # passed to SimGrid as --cfg=...
-      "topology": "pairs" | "star",
-      "sharing": "fatpipe" | "shared",
       "cases": [{
+        "topology": "pairs" | "star" | "shared_star", "sharing": "fatpipe" | "shared",
         "speed": [flop/s per node], "cores": [cores per node],
-        "bandwidth": [[bytes/s, n x n]], "latency": [[s, n x n]],
-        "storage_bandwidth": bytes/s, "storage_latency": s,
+        "memory": [bytes per node, or null: unlimited], "task_memory": [bytes per task],
+        # pairs:
+        "bandwidth": [[bytes/s, n x n]], "latency": [[s, n x n]], "storage_latency": s,
+        # stars:
+        "bandwidth": bytes/s, "route_latency": s, "node_delay": s, "storage_delay": s,
+        "storage_bandwidth": bytes/s,
         "node": [node per task], "flops": [flop per core per task],
         "task_cores": [cores per task], "input_bytes": [int bytes per task],
         "edge_src": [...], "edge_dst": [...], "edge_bytes": [int bytes per edge],
@@ -35,7 +38,9 @@ How a plan is executed (the replay rule of :func:`wass_env.sim.execute`):
   node's order has started (a semaphore per task), then until all its inputs have arrived, then
   takes ``task_cores`` units of the node's core semaphore (capacity = the node's cores). After the
   predecessor has started no other task of the node can start, so cores only free up from then
-  on and taking them one unit at a time gives the first moment when enough are free.
+  on and taking them one unit at a time gives the first moment when enough are free. Memory
+  works the same way with a counter: the task waits (on a semaphore every finishing task of the
+  node releases) until the node has ``task_memory`` bytes free, then takes them.
 * A task with ``c`` cores runs ``c`` parallel executions of ``flops`` each on its host. SimGrid's
   CPU model gives every execution at most one core's speed and shares the host's
   ``cores x speed`` among them, so with at most ``cores`` executions on a host (which the core
@@ -44,16 +49,19 @@ How a plan is executed (the replay rule of :func:`wass_env.sim.execute`):
 * Each case lives in its own network zone with its own hosts and links, so many plans run in one
   simulation without touching each other.
 
-Platforms (``topology``):
+Platforms (``topology``, per case):
 
-* ``pairs``: one link per ordered node pair with that pair's bandwidth and latency, and one link
-  from the storage host to each node. With ``sharing = "fatpipe"`` every transfer gets the full
-  bandwidth of its link (no contention at all, the cost model of ``wass_env.sim``); with
-  ``"shared"`` concurrent transfers between the same two nodes share the link fairly.
-* ``star``: one full-duplex link (up and down) from each node to a central switch, each with half
-  of the node pair latency and the full bandwidth (a route crosses two of them), so transfers
-  leaving or entering one node share its link fairly (NIC contention). Storage is reached as in
-  ``pairs``. Needs scalar bandwidth and latency (node 0 -> 1 is read for all).
+* ``pairs``: one link per ordered node pair with that pair's bandwidth and latency, and one fat
+  pipe from the storage host to each node (reads never contend). With ``sharing = "fatpipe"``
+  every transfer gets the full bandwidth of its link (no contention at all, the cost model of
+  ``wass_env.sim``'s ``contention_free`` network); with ``"shared"`` concurrent transfers
+  between the same two nodes share the link fairly.
+* ``star``: one split-duplex link (up and down) from each host, storage included, to a central
+  switch; a route crosses up(src) and down(dst). Every link has half of ``route_latency``, so
+  every route has the same latency and CM02's latency-weighted sharing is plain max-min
+  fairness; a transfer whose real latency is longer waits ``node_delay`` or ``storage_delay``
+  before it is posted (see ``wass_env.sim.reference.simgrid_replay``).
+* ``shared_star``: the same with one shared link per host for both directions.
 """
 
 from __future__ import annotations
@@ -64,11 +72,9 @@ import time
 from typing import Any
 
 
-def _build_case(
-    sg: Any, root: Any, ci: int, case: dict[str, Any], topology: str, sharing: str
-) -> tuple[list[Any], Any]:
+def _build_case(sg: Any, root: Any, ci: int, case: dict[str, Any]) -> tuple[list[Any], Any]:
     """Create the zone, hosts, links and routes of case ``ci``; return (hosts, storage host)."""
-    policy = sg.Link.SharingPolicy.FATPIPE if sharing == "fatpipe" else None
+    topology = case["topology"]
     zone = sg.NetZone.create_full_zone(f"c{ci}")
     zone.set_parent(root)
     n = len(case["speed"])
@@ -79,52 +85,47 @@ def _build_case(
         hosts.append(h.seal())
     storage = zone.create_host(f"c{ci}storage", 1.0).seal()
 
-    def link(name: str, bw: float, lat: float) -> Any:
-        lk = zone.create_link(name, float(bw)).set_latency(float(lat))
-        if policy is not None:
-            lk.set_sharing_policy(policy, None)
-        return lk.seal()
+    def route(src: Any, dst: Any, links: list[Any]) -> None:
+        zone.add_route(src.netpoint, dst.netpoint, None, None, links, False)
 
-    bw, lat = case["bandwidth"], case["latency"]
     if topology == "pairs":
+        fat = case["sharing"] == "fatpipe"
+        bw, lat = case["bandwidth"], case["latency"]
         for i in range(n):
             for j in range(n):
                 if i != j:
-                    lk = link(f"c{ci}l{i}_{j}", bw[i][j], lat[i][j])
-                    zone.add_route(
-                        hosts[i].netpoint,
-                        hosts[j].netpoint,
-                        None,
-                        None,
-                        [sg.LinkInRoute(lk)],
-                        False,
-                    )
-    elif topology == "star":
-        b0 = bw[0][1] if n > 1 else 1.0
-        l0 = lat[0][1] if n > 1 else 0.0
+                    lk = zone.create_link(f"c{ci}l{i}_{j}", float(bw[i][j]))
+                    lk.set_latency(float(lat[i][j]))
+                    if fat:
+                        lk.set_sharing_policy(sg.Link.SharingPolicy.FATPIPE, None)
+                    route(hosts[i], hosts[j], [sg.LinkInRoute(lk.seal())])
+        s_bw, s_lat = case["storage_bandwidth"], case["storage_latency"]
+        for i in range(n):
+            # Storage reads never contend (node-independent stage-in cost): a fat pipe per node.
+            lk = zone.create_link(f"c{ci}s{i}", float(s_bw)).set_latency(float(s_lat))
+            lk.set_sharing_policy(sg.Link.SharingPolicy.FATPIPE, None)
+            route(storage, hosts[i], [sg.LinkInRoute(lk.seal())])
+    elif topology in ("star", "shared_star"):
+        half = 0.5 * float(case["route_latency"])
         ups, downs = [], []
-        for i in range(n):
-            sd = zone.create_split_duplex_link(f"c{ci}nic{i}", float(b0)).set_latency(
-                0.5 * float(l0)
-            )
-            sd.seal()
-            ups.append(sg.LinkInRoute(sd, sg.LinkInRoute.Direction.UP))
-            downs.append(sg.LinkInRoute(sd, sg.LinkInRoute.Direction.DOWN))
+        bws = [case["bandwidth"]] * n + [case["storage_bandwidth"]]  # storage is host n
+        for i, bw in enumerate(bws):
+            if topology == "star":
+                lk = zone.create_split_duplex_link(f"c{ci}nic{i}", float(bw)).set_latency(half)
+                lk.seal()
+                ups.append(sg.LinkInRoute(lk, sg.LinkInRoute.Direction.UP))
+                downs.append(sg.LinkInRoute(lk, sg.LinkInRoute.Direction.DOWN))
+            else:
+                lk = zone.create_link(f"c{ci}nic{i}", float(bw)).set_latency(half).seal()
+                ups.append(sg.LinkInRoute(lk))
+                downs.append(sg.LinkInRoute(lk))
         for i in range(n):
             for j in range(n):
                 if i != j:
-                    zone.add_route(
-                        hosts[i].netpoint, hosts[j].netpoint, None, None, [ups[i], downs[j]], False
-                    )
+                    route(hosts[i], hosts[j], [ups[i], downs[j]])
+            route(storage, hosts[i], [ups[n], downs[i]])
     else:
-        raise ValueError(f"unknown topology {topology!r}; expected 'pairs' or 'star'")
-    s_bw, s_lat = case["storage_bandwidth"], case["storage_latency"]
-    for i in range(n):
-        # Storage reads never contend (node-independent stage-in cost): a fat pipe per node.
-        lk = zone.create_link(f"c{ci}s{i}", float(s_bw)).set_latency(float(s_lat))
-        lk.set_sharing_policy(sg.Link.SharingPolicy.FATPIPE, None)
-        lk.seal()
-        zone.add_route(storage.netpoint, hosts[i].netpoint, None, None, [sg.LinkInRoute(lk)], False)
+        raise ValueError(f"unknown topology {topology!r}; expected pairs, star or shared_star")
     zone.seal()
     return hosts, storage
 
@@ -160,6 +161,13 @@ def _start_case(
     if sorted(t for seq in case["order"] for t in seq) != list(range(n_t)):
         raise ValueError(f"case {ci}: the node orders are not a partition of the tasks")
     core_sem = [sg.Semaphore(int(c)) for c in case["cores"]]
+    mem_free = list(case["memory"])  # [bytes] per node, None: unlimited
+    tmem = case["task_memory"]
+    mem_freed = [sg.Semaphore(0) for _ in range(len(mem_free))]  # a task of the node finished
+    star = case["topology"] != "pairs"
+    node_delay = float(case.get("node_delay", 0.0)) if star else 0.0
+    storage_delay = float(case.get("storage_delay", 0.0)) if star else 0.0
+    in_mbox = {t: sg.Mailbox.by_name(f"c{ci}in{t}") for t in range(n_t) if storage_delay > 0}
     started = [sg.Semaphore(0) for _ in range(n_t)]
     local_done = [sg.Semaphore(0) for _ in range(n_t)]
     mbox = {e: sg.Mailbox.by_name(f"c{ci}e{e}") for t in range(n_t) for e in remote_in[t]}
@@ -171,8 +179,10 @@ def _start_case(
         # comm writes its payload into: it must stay alive until the comm is done. (Later
         # versions return the comm alone.)
         receives = [mbox[e].get_async() for e in remote_in[t]]
+        if in_bytes[t] > 0 and storage_delay > 0:
+            receives.append(in_mbox[t].get_async())
         pending = [r[0] if isinstance(r, tuple) else r for r in receives]
-        if in_bytes[t] > 0:
+        if in_bytes[t] > 0 and storage_delay == 0:
             pending.append(sg.Comm.sendto_async(storage, host, int(in_bytes[t])))
         if prev[t] >= 0:
             started[prev[t]].acquire()
@@ -181,9 +191,15 @@ def _start_case(
         for c in pending:
             c.wait()
         busy = flops[t] > 0
+        n = node[t]
+        m = tmem[t]
         if busy:
             for _ in range(tcores[t]):
-                core_sem[node[t]].acquire()
+                core_sem[n].acquire()
+            if m > 0 and mem_free[n] is not None:
+                while mem_free[n] < m:
+                    mem_freed[n].acquire()
+                mem_free[n] -= m
         out["start"][t] = engine.clock
         if has_next[t]:
             started[t].release()
@@ -194,16 +210,27 @@ def _start_case(
             for ex in execs:
                 ex.wait()
             for _ in range(tcores[t]):
-                core_sem[node[t]].release()
+                core_sem[n].release()
+            if m > 0 and mem_free[n] is not None:
+                mem_free[n] += m
+                mem_freed[n].release()
         out["finish"][t] = engine.clock
         for ch in local_out[t]:
             local_done[ch].release()
+        if node_delay > 0 and remote_out[t]:
+            sg.this_actor.sleep_for(node_delay)
         sends = [mbox[e].put_async(None, int(eb[e])) for e in remote_out[t]]
         for c in sends:
             c.wait()
 
+    def read_input(t: int) -> None:
+        sg.this_actor.sleep_for(storage_delay)
+        in_mbox[t].put(None, int(in_bytes[t]))
+
     for t in range(n_t):
         sg.Actor.create(f"c{ci}t{t}", hosts[node[t]], task, t)
+        if in_bytes[t] > 0 and storage_delay > 0:
+            sg.Actor.create(f"c{ci}r{t}", storage, read_input, t)
     return out
 
 
@@ -217,11 +244,9 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     args += [f"--cfg={c}" for c in spec.get("config", [])]
     engine = sg.Engine(args)
     root = sg.NetZone.create_full_zone("root")
-    topology = spec.get("topology", "pairs")
-    sharing = spec.get("sharing", "fatpipe")
     outs = []
     for ci, case in enumerate(spec["cases"]):
-        hosts, storage = _build_case(sg, root, ci, case, topology, sharing)
+        hosts, storage = _build_case(sg, root, ci, case)
         outs.append((hosts, storage))
     root.seal()
     results = [

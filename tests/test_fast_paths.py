@@ -1,0 +1,215 @@
+"""Fast paths of the planner, the workflow and the environment agree with the plain computation.
+
+Each fast path (scalar loops for few parents, a skipped gap search, a shared workflow structure,
+incrementally kept observation columns) is checked against a direct computation from the
+definitions on random instances, so a shortcut that drifts from the definition fails here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from wass_env.envs import NODE_FEATURES, WassSchedEnv
+from wass_env.sim import Cluster, PlanBuilder, Problem, Workflow, WorkflowError, preset
+from wass_env.workloads import layered, make_sampler
+
+COL = {name: i for i, name in enumerate(NODE_FEATURES)}
+
+
+def _problems(seed: int, n: int = 6) -> list[Problem]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(n):
+        wf = layered(
+            int(rng.integers(8, 40)),
+            rng,
+            width=int(rng.integers(1, 6)),
+            density=float(rng.uniform(0.1, 0.9)),  # dense: many parents (the array path too)
+            jump=3,
+            cores=(1, 6),
+            ccr=float(rng.uniform(0.1, 5.0)),
+        )
+        staged = rng.uniform(0, 1e9, wf.n_tasks) * (rng.random(wf.n_tasks) < 0.3)  # [bytes]
+        wf = wf.replace(input_bytes=staged)
+        cl = preset("het16" if k % 2 else "hom16")
+        if k % 3 == 2:
+            cl = Cluster(
+                cl.speed, cl.cores, cl.memory, dispatch_latency=2.0, name=f"{cl.name}-dispatch"
+            )
+        out.append(Problem(wf, cl))
+    return out
+
+
+def _reference_data_ready(b: PlanBuilder, task: int) -> np.ndarray:
+    """Arrival of every input on every node from the definition (parents x nodes, then max),
+    and the batch system's dispatch delay after the last parent."""
+    p = b.problem
+    wf = p.workflow
+    sl = wf.parent_edge_slice(task)
+    drt = np.full(p.n_nodes, p.stage_in[task])
+    if sl.start == sl.stop:
+        return drt
+    parents = wf.edge_src[sl]
+    arr = p.arrival_times(sl, b.node[parents], b.finish[parents])
+    drt = np.maximum(drt, arr.max(axis=0))
+    if p.cluster.dispatch_latency > 0:
+        drt = np.maximum(drt, b.finish[parents].max() + p.cluster.dispatch_latency)
+    return drt
+
+
+def _reference_start(b: PlanBuilder, task: int, ready: np.ndarray) -> np.ndarray:
+    """Earliest start with the exact gap search on every node (no filter)."""
+    p = b.problem
+    c = int(p.workflow.cores[task])
+    out = np.full(p.n_nodes, np.inf)
+    for n in range(p.n_nodes):
+        if not p.fits[task, n]:
+            continue
+        d = float(p.exec_time[task, n])
+        tail = 0.0 if d == 0 else float(b._tail[n, c])
+        if d > 0 and b.insertion:
+            out[n] = b._profiles[n].earliest_fit(float(ready[n]), d, c)
+        else:
+            s = max(float(ready[n]), tail)
+            out[n] = s if b.insertion else max(s, float(b._last_start[n]))
+    return out
+
+
+@pytest.mark.parametrize("insertion", [True, False])
+def test_planner_queries_match_the_definitions(insertion: bool) -> None:
+    checked = 0
+    for p in _problems(1):
+        b = PlanBuilder(p, insertion=insertion)
+        rng = np.random.default_rng(p.n_tasks)
+        while not b.done:
+            ready = sorted(b.ready)
+            task = ready[int(rng.integers(len(ready)))]
+            drt = b.data_ready(task)
+            np.testing.assert_array_equal(drt, _reference_data_ready(b, task))
+            parents = p.workflow.parents(task)
+            want_release = float(b.finish[parents].max()) if parents.size else 0.0
+            assert b.release_time(task) == want_release
+            est = b.earliest_start(task)
+            np.testing.assert_allclose(est, _reference_start(b, task, drt), rtol=1e-12)
+            node = int(rng.choice(np.flatnonzero(p.fits[task])))
+            s, _ = b.assign(task, node)
+            assert s == est[node]
+            checked += 1
+    assert checked > 100
+
+
+def test_replacing_edge_bytes_equals_rebuilding() -> None:
+    wf = layered(30, np.random.default_rng(3), width=4, density=0.4)
+    before = wf.edge_bytes.copy()
+    nb = np.random.default_rng(4).uniform(0, 1e9, wf.n_edges)
+    fast = wf.replace(edge_bytes=nb)
+    slow = Workflow.from_arrays(
+        wf.work,
+        np.column_stack([wf.edge_src, wf.edge_dst]),
+        nb,
+        ids=wf.ids,
+        cores=wf.cores,
+        memory=wf.memory,
+        name=wf.name,
+        family=wf.family,
+        source=wf.source,
+    )
+    assert fast == slow and fast.name == wf.name
+    for attr in ("edge_src", "edge_dst", "parent_ptr", "child_ptr", "child_edges", "topo_order"):
+        np.testing.assert_array_equal(getattr(fast, attr), getattr(slow, attr))
+    np.testing.assert_array_equal(fast.levels, slow.levels)
+    np.testing.assert_array_equal(wf.edge_bytes, before)  # the original is untouched
+    assert not fast.edge_bytes.flags.writeable
+    bad = nb.copy()
+    bad[5] = -1.0
+    msg = r"'L1_0' -> 'L2_0' in generator:layered: field 'bytes' must be finite and >= 0"
+    with pytest.raises(WorkflowError, match=msg):
+        wf.replace(edge_bytes=bad)
+    with pytest.raises(WorkflowError, match="edge sizes for"):
+        wf.replace(edge_bytes=nb[:-1])
+
+
+def test_incremental_node_columns_match_a_recomputation() -> None:
+    """``load`` and ``local_input`` are kept per placement; recompute them from the plan."""
+    env = WassSchedEnv(
+        workload={"generator": "layered", "n_tasks": [10, 40], "density": 0.8, "jump": 3},
+        cluster=["het16", "hom16"],
+        max_nodes=20,
+    )
+    rng = np.random.default_rng(0)
+    obs, info = env.reset(seed=0)
+    steps = 0
+    for _ in range(6):
+        while True:
+            p, b, t = env.problem, env.builder, env.current_task
+            n = p.n_nodes
+            scale = p.lower_bound()
+            load = np.minimum(b.node_busy / (p.cluster.cores * scale), 100.0)
+            np.testing.assert_allclose(obs["nodes"][:n, COL["load"]], load, rtol=1e-6)
+            sl = p.workflow.parent_edge_slice(t)
+            total = p.workflow.edge_bytes[sl].sum()
+            local = np.zeros(n)
+            if total > 0:
+                np.add.at(local, b.node[p.workflow.edge_src[sl]], p.workflow.edge_bytes[sl])
+                local /= total
+            np.testing.assert_allclose(obs["nodes"][:n, COL["local_input"]], local, atol=1e-7)
+            assert not obs["nodes"][n:].any()  # padding rows stay zero
+            obs, _, done, _, info = env.step(int(rng.choice(np.flatnonzero(info["action_mask"]))))
+            steps += 1
+            if done:
+                break
+        obs, info = env.reset()
+    assert steps > 100
+
+
+def test_sampler_ccr_rescaling_keeps_the_structure() -> None:
+    spec = {"generator": "layered", "n_tasks": [20, 40], "ccr": 2.0}
+    cl = preset("het16")
+    wf = make_sampler(spec).sample(np.random.default_rng(5), cl)
+    assert Problem(wf, cl).ccr() == pytest.approx(2.0, rel=1e-12)
+    assert not wf.topo_order.flags.writeable and not wf.edge_bytes.flags.writeable
+
+
+def test_segment_sums_add_like_add_at() -> None:
+    """The encoder's grouped sums equal ``np.add.at`` bit for bit (same order of additions)."""
+    from teacher.encoder import _SegmentSum
+
+    rng = np.random.default_rng(2)
+    for n, m in [(40, 90), (5, 0), (30, 29), (12, 200)]:
+        dst = np.sort(rng.integers(0, n, m))
+        src = rng.integers(0, n, m)
+        h = (rng.standard_normal((n, 16)) * 10.0 ** rng.integers(-3, 4, (n, 1))).astype(np.float32)
+        for index, rows in ((dst, h[src]), (src, h[dst])):
+            want = np.zeros_like(h)
+            np.add.at(want, index, rows)
+            got = _SegmentSum(index, n)(rows)
+            assert got.dtype == np.float32 and np.array_equal(got, want)
+
+
+def test_observe_another_plan_matches_the_episode_observation() -> None:
+    """``observe(builder, task)`` on a plan followed outside the env gives the env's own
+    observation of the same state (the incremental columns are rebuilt for it), and leaves the
+    observing env's episode as it was."""
+    env = WassSchedEnv(workload={"generator": "layered", "n_tasks": [15, 30]}, cluster="het16")
+    other = WassSchedEnv(workload={"generator": "layered", "n_tasks": [8, 12]}, cluster="het16")
+    other.reset(seed=1)
+    rng = np.random.default_rng(0)
+    obs, info = env.reset(seed=4)
+    shadow = PlanBuilder(env.problem, insertion=True)
+    seen = 0
+    while True:
+        t = env.current_task
+        got = other.observe(shadow, t)
+        for key in obs:
+            np.testing.assert_array_equal(got[key], obs[key])
+        # The observing env still sees its own episode's task and mask.
+        assert other.builder is not shadow and other.current_task >= 0
+        np.testing.assert_array_equal(other.action_masks(), other._masks[other.current_task])
+        node = int(rng.choice(np.flatnonzero(info["action_mask"])))
+        shadow.assign(t, node)
+        obs, _, done, _, info = env.step(node)
+        seen += 1
+        if done:
+            break
+    assert seen == env.problem.n_tasks
