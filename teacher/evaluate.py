@@ -80,7 +80,8 @@ def greedy_evaluation(
         schedulers=[entry, *baselines],
         reference=str(baselines[0]),
     )
-    result = run_grid(grid, workers=workers)
+    # spawn: the caller has usually run FAISS and torch (OpenMP) already, see run_grid
+    result = run_grid(grid, workers=workers, start_method="spawn")
     rows = result.rows
     for r in rows:
         r["held_out"] = str(r["workload"]).split("@", 1)[0]

@@ -255,6 +255,7 @@ def run_grid(
     progress: bool = False,
     keep: tuple[str, str, int] | None = None,
     workers: int = 1,
+    start_method: str | None = None,
 ) -> GridResult:
     """Run every scheduler on every episode of ``grid``.
 
@@ -265,6 +266,10 @@ def run_grid(
             (for Gantt charts); None keeps none.
         workers: Processes that run cells in parallel; the rows do not depend on it. Schedulers
             given as instances (not names or specs) need ``workers=1``.
+        start_method: How worker processes start (``"spawn"``, ``"forkserver"``; None: the
+            platform's default). A caller that has already run OpenMP code (FAISS, torch)
+            needs ``"spawn"``: a forked child of a process with an OpenMP thread pool can
+            hang in its first parallel region.
 
     Returns:
         The rows (see the module docstring for the columns), timings and kept schedules.
@@ -307,7 +312,10 @@ def run_grid(
         if workers == 1:
             results = [_run_cell(j, schedulers, bar) for j in jobs]
         else:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
+            import multiprocessing
+
+            ctx = None if start_method is None else multiprocessing.get_context(start_method)
+            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
                 futures = [pool.submit(_run_cell, j) for j in jobs]
                 for j, fut in zip(jobs, futures, strict=True):
                     results.append(fut.result())
