@@ -74,7 +74,8 @@ class TrainPredictorConfig:
         seed: Seed of the splits, the initialisation and the shuffling.
         threads: Torch CPU threads.
         index: Index stored with the re-keyed base (flat: exact; hnsw, ivf: approximate).
-        eval_episodes: Instances per generalisation cell (3 CCRs x 2 cluster sets) of each
+        eval_episodes: Instances per generalisation cell (3 CCRs x 2 cluster sets: 6 cells,
+            60 instances per family at 10) of each
             ``unseen`` family on which the greedy teacher is compared with HEFT and
             best_heuristic (0: skip).
         seen_episodes: The same for each family the base holds (new instances).
@@ -97,8 +98,8 @@ class TrainPredictorConfig:
     seed: int = 0
     threads: int = 1
     index: str = "flat"
-    eval_episodes: int = 30
-    seen_episodes: int = 5
+    eval_episodes: int = 10
+    seen_episodes: int = 2
     unseen: list[str] = field(default_factory=lambda: list(DEFAULT_HOLDOUT))
     workers: int = 1
     rekey: str | None = None

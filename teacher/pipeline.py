@@ -73,8 +73,8 @@ def run_stage2(
     *,
     index: str = "flat",
     unseen: Sequence[str] = DEFAULT_HOLDOUT,
-    unseen_episodes: int = 30,
-    seen_episodes: int = 5,
+    unseen_episodes: int = 10,
+    seen_episodes: int = 2,
     workers: int = 1,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:

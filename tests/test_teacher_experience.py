@@ -4,6 +4,7 @@ rollout expert, the experience summary, same-state pairs, similarity weights, HE
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -185,3 +186,46 @@ def test_pair_accuracy_and_hard_pairs_by_hand() -> None:
     }
     # Only the pairs whose rows are all in ``rows`` count.
     assert _pair_accuracy(np.array([1.0, 3.0]), data, rows[:2])["pairs"] == 1  # type: ignore[arg-type]
+
+
+def _job(root: Path, variant: str, seed: int, ratios: dict[str, float], curve: list[float]) -> None:
+    """A finished training job as a Hydra multirun leaves it: overrides, config, results, curve."""
+    job = root / f"+variant={variant},seed={seed}"
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "overrides.yaml").write_text(f"- +variant={variant}\n- seed={seed}\n")
+    (job / ".hydra" / "config.yaml").write_text(f"seed: {seed}\nworkload:\n  exclude: [montage]\n")
+    lines = ["scheduler,family,ratio_to_heft,ratio_to_best_heuristic"]
+    lines += [f"maskable_ppo,{fam},{r},{r * 1.1}" for fam, r in ratios.items()]
+    lines += [f"heft,{fam},1.0,1.1" for fam in ratios]
+    (job / "results.csv").write_text("\n".join(lines) + "\n")
+    rows = ["timestep,family,ratio_to_heft"] + [
+        f"{100 * (i + 1)},layered,{r}" for i, r in enumerate(curve)
+    ]
+    (job / "curve.csv").write_text("\n".join(rows) + "\n")
+
+
+def test_ablation_summary_of_a_sweep_by_hand(tmp_path: Path) -> None:
+    from teacher.ablation import collect_runs, summarize_ablation
+
+    _job(tmp_path, "sparse", 0, {"layered": 1.2, "montage": 1.4}, [1.5, 1.3, 1.2])
+    _job(tmp_path, "sparse", 1, {"layered": 1.0, "montage": 1.2}, [1.4, 1.1, 1.0])
+    _job(tmp_path, "rag", 0, {"layered": 0.9, "montage": 1.1}, [1.2, 0.9, 0.8])
+    _job(tmp_path, "rag", 1, {"layered": 1.1, "montage": 1.3}, [1.0, 0.9, 0.9])
+    runs = collect_runs(tmp_path)
+    assert sorted((r.variant, r.seed, r.held_out) for r in runs)[0] == ("rag", 0, ("montage",))
+    out = {e["variant"]: e for e in summarize_ablation(runs, window=1, order=["sparse", "rag"])}
+    assert list(out) == ["sparse", "rag"]
+    s = out["sparse"]
+    # Per seed: all 1.3 and 1.1, seen (layered) 1.2 and 1.0, held out (montage) 1.4 and 1.2.
+    assert s["ratio_to_heft"] == pytest.approx(1.2)
+    assert s["seen_ratio_to_heft"] == pytest.approx(1.1)
+    assert s["held_out_ratio_to_heft"] == pytest.approx(1.3)
+    assert s["ratio_to_best_heuristic"] == pytest.approx(1.32)
+    # t-interval of two values 1.3, 1.1: t(0.975, 1) * sd / sqrt(2) = 12.706 * 0.1414 / 1.414.
+    assert s["ratio_to_heft_ci95"] == pytest.approx(12.706 * 0.1, rel=1e-3)
+    # HEFT parity (window 1): seed 0 never gets there, seed 1 at step 300.
+    assert s["parity_reached"] == "1/2" and s["parity_steps"] == 300
+    r = out["rag"]
+    # Seed 0 at step 200 (0.9), seed 1 at once (1.0 <= 1): 150 on average.
+    assert r["parity_reached"] == "2/2" and r["parity_steps"] == pytest.approx(150)
+    assert r["vs_heft"] == "1/0/3" and r["final_train_ratio"] == pytest.approx(0.85)
