@@ -23,9 +23,9 @@ teacher: setup  ## stages 1-2: knowledge base, predictor; runs/teacher/{kb.wkb,m
 	$(PY) scripts/build_kb.py
 	$(PY) scripts/train_predictor.py
 
-rag: teacher  ## the WASS-RAG pipeline: the teacher, then MaskablePPO with and without R_RAG, side by side
-	$(PY) scripts/train.py teacher=rag train.total_timesteps=30000 hydra.run.dir=runs/rag/rag
-	$(PY) scripts/train.py teacher=none train.total_timesteps=30000 hydra.run.dir=runs/rag/plain
+rag: teacher  ## the WASS-RAG pipeline: the teacher, then the generalist fine-tuned with and without R_RAG, side by side
+	$(PY) scripts/train.py teacher=rag train.total_timesteps=30000 agent.learning_rate=0.0001 agent.ent_coef=0.0 hydra.run.dir=runs/rag/rag
+	$(PY) scripts/train.py teacher=none train.total_timesteps=30000 agent.learning_rate=0.0001 agent.ent_coef=0.0 hydra.run.dir=runs/rag/plain
 	$(PY) scripts/ablation_summary.py --runs plain=runs/rag/plain rag=runs/rag/rag
 
 ablation: setup  ## the reduced ablation (a Hydra multirun; needs make teacher first), then its summary
