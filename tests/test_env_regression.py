@@ -297,7 +297,9 @@ def _teacher_trace() -> dict[str, np.ndarray]:
 
     torch.manual_seed(0)
     enc = GraphEncoder(EncoderConfig(hidden=16, layers=2, embed_dim=8))
-    pred = Predictor(8, PredictorConfig(hidden=16, k=3, policies=("heft", "random")))
+    pred = Predictor(
+        8, PredictorConfig(hidden=16, k=3, policies=("heft", "random")), key_dim=enc.config.key_dim
+    )
     model = TeacherModel.from_torch(enc, pred)
     env = RAGRewardWrapper(
         make_case_env({"workload": {**_LAYERED, "ccr": 1.0}, "cluster": "het16"}),
