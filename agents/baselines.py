@@ -14,6 +14,7 @@ from numpy.typing import NDArray
 
 from agents.heuristics import TIE_RTOL, min_eft_node, snap_priority
 from wass_env.scheduling import Scheduler
+from wass_env.sim.online import OnlineSim
 from wass_env.sim.ordering import ReadyQueue
 from wass_env.sim.plan import Plan, PlanBuilder
 from wass_env.sim.problem import Problem
@@ -34,6 +35,11 @@ class RandomScheduler(Scheduler):
     def act(self, obs: Any, mask: NDArray[np.bool_], env: Any) -> int:
         """A uniformly random action among those ``mask`` allows."""
         feasible = np.flatnonzero(mask)
+        return int(feasible[self.rng.integers(feasible.size)])
+
+    def dispatch(self, sim: OnlineSim, task: int) -> int:
+        """A uniformly random node among those that can take the task now."""
+        feasible = np.flatnonzero(sim.takers(task))
         return int(feasible[self.rng.integers(feasible.size)])
 
 
@@ -60,6 +66,11 @@ class SlurmScheduler(Scheduler):
         release = builder.release_time(task)
         ready = np.full(builder.problem.n_nodes, release)
         return int(np.argmin(builder.start_times(task, ready)))
+
+    def dispatch(self, sim: OnlineSim, task: int) -> int:
+        """Online FCFS: jobs in submission (file) order as their dependencies finish, each to
+        the lowest-index node that can start it now (Slurm's node order), data ignored."""
+        return int(np.argmax(sim.takers(task)))
 
 
 class SingleNodeScheduler(Scheduler):
