@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
-from agents.heuristics import TIE_RTOL, min_eft_node, snap_priority
+from agents.heuristics import TIE_RTOL, argmin_first, min_eft_node, snap_priority
 from wass_env.scheduling import Scheduler
 from wass_env.sim.online import OnlineSim
 from wass_env.sim.ordering import ReadyQueue
@@ -69,8 +69,10 @@ class SlurmScheduler(Scheduler):
 
     def dispatch(self, sim: OnlineSim, task: int) -> int:
         """Online FCFS: jobs in submission (file) order as their dependencies finish, each to
-        the lowest-index node that can start it now (Slurm's node order), data ignored."""
-        return int(np.argmax(sim.takers(task)))
+        the node expected to have its cores free first (ties: lowest index, Slurm's node
+        order), where its input data lives ignored."""
+        free_at, _ = sim.estimate(task)
+        return argmin_first(np.where(sim.takers(task), free_at, np.inf))
 
 
 class SingleNodeScheduler(Scheduler):

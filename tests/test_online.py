@@ -11,7 +11,7 @@ import pytest
 import wass_env
 from agents.baselines import RandomScheduler, SlurmScheduler
 from agents.heft import HEFTScheduler
-from wass_env.envs import WassSchedEnv, WassSchedOnlineEnv
+from wass_env.envs import NODE_FEATURES, WassSchedEnv, WassSchedOnlineEnv
 from wass_env.envs.wass_sched import ActionError
 from wass_env.scheduling import make_scheduler
 from wass_env.sim import Cluster, Problem, Workflow
@@ -80,21 +80,49 @@ def test_fork_without_noise_equals_the_static_heft_plan():
     np.testing.assert_array_equal(online.finish, plan.finish)
 
 
+def test_fork_is_the_same_in_both_dispatch_modes():
+    for mode in ("queue", "idle"):
+        s = HEFTScheduler().run_online(fork_problem(), mode=mode)
+        np.testing.assert_array_equal(s.finish, [2.0, 5.0, 5.0])
+
+
 def test_online_dispatch_beats_the_rigid_replay_under_noise():
-    # Three independent 2 s tasks on two identical nodes. HEFT's plan: t0 and t2 on node 0,
-    # t1 on node 1. t0 runs 3 x longer (6 s): the replay keeps t2 behind it on node 0
-    # ([6, 8], makespan 8); online, node 1 frees at 2 and takes t2 ([2, 4]), makespan 6.
-    wf = Workflow.from_arrays([2.0, 2.0, 2.0], name="bag")
-    p = Problem(wf, Cluster([1.0, 1.0], [1, 1]))
+    # B (7 s, 2 cores: only node 1 has them), A and Y (2 s each) and X (1 s, child of B, no
+    # bytes) on two speed-1 nodes. HEFT's plan: B on node 1 [0, 7]; A [0, 2], Y [2, 4] on
+    # node 0; X [7, 8] on node 0 (a tie with node 1, lowest index). A runs 3 x longer (6 s).
+    # Replay: node 0 runs A [0, 6], Y [6, 8], X [8, 9]: makespan 9. Online (queue mode): A,
+    # Y and B are dispatched at 0 as planned; when X becomes ready at 7, node 0 is expected
+    # busy until 8 (Y started at 6) and node 1 is free: X runs there [7, 8], makespan 8.
+    wf = Workflow.from_arrays([7.0, 2.0, 2.0, 1.0], [(0, 3)], [0.0], cores=[2, 1, 1, 1])
+    p = Problem(wf, Cluster([1.0, 1.0], [1, 2], bandwidth=1e6, latency=0.0))
+    factors = np.array([1.0, 3.0, 1.0, 1.0])
+    plan = HEFTScheduler().plan(p)
+    np.testing.assert_array_equal(plan.node, [1, 0, 0, 0])
+    assert plan.makespan == 8.0
+    runtimes = p.exec_time[np.arange(4), plan.node] * factors
+    assert execute(plan, runtimes=runtimes).makespan == 9.0
+    online = HEFTScheduler().run_online(p, factors=factors)
+    np.testing.assert_array_equal(online.node, [1, 0, 0, 1])
+    np.testing.assert_array_equal(online.start, [0.0, 0.0, 6.0, 7.0])
+    np.testing.assert_array_equal(online.finish, [7.0, 6.0, 8.0, 8.0])
+
+
+def test_idle_dispatch_fills_the_node_that_frees_first():
+    # Three independent 2 s tasks on two identical nodes; t0 runs 3 x longer (6 s). HEFT's
+    # plan (t0, t2 on node 0; t1 on node 1) replayed: t2 waits behind t0, [6, 8]. Queue mode
+    # decides all three at time 0 like the plan (makespan 8); idle mode asks about t2 when
+    # node 1 frees at 2: [2, 4], makespan 6.
+    p = Problem(Workflow.from_arrays([2.0, 2.0, 2.0]), Cluster([1.0, 1.0], [1, 1]))
     factors = np.array([3.0, 1.0, 1.0])
     plan = HEFTScheduler().plan(p)
     np.testing.assert_array_equal(plan.node, [0, 1, 0])
-    runtimes = p.exec_time[np.arange(3), plan.node] * factors
-    assert execute(plan, runtimes=runtimes).makespan == 8.0
-    online = HEFTScheduler().run_online(p, factors=factors)
-    np.testing.assert_array_equal(online.node, [0, 1, 1])
-    np.testing.assert_array_equal(online.finish, [6.0, 2.0, 4.0])
-    assert online.makespan == 6.0
+    assert execute(plan, runtimes=2.0 * factors).makespan == 8.0
+    queued = HEFTScheduler().run_online(p, factors=factors)
+    np.testing.assert_array_equal(queued.node, [0, 1, 0])
+    assert queued.makespan == 8.0
+    idle = HEFTScheduler().run_online(p, factors=factors, mode="idle")
+    np.testing.assert_array_equal(idle.node, [0, 1, 1])
+    np.testing.assert_array_equal(idle.finish, [6.0, 2.0, 4.0])
 
 
 def test_nic_contention_is_in_force_online():
@@ -105,7 +133,9 @@ def test_nic_contention_is_in_force_online():
     for network, arrive in (("contention_free", 3.0), ("nic", 4.0), ("shared_nic", 4.0)):
         cl = Cluster([2.0, 1.0, 1.0], [1, 1, 1], bandwidth=1e6, latency=0.0, network=network)
         sim = OnlineSim(Problem(wf, cl))
-        assert sim.advance() and sim.candidates() == [0]
+        assert sim.advance() and sim.candidates() == [0] == sorted(sim.ready)
+        with pytest.raises(OnlineError, match="task 't1' is not ready"):
+            sim.dispatch(1, 1)
         sim.dispatch(0, 0)
         assert sim.advance() and sim.now == 2.0 and sim.candidates() == [1, 2]
         sim.dispatch(1, 1)
@@ -116,13 +146,16 @@ def test_nic_contention_is_in_force_online():
 
 
 def test_a_decision_waits_for_a_node_that_can_take_the_task():
-    # Two 2-core tasks on one 2-core node and one 1-core node: the second task fits only on
-    # node 0, so it is asked about when t0 finishes, not before.
+    # Two 2-core tasks on one 2-core node and one 1-core node. Idle mode: the second task is
+    # asked about when t0 finishes, not before. Queue mode: at once, and it waits in node 0's
+    # queue (expected to get its cores at 3).
     wf = Workflow.from_arrays([3.0, 1.0], cores=[2, 2])
-    sim = OnlineSim(Problem(wf, Cluster([1.0, 1.0], [2, 1])))
+    p = Problem(wf, Cluster([1.0, 1.0], [2, 1]))
+    sim = OnlineSim(p, mode="idle")
     assert sim.advance() and sim.candidates() == [0, 1]
     np.testing.assert_array_equal(sim.takers(0), [True, False])
     sim.dispatch(0, 0)
+    assert sim.candidates() == []
     with pytest.raises(OnlineError, match="node 0 cannot take task 't1' now"):
         sim.dispatch(1, 0)
     free_at, _ = sim.estimate(1)
@@ -130,6 +163,17 @@ def test_a_decision_waits_for_a_node_that_can_take_the_task():
     assert sim.advance() and sim.now == 3.0
     sim.dispatch(1, 0)
     assert not sim.advance() and sim.makespan == 4.0
+    sim = OnlineSim(p)
+    assert sim.advance()
+    sim.dispatch(0, 0)
+    assert sim.advance() and sim.now == 0.0 and sim.candidates() == [1]
+    assert sim.estimate(1)[0][0] == 3.0
+    sim.dispatch(1, 0)
+    assert sim.queue[0] == [1]
+    assert not sim.advance() and sim.makespan == 4.0
+    np.testing.assert_array_equal(sim.start, [0.0, 3.0])
+    with pytest.raises(ValueError, match="dispatch mode must be one of"):
+        OnlineSim(p, mode="later")
 
 
 def test_slurm_online_is_fcfs_on_the_lowest_free_node():
@@ -217,6 +261,24 @@ def test_same_seed_same_episode_and_noise_pairs_with_the_static_env():
     assert static.problem.workflow.name == a.problem.workflow.name
     factors = np.random.default_rng([5, 0x6E6F6973]).lognormal(-0.125, 0.5, a.problem.n_tasks)
     np.testing.assert_array_equal(a.factors, factors)
+
+
+def test_local_input_column_counts_bytes_on_each_node():
+    # A join of 10 parents (more than the static env's short path handles): parents 0-5 on
+    # node 0 (1e6 bytes each), 6-9 on node 1 (2e6 bytes each): 6e6 / 14e6 and 8e6 / 14e6.
+    wf = Workflow.from_arrays(
+        [1.0] * 11, [(i, 10) for i in range(10)], [1e6] * 6 + [2e6] * 4, name="join"
+    )
+    p = Problem(wf, Cluster([1.0, 1.0, 1.0], [8, 8, 8], bandwidth=1e6, latency=0.0))
+    env = WassSchedOnlineEnv(workload=[wf], cluster=[p.cluster])
+    obs, info = env.reset(seed=0, options={"problem": p})
+    for _ in range(10):
+        assert env.current_task < 10
+        obs, _, done, _, info = env.step(0 if env.current_task < 6 else 1)
+    assert env.current_task == 10 and not done
+    col = NODE_FEATURES.index("local_input")
+    np.testing.assert_allclose(obs["nodes"][:3, col], [6 / 14, 8 / 14, 0.0], rtol=1e-6)
+    assert info["time"] == 1.0  # every parent ran at once, 1 s
 
 
 def test_illegal_actions_fall_back_or_raise():

@@ -130,23 +130,27 @@ class Scheduler(abc.ABC):
             f"scheduler {self.name!r} has no online dispatch rule (Scheduler.dispatch)"
         )
 
-    def run_online(self, problem: Problem, *, factors: Any = None) -> Schedule:
+    def run_online(self, problem: Problem, *, factors: Any = None, mode: str = "queue") -> Schedule:
         """Online use: run ``problem`` on its simulated cluster, dispatching as it runs.
 
         Whenever ready tasks have a node that can take them, the one of highest
-        :meth:`priority` (ties: lowest index) goes to the node :meth:`dispatch` picks.
+        :meth:`priority` (ties: lowest index) goes to the node :meth:`dispatch` picks; node
+        queues run their tasks in the same priority order.
 
         Args:
             problem: The problem to run.
             factors: Per-task runtime factors (see :class:`~wass_env.sim.online.OnlineSim`);
                 default: runtimes as estimated.
+            mode: ``"queue"`` (a task may wait in a busy node's queue) or ``"idle"`` (only
+                nodes that can start it now), see :data:`~wass_env.sim.online.DISPATCH_MODES`.
 
         Returns:
             The realised schedule.
         """
         self._ensure(problem)
-        sim = OnlineSim(problem, factors)
-        key = (-np.asarray(self.priority(problem), dtype=np.float64)).tolist()
+        priority = np.asarray(self.priority(problem), dtype=np.float64)
+        sim = OnlineSim(problem, factors, mode=mode, priority=priority)
+        key = (-priority).tolist()
         while sim.advance():
             task = sim.next_task(key)
             sim.dispatch(task, self.dispatch(sim, task))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, SupportsFloat
 
 import numpy as np
@@ -19,7 +20,7 @@ from wass_env.envs.wass_sched import (
 )
 from wass_env.sim.execute import runtime_noise
 from wass_env.sim.metrics import schedule_metrics
-from wass_env.sim.online import OnlineSim
+from wass_env.sim.online import DISPATCH_MODES, OnlineSim
 from wass_env.sim.ordering import task_priority
 from wass_env.sim.plan import PlanBuilder
 from wass_env.sim.problem import Problem
@@ -35,19 +36,20 @@ class WassSchedOnlineEnv(WassSchedEnv):
     ## Description
     An episode runs one workflow on one cluster (drawn as in ``WassSched-v0``) on
     :class:`~wass_env.sim.online.OnlineSim`. Simulated time advances; a decision is asked when
-    a task is *ready* (all its parents have finished executing) and some node *can take it
-    now* (it fits and the node has its cores and memory free). Among such tasks the
-    environment presents the one of highest priority (``task_order``: upward rank by default,
-    or file order), and the agent picks its node. The task holds the node's cores from then on,
-    its inputs move through the cluster's network model (``contention_free``, ``nic`` or
-    ``shared_nic``: concurrent transfers share NICs by max-min fairness), and it runs when they
-    have arrived. Runtimes are revealed by execution: each task runs its estimated runtime times
-    a seeded mean-one lognormal factor (``noise``); observations only show estimates and what
-    has happened so far.
+    a task is *ready* (all its parents have finished executing) and some node *can take it*
+    (``dispatch="queue"``: it fits there, and waits in the node's queue if the node is busy;
+    ``"idle"``: the node has its cores and memory free now). Among such tasks the environment
+    presents the one of highest priority (``task_order``: upward rank by default, or file
+    order), and the agent picks its node. Its inputs then move through the cluster's network
+    model (``contention_free``, ``nic`` or ``shared_nic``: concurrent transfers share NICs by
+    max-min fairness), and it runs when they have arrived and its cores are free. Runtimes are
+    revealed by execution: each task runs its estimated runtime times a seeded mean-one
+    lognormal factor (``noise``); observations only show estimates and what has happened so
+    far.
 
     ## Action Space
     ``Discrete(max_nodes)``, as in ``WassSched-v0``; the mask (``action_masks()`` and
-    ``info["action_mask"]``) holds the nodes that can take the task *now*.
+    ``info["action_mask"]``) holds the nodes that can take the task now (see ``dispatch``).
 
     ## Observation Space
     The same ``Dict`` of ``"task"`` and ``"nodes"`` Boxes as ``WassSched-v0`` (the same feature
@@ -78,6 +80,10 @@ class WassSchedOnlineEnv(WassSchedEnv):
     ``illegal_action``, ``reference`` and ``render_mode`` as in ``WassSched-v0`` (``reference``
     must have an online rule: ``"heft"``, ``"slurm"``, ``"random"``). The noise stream is the
     static environment's, so with the same seed both draw the same per-task factors.
+    ``dispatch``: ``"queue"`` (default: the mask is every node the task fits on; on a busy node
+    it waits in the node's queue, ordered by ``task_order``'s priority) or ``"idle"`` (the mask
+    is the nodes that can start it now). ``reset(options=...)`` also accepts ``"factors"``:
+    per-task runtime factors to use instead of the noise draw.
 
     ## Version History
     * v0: initial version.
@@ -94,8 +100,12 @@ class WassSchedOnlineEnv(WassSchedEnv):
         reward_weights: Any = None,
         illegal_action: str = "fallback",
         reference: Any = None,
+        dispatch: str = "queue",
         render_mode: str | None = None,
     ) -> None:
+        if dispatch not in DISPATCH_MODES:
+            raise EnvConfigError(f"dispatch must be one of {DISPATCH_MODES}, got {dispatch!r}")
+        self.dispatch = dispatch
         super().__init__(
             workload=workload,
             cluster=cluster,
@@ -109,6 +119,19 @@ class WassSchedOnlineEnv(WassSchedEnv):
         )
         self.sim: OnlineSim | None = None
         self.factors: NDArray[np.float64] = np.ones(0)
+        self._given_factors: Any = None
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, NDArray[np.float32]], dict[str, Any]]:
+        """Start an episode; ``options`` as in ``WassSched-v0``, plus ``"factors"``: the
+        per-task runtime factors to use instead of the seeded noise draw (to replay the same
+        realised runtimes under several schedulers)."""
+        self._given_factors = None
+        if isinstance(options, Mapping) and "factors" in options:
+            options = dict(options)
+            self._given_factors = options.pop("factors")
+        return super().reset(seed=seed, options=options)
 
     # ------------------------------------------------------------------ episode
     def _start_episode(self, problem: Problem) -> None:
@@ -121,10 +144,20 @@ class WassSchedOnlineEnv(WassSchedEnv):
         self._reference_makespan = None
         self._episode_tables(problem)
         assert self._noise_rng is not None
-        # The static environment's draw: one mean-one factor per task, in task order.
-        self.factors = runtime_noise(problem.n_tasks, self.noise, self._noise_rng)
-        self.sim = OnlineSim(problem, self.factors)
-        self._key = (-task_priority(problem, self.task_order)).tolist()
+        if self._given_factors is not None:
+            fac = np.asarray(self._given_factors, dtype=np.float64).reshape(-1)
+            if fac.size != problem.n_tasks or not np.all(np.isfinite(fac)) or np.any(fac < 0):
+                raise EnvConfigError(
+                    f"reset: options['factors'] must be {problem.n_tasks} finite values >= 0, "
+                    f"got {fac.size} values"
+                )
+            self.factors = fac
+        else:
+            # The static environment's draw: one mean-one factor per task, in task order.
+            self.factors = runtime_noise(problem.n_tasks, self.noise, self._noise_rng)
+        priority = task_priority(problem, self.task_order)
+        self.sim = OnlineSim(problem, self.factors, mode=self.dispatch, priority=priority)
+        self._key = (-priority).tolist()
         self._next_decision()
 
     def _next_decision(self) -> None:
@@ -200,7 +233,7 @@ class WassSchedOnlineEnv(WassSchedEnv):
         realized = sim.schedule()
         m: dict[str, Any] = dict(schedule_metrics(realized).as_dict())
         if self._reference is not None:
-            ref = self._reference.run_online(p, factors=self.factors).makespan
+            ref = self._reference.run_online(p, factors=self.factors, mode=self.dispatch).makespan
             m["reference_makespan"] = ref
             m["ratio_to_reference"] = realized.makespan / ref if ref > 0 else 1.0
         m.update(
@@ -248,6 +281,21 @@ class WassSchedOnlineEnv(WassSchedEnv):
         rows[:, 1] = self._mask[: self._n]
         rows[:, _N_STATIC:] = dyn.T
         return {"task": task_obs, "nodes": node_obs}
+
+    def _local_input(self, t: int) -> None:
+        """Row 5 of the dynamic columns: the fraction of ``t``'s input bytes on each node."""
+        local = self._dyn[5]
+        local[:] = 0.0
+        total = self._input_bytes[t]
+        if total <= 0:
+            return
+        p, sim = self.problem, self.sim
+        assert p is not None and sim is not None
+        sl = p.workflow.parent_edge_slice(t)
+        on = np.bincount(
+            sim.node[p.workflow.edge_src[sl]], weights=p.workflow.edge_bytes[sl], minlength=self._n
+        )
+        np.minimum(on / total, _CLIP, out=local)
 
     def _get_info(self) -> dict[str, Any]:
         p, sim = self.problem, self.sim

@@ -5,14 +5,19 @@ A static plan (:mod:`wass_env.sim.plan`) decides every placement before anything
 and stops whenever a decision can be made, the way a batch system's dispatcher works:
 
 * a task is **ready** when all its parents have *finished executing* (not merely been placed);
-* a decision is due when some ready task has a node that **can take it now**: the node has the
-  task's cores and memory free (a zero-length task takes neither) and the task fits there;
-* :meth:`OnlineSim.dispatch` gives the task to such a node: its cores and memory are reserved
-  at once, its inputs start moving (from each parent's node, and its external input from
-  shared storage) through the cluster's network model (:func:`~wass_env.sim.network.make_network`:
-  under ``"nic"`` and ``"shared_nic"`` concurrent transfers share the NICs by max-min fairness),
-  and it starts when every input has arrived and the cluster's ``dispatch_latency`` has passed
-  since its last parent finished;
+* a decision is due when some ready task has a node that **can take it**. Two dispatch modes
+  (:data:`DISPATCH_MODES`): ``"queue"`` (default): every node the task fits on can take it;
+  the task joins that node's queue, ordered by the given task priority (then dispatch order),
+  and starts once its inputs are there and the node has its cores and memory free (a queued
+  task that does not fit holds back those behind it; one still waiting for inputs does not).
+  ``"idle"``: only a node that can start it now (cores and memory free, nothing queued); the
+  cores are the task's from the decision on, while its inputs arrive;
+* :meth:`OnlineSim.dispatch` gives the task to a node; its inputs start moving at once (from
+  each parent's node, and its external input from shared storage) through the cluster's network
+  model (:func:`~wass_env.sim.network.make_network`: under ``"nic"`` and ``"shared_nic"``
+  concurrent transfers share the NICs by max-min fairness); it starts no earlier than the
+  cluster's ``dispatch_latency`` after its last parent finished; a zero-length task takes no
+  cores and no memory;
 * :meth:`OnlineSim.advance` runs the events (transfers completing first at equal times, then
   tasks finishing) until the next decision is due or everything has finished.
 
@@ -20,16 +25,17 @@ Runtimes are **revealed by execution**: a task on node ``n`` runs ``exec_time[t,
 factor[t]`` seconds, where ``factor`` is the mean-one lognormal noise of
 :func:`~wass_env.sim.execute.runtime_noise` (the same per-task factors ``execute(noise=...)``
 draws, so a static plan and an online run can be compared on the same realised runtimes). A
-decision only sees the estimates (``exec_time``), the actual finishes of the tasks that have
-finished, and the clock. :meth:`OnlineSim.estimate` gives, per node, contention-free estimates
-of when the task could start and finish there, which the online dispatch rules of the
-schedulers (``Scheduler.dispatch``) and the online environment's observation use.
+decision only sees the estimates (``exec_time``), the actual starts and finishes so far, and
+the clock. :meth:`OnlineSim.estimate` gives, per node, contention-free estimates of when the
+task would have its cores and its inputs there, which the schedulers' online rules
+(``Scheduler.dispatch``) and the online environment's observation use.
 
-Compared with :func:`execute` on the same placements, stage-in from storage starts at dispatch
-(not at time 0: the node is not known before), and a dispatched task holds its cores while its
-inputs arrive (an allocation, as a batch system makes it); with no external input, no noise and
-a contention-free network, a task dispatched as soon as its parents finish onto an idle node
-starts exactly when the static plan would start it.
+What online costs against a static plan on the same placements: a transfer starts when its
+consumer is dispatched, i.e. when the last of its parents has finished, not when its own parent
+finishes (the destination is not known before), and stage-in from storage starts at dispatch
+rather than at time 0; with communication-heavy workflows this delays tasks a plan would start
+at once. Without external input, noise or contention, a task dispatched onto a free node starts
+exactly when the static plan would start it (``tests/test_online.py`` checks this by hand).
 """
 
 from __future__ import annotations
@@ -44,7 +50,11 @@ from wass_env.sim.network import STORAGE, make_network
 from wass_env.sim.plan import Schedule
 from wass_env.sim.problem import Problem
 
-__all__ = ["OnlineError", "OnlineSim"]
+__all__ = ["DISPATCH_MODES", "OnlineError", "OnlineSim"]
+
+#: ``"queue"``: a ready task may go to any node it fits on, where it waits in the node's FIFO
+#: queue for cores; ``"idle"``: only to a node that can start it now (no queues).
+DISPATCH_MODES = ("queue", "idle")
 
 _FINISH = 0  # event kinds in the heap
 _WAKE = 1
@@ -71,7 +81,17 @@ class OnlineSim:
         n_dispatched, n_finished: Counters.
     """
 
-    def __init__(self, problem: Problem, factors: ArrayLike | None = None) -> None:
+    def __init__(
+        self,
+        problem: Problem,
+        factors: ArrayLike | None = None,
+        *,
+        mode: str = "queue",
+        priority: ArrayLike | None = None,
+    ) -> None:
+        if mode not in DISPATCH_MODES:
+            raise ValueError(f"dispatch mode must be one of {DISPATCH_MODES}, got {mode!r}")
+        self.mode = mode
         self.problem = problem
         wf, cl = problem.workflow, problem.cluster
         n_t, n_n = wf.n_tasks, cl.n_nodes
@@ -107,6 +127,18 @@ class OnlineSim:
         self._started = [False] * n_t
         # Expected end of each task holding cores on each node [s] (estimates, not actuals).
         self.holding: list[dict[int, float]] = [{} for _ in range(n_n)]
+        # Tasks dispatched to each node that do not hold its cores yet, in dispatch order.
+        self.queue: list[list[int]] = [[] for _ in range(n_n)]
+        # Queue order: higher priority first, then dispatch order.
+        if priority is None:
+            self._qkey = [0.0] * n_t
+        else:
+            pr = np.asarray(priority, dtype=np.float64).reshape(-1)
+            if pr.size != n_t:
+                raise ValueError(f"priority must have {n_t} values, got {pr.size}")
+            self._qkey = (-pr).tolist()
+        self._qseq = [0] * n_t
+        self._ready_est = [0.0] * n_t  # [s] estimated inputs-there time, set at dispatch
         self.busy = np.zeros(n_n)  # [core-s] estimated work dispatched to each node
         self.ready: set[int] = {t for t in range(n_t) if self._missing[t] == 0}
         self._events: list[tuple[float, int, int, int]] = []
@@ -123,10 +155,20 @@ class OnlineSim:
         return self.n_finished == self.problem.n_tasks
 
     def takers(self, task: int) -> NDArray[np.bool_]:
-        """Nodes that can take ``task`` now (it fits, and its cores and memory are free)."""
+        """Nodes that can take ``task`` now: every node it fits on (``"queue"`` mode), or those
+        that can start it now, with its cores and memory free and no queue (``"idle"``)."""
+        p = self.problem
+        if self.mode == "queue":
+            return p.fits[task]  # type: ignore[no-any-return]
+        return self.can_start(task)
+
+    def can_start(self, task: int) -> NDArray[np.bool_]:
+        """Nodes where ``task`` would get its cores and memory at once (it fits, they are
+        free, nothing is queued before it; a zero-length task needs neither)."""
         p = self.problem
         room = (self.free_cores >= self._cores[task]) & (self.free_memory >= self._mem[task])
-        return p.fits[task] & (room | ~self._takes[task])  # type: ignore[no-any-return]
+        empty = np.fromiter((not q for q in self.queue), dtype=bool, count=p.n_nodes)
+        return p.fits[task] & ((room & empty) | ~self._takes[task])  # type: ignore[no-any-return]
 
     def candidates(self) -> list[int]:
         """Ready tasks that some node can take now (the tasks a decision may be about), sorted."""
@@ -153,17 +195,11 @@ class OnlineSim:
         wf = p.workflow
         now = self.now
         n_n = p.n_nodes
-        can = self.takers(task)
+        can = self.can_start(task)
         free_at = np.where(can, now, np.inf)
-        need_c, need_m = int(self._cores[task]), int(self._mem[task])
-        for n in np.flatnonzero(p.fits[task] & ~can).tolist():
-            c, m = int(self.free_cores[n]), int(self.free_memory[n])
-            for end, t in sorted((e, t) for t, e in self.holding[n].items()):
-                c += int(self._cores[t])
-                m += int(self._mem[t])
-                if c >= need_c and m >= need_m:
-                    free_at[n] = max(end, now)
-                    break
+        if self._takes[task].any():
+            for n in np.flatnonzero(p.fits[task] & ~can).tolist():
+                free_at[n] = self._cores_free_time(n, task)
         ready = np.full(n_n, max(now + float(p.stage_in[task]), self._earliest_bound(task)))
         sl = wf.parent_edge_slice(task)
         if sl.stop > sl.start:
@@ -172,6 +208,40 @@ class OnlineSim:
             np.maximum(ready, arrive.max(axis=0), out=ready)
         ready[~p.fits[task]] = np.inf
         return free_at, ready
+
+    def _cores_free_time(self, n: int, task: int) -> float:
+        """When ``task`` would have its cores on node ``n`` after the node's queue [s].
+
+        The tasks holding cores end as expected (actual start plus estimated runtime, at least
+        now); the queued tasks that would run before ``task`` (higher priority), in queue
+        order, each take their cores as soon as enough are free and hold them from when their
+        inputs are expected there for their estimated runtime; then ``task``'s cores are free
+        when enough have been released.
+        """
+        et = self.problem.exec_time
+        cur = self.now
+        c, m = int(self.free_cores[n]), int(self.free_memory[n])
+        ends = [(max(e, cur), t) for t, e in self.holding[n].items()]
+        heapq.heapify(ends)
+        cores, mem, takes = self._cores, self._mem, self._takes
+        mine = (self._qkey[task], self.n_dispatched)
+        ahead = [q for q in self.queue[n] if (self._qkey[q], self._qseq[q]) < mine]
+        for q in [*ahead, task]:
+            if not takes[q, n]:
+                continue
+            need_c, need_m = int(cores[q]), int(mem[q])
+            while (c < need_c or m < need_m) and ends:
+                e, t = heapq.heappop(ends)
+                cur = max(cur, e)
+                c += int(cores[t])
+                m += int(mem[t])
+            if q == task:
+                return cur
+            begin = max(cur, self._ready_est[q])
+            c -= need_c
+            m -= need_m
+            heapq.heappush(ends, (begin + float(et[q, n]), q))
+        return cur  # pragma: no cover - the loop returns at the task
 
     def _earliest_bound(self, task: int) -> float:
         d = self.problem.cluster.dispatch_latency
@@ -200,11 +270,8 @@ class OnlineSim:
         self.node[task] = node
         self.n_dispatched += 1
         est = float(p.exec_time[task, node])
-        free_at, ready = self.estimate_for(task, node)
-        if self._takes[task, node]:
-            self.free_cores[node] -= self._cores[task]
-            self.free_memory[node] -= self._mem[task]
-            self.holding[node][task] = max(free_at, ready) + est
+        _, ready = self.estimate_for(task, node)
+        self._ready_est[task] = ready
         self.busy[node] += est * int(self._cores[task])
         self._earliest[task] = self._earliest_bound(task)
         now = self.now
@@ -219,7 +286,45 @@ class OnlineSim:
         if nbytes > 0:
             self._pending[task] += 1
             net.start(STORAGE, node, nbytes, self._n_edges + task, now)
-        self._try_start(task)
+        if self.mode == "idle":
+            # The node is taken now: its cores wait for the inputs with the task.
+            if self._takes[task, node]:
+                self._hold(task, node, max(now, ready) + est)
+            self._try_start(task)
+        else:
+            self._qseq[task] = self.n_dispatched
+            q = self.queue[node]
+            key = (self._qkey[task], self.n_dispatched)
+            i = len(q)
+            while i > 0 and (self._qkey[q[i - 1]], self._qseq[q[i - 1]]) > key:
+                i -= 1
+            q.insert(i, task)
+            self._pump(node)
+
+    def _hold(self, task: int, node: int, expected_end: float) -> None:
+        self.free_cores[node] -= self._cores[task]
+        self.free_memory[node] -= self._mem[task]
+        self.holding[node][task] = expected_end
+
+    def _pump(self, n: int) -> None:
+        """Queue mode: start node ``n``'s queued tasks whose inputs are there, in queue order
+        (priority, then dispatch order), while their cores and memory are free (the first one
+        that does not fit waits and holds back those behind it; one whose inputs are not there
+        yet does not)."""
+        q = self.queue[n]
+        now = self.now
+        i = 0
+        while i < len(q):
+            t = q[i]
+            if self._pending[t] > 0 or self._earliest[t] > now:
+                i += 1
+                continue
+            if self._takes[t, n]:
+                if self.free_cores[n] < self._cores[t] or self.free_memory[n] < self._mem[t]:
+                    return
+                self._hold(t, n, now + float(self.problem.exec_time[t, n]))
+            q.pop(i)
+            self._start(t)
 
     def estimate_for(self, task: int, node: int) -> tuple[float, float]:
         """:meth:`estimate` on one node: (cores free, inputs there) [s]."""
@@ -257,12 +362,19 @@ class OnlineSim:
                     self._finished(task)
 
     def _try_start(self, task: int) -> None:
+        """Called when a dispatched task's inputs may all be there."""
         if self._started[task] or self._pending[task] > 0:
             return
-        now = self.now
-        if self._earliest[task] > now:
+        if self._earliest[task] > self.now:
             self._push(self._earliest[task], _WAKE, task)
             return
+        if self.mode == "idle":
+            self._start(task)
+        else:
+            self._pump(int(self.node[task]))
+
+    def _start(self, task: int) -> None:
+        now = self.now
         self._started[task] = True
         n = int(self.node[task])
         est = float(self.problem.exec_time[task, n])
@@ -279,6 +391,7 @@ class OnlineSim:
         if self.holding[n].pop(task, None) is not None:
             self.free_cores[n] += self._cores[task]
             self.free_memory[n] += self._mem[task]
+            self._pump(n)
         for k in range(self._child_ptr[task], self._child_ptr[task + 1]):
             ch = self._edge_dst[self._child_edges[k]]
             if now > self.release[ch]:
