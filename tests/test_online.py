@@ -331,3 +331,22 @@ def test_runs_under_subprocvecenv():
         assert ended == [(11, 0), (11, 1), (23, 0), (23, 1)]
     finally:
         vec.close()
+
+
+def test_online_eval_script_prints_paired_ratios(capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "online_eval.py"
+    spec = importlib.util.spec_from_file_location("online_eval", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    argv = ["--instances", "3", "--noise", "0", "--networks", "contention_free"]
+    argv += ["--workload", '{"generator": "layered", "n_tasks": 12}']
+    assert mod.main(argv) == 0
+    rows = [ln.split(" | ") for ln in capsys.readouterr().out.splitlines() if "| contention" in ln]
+    by_name = {r[2]: r for r in rows}
+    assert len(rows) == 6 and by_name["heft (static)"][5] == "1.000 ± 0.000"
+    assert all(r[3] == "3" for r in rows)
+    assert mod.main(["--instances", "0"]) == 2
+    assert "--instances must be >= 1, got 0" in capsys.readouterr().err
