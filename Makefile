@@ -22,7 +22,7 @@ run: setup  ## the main job: a short training run + evaluation on the defaults
 rag: setup  ## the WASS-RAG pipeline: knowledge base, predictor, MaskablePPO with R_RAG
 	$(PY) scripts/build_kb.py
 	$(PY) scripts/train_predictor.py
-	$(PY) scripts/train.py teacher=rag
+	$(PY) scripts/train.py teacher=rag train.total_timesteps=30000 agent.learning_rate=0.0001 agent.ent_coef=0.0
 
 test: setup  ## the default test suite (slow tests excluded)
 	$(PY) -m pytest -n 2 --dist loadgroup -q

@@ -426,6 +426,12 @@ def check_values(cfg: Any) -> None:
     teacher = cfg.get("teacher")
     if teacher is not None and teacher.get("enabled", False):
         _apply(_TEACHER_RULES, teacher, "teacher.")
+        if int(cfg.train.total_timesteps) == 0:
+            raise ConfigValueError(
+                "train.total_timesteps: the teacher shapes the reward of MaskablePPO steps, and "
+                "0 steps would leave it unused; got 0 with teacher enabled (set e.g. "
+                "train.total_timesteps=30000)"
+            )
         mode = teacher.get("mode", "eq3")
         if mode not in TEACHER_MODES:
             raise ConfigValueError(f"teacher.mode: must be one of {TEACHER_MODES}, got {mode!r}")

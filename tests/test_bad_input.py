@@ -394,6 +394,8 @@ def test_cli_teacher_settings_are_checked() -> None:
         check_config(_compose("teacher=rag", "teacher.lam=nan"))
     with pytest.raises(TrainConfigError, match=r"teacher.index: must be one of"):
         check_config(_compose("teacher=rag", "teacher.index=fast"))
+    with pytest.raises(TrainConfigError, match=r"train.total_timesteps: the teacher .* got 0"):
+        check_config(_compose("teacher=rag", "train.total_timesteps=0", "imitation.episodes=2"))
     check_config(_compose("teacher=rag", "teacher.mode=potential", "teacher.lam=1.0"))
 
 
