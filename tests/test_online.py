@@ -350,3 +350,13 @@ def test_online_eval_script_prints_paired_ratios(capsys):
     assert all(r[3] == "3" for r in rows)
     assert mod.main(["--instances", "0"]) == 2
     assert "--instances must be >= 1, got 0" in capsys.readouterr().err
+
+
+def test_render_shows_what_has_run():
+    env = WassSchedOnlineEnv(
+        workload=[fork_problem().workflow], cluster=[fork_problem().cluster], render_mode="ansi"
+    )
+    env.reset(seed=0)
+    assert "0/3 tasks placed" in env.render()  # nothing has started before the first decision
+    env.step(0)  # t0 on node 0; the clock moves to 2, when it finishes
+    assert "1/3 tasks placed, makespan 2 s" in env.render()
