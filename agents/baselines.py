@@ -12,8 +12,9 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
-from agents.heuristics import TIE_RTOL, min_eft_node, snap_priority
+from agents.heuristics import TIE_RTOL, argmin_first, min_eft_node, snap_priority
 from wass_env.scheduling import Scheduler
+from wass_env.sim.online import OnlineSim
 from wass_env.sim.ordering import ReadyQueue
 from wass_env.sim.plan import Plan, PlanBuilder
 from wass_env.sim.problem import Problem
@@ -34,6 +35,11 @@ class RandomScheduler(Scheduler):
     def act(self, obs: Any, mask: NDArray[np.bool_], env: Any) -> int:
         """A uniformly random action among those ``mask`` allows."""
         feasible = np.flatnonzero(mask)
+        return int(feasible[self.rng.integers(feasible.size)])
+
+    def dispatch(self, sim: OnlineSim, task: int) -> int:
+        """A uniformly random node among those that can take the task now."""
+        feasible = np.flatnonzero(sim.takers(task))
         return int(feasible[self.rng.integers(feasible.size)])
 
 
@@ -60,6 +66,13 @@ class SlurmScheduler(Scheduler):
         release = builder.release_time(task)
         ready = np.full(builder.problem.n_nodes, release)
         return int(np.argmin(builder.start_times(task, ready)))
+
+    def dispatch(self, sim: OnlineSim, task: int) -> int:
+        """Online FCFS: jobs in submission (file) order as their dependencies finish, each to
+        the node expected to have its cores free first (ties: lowest index, Slurm's node
+        order), where its input data lives ignored."""
+        free_at, _ = sim.estimate(task)
+        return argmin_first(np.where(sim.takers(task), free_at, np.inf))
 
 
 class SingleNodeScheduler(Scheduler):

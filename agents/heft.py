@@ -34,8 +34,15 @@ from typing import ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
-from agents.heuristics import TIE_RTOL, argmin_first, min_eft_node, snap_priority
+from agents.heuristics import (
+    TIE_RTOL,
+    argmin_first,
+    min_eft_node,
+    online_eft_node,
+    snap_priority,
+)
 from wass_env.scheduling import Scheduler
+from wass_env.sim.online import OnlineSim
 from wass_env.sim.plan import PlanBuilder
 from wass_env.sim.problem import Problem
 
@@ -66,6 +73,11 @@ class HEFTScheduler(Scheduler):
     def select_node(self, builder: PlanBuilder, task: int) -> int:
         """The node with the earliest finish time; ties: lowest index."""
         return min_eft_node(builder, task)
+
+    def dispatch(self, sim: OnlineSim, task: int) -> int:
+        """Online HEFT: tasks in decreasing upward rank as they become ready, each to the node
+        (of those that can take it now) with the earliest estimated finish; ties: lowest."""
+        return online_eft_node(sim, task)
 
 
 class ContentionAwareHEFTScheduler(HEFTScheduler):

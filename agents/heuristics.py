@@ -23,6 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from wass_env.scheduling import Scheduler
+from wass_env.sim.online import OnlineSim
 from wass_env.sim.plan import PlanBuilder
 from wass_env.sim.problem import Problem
 
@@ -33,6 +34,7 @@ __all__ = [
     "argmin_first",
     "local_input_bytes",
     "min_eft_node",
+    "online_eft_node",
     "snap_priority",
 ]
 
@@ -73,6 +75,14 @@ def snap_priority(priority: NDArray[np.float64]) -> NDArray[np.float64]:
 def min_eft_node(builder: PlanBuilder, task: int) -> int:
     """The node where ``task`` would finish first (insertion per the builder); ties: lowest."""
     return argmin_first(builder.earliest_finish(task))
+
+
+def online_eft_node(sim: OnlineSim, task: int) -> int:
+    """Among the nodes that can take ``task`` now, the one where it is estimated to finish
+    first (its inputs sent now, contention-free, plus its estimated runtime); ties: lowest."""
+    free_at, ready = sim.estimate(task)
+    finish = np.maximum(free_at, ready) + sim.problem.exec_time[task]
+    return argmin_first(np.where(sim.takers(task), finish, np.inf))
 
 
 def local_input_bytes(builder: PlanBuilder, task: int) -> NDArray[np.float64]:

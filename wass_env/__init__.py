@@ -1,6 +1,7 @@
 """wass: learning to schedule scientific workflows on HPC clusters.
 
-Importing the package registers the Gymnasium environment ``WassSched-v0``::
+Importing the package registers the Gymnasium environments ``WassSched-v0`` and
+``WassSchedOnline-v0`` (decisions while the simulated cluster runs)::
 
     import gymnasium as gym
     import wass_env  # noqa: F401
@@ -16,6 +17,8 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 ENV_ID = "WassSched-v0"
+#: The online variant: decisions as the simulated cluster runs (wass_env.envs.wass_online).
+ONLINE_ENV_ID = "WassSchedOnline-v0"
 
 
 def _register_envs() -> None:
@@ -26,6 +29,8 @@ def _register_envs() -> None:
         return
     if ENV_ID not in registry:
         register(id=ENV_ID, entry_point="wass_env.envs.wass_sched:WassSchedEnv")
+    if ONLINE_ENV_ID not in registry:
+        register(id=ONLINE_ENV_ID, entry_point="wass_env.envs.wass_online:WassSchedOnlineEnv")
 
 
 _register_envs()

@@ -5,7 +5,12 @@ imports none of them. A :class:`Scheduler` can be used two ways:
 
 * **whole-workflow**: ``plan(problem)`` returns a complete :class:`~wass_env.sim.plan.Plan`;
 * **step-wise** inside ``WassSched-v0``: ``act(obs, mask, env)`` returns the node for the task the
-  environment is asking about (the environment decides which ready task comes next).
+  environment is asking about (the environment decides which ready task comes next);
+* **online**: ``run_online(problem, factors=...)`` runs the workflow on the simulated cluster
+  (:class:`~wass_env.sim.online.OnlineSim`) and asks :meth:`Scheduler.dispatch` for the node of
+  each ready task when a node can take it; inside ``WassSchedOnline-v0``, ``act`` does the same
+  for the task the environment asks about. Schedulers without an online rule raise
+  ``NotImplementedError`` from ``dispatch``.
 
 List schedulers only implement :meth:`Scheduler.select_node`; the base class turns it into both
 uses. Schedulers with their own static task ranking (HEFT, CPOP, PEFT) override
@@ -31,8 +36,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from wass_env.errors import WassError
+from wass_env.sim.online import OnlineSim
 from wass_env.sim.ordering import ReadyQueue, task_priority
-from wass_env.sim.plan import Plan, PlanBuilder
+from wass_env.sim.plan import Plan, PlanBuilder, Schedule
 from wass_env.sim.problem import Problem
 
 __all__ = [
@@ -108,7 +114,47 @@ class Scheduler(abc.ABC):
         """
         core = env_core(env)
         self._ensure(core.problem)
+        sim = getattr(core, "sim", None)
+        if isinstance(sim, OnlineSim):
+            return self.dispatch(sim, core.current_task)
         return self.select_node(core.builder, core.current_task)
+
+    def dispatch(self, sim: OnlineSim, task: int) -> int:
+        """Online use: the node for ready ``task``, among ``sim.takers(task)`` (the nodes that
+        can take it now), given the running cluster ``sim``.
+
+        Raises:
+            NotImplementedError: for a scheduler without an online rule (the base class).
+        """
+        raise NotImplementedError(
+            f"scheduler {self.name!r} has no online dispatch rule (Scheduler.dispatch)"
+        )
+
+    def run_online(self, problem: Problem, *, factors: Any = None, mode: str = "queue") -> Schedule:
+        """Online use: run ``problem`` on its simulated cluster, dispatching as it runs.
+
+        Whenever ready tasks have a node that can take them, the one of highest
+        :meth:`priority` (ties: lowest index) goes to the node :meth:`dispatch` picks; node
+        queues run their tasks in the same priority order.
+
+        Args:
+            problem: The problem to run.
+            factors: Per-task runtime factors (see :class:`~wass_env.sim.online.OnlineSim`);
+                default: runtimes as estimated.
+            mode: ``"queue"`` (a task may wait in a busy node's queue) or ``"idle"`` (only
+                nodes that can start it now), see :data:`~wass_env.sim.online.DISPATCH_MODES`.
+
+        Returns:
+            The realised schedule.
+        """
+        self._ensure(problem)
+        priority = np.asarray(self.priority(problem), dtype=np.float64)
+        sim = OnlineSim(problem, factors, mode=mode, priority=priority)
+        key = (-priority).tolist()
+        while sim.advance():
+            task = sim.next_task(key)
+            sim.dispatch(task, self.dispatch(sim, task))
+        return sim.schedule()
 
     def priority(self, problem: Problem) -> NDArray[np.float64]:
         """Priority of every task in :meth:`plan`: among ready tasks, the highest goes first.
