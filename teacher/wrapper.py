@@ -99,6 +99,11 @@ class RAGRewardWrapper(gym.Wrapper):  # type: ignore[type-arg]
             rag = self.teacher.shaping(ev, None if done else self._ev)
         else:
             rag = self.teacher.reward(ev, a)
+        # The teacher predicts makespan / lower bound; the env's rewards may be in units of the
+        # reference's makespan (reward_scale="reference"): the same unit for both terms.
+        unit = getattr(self.env.unwrapped, "reward_unit_per_lower_bound", 1.0)
+        if unit != 1.0:
+            rag *= unit
         info = dict(info)
         info["rewards"] = {**info.get("rewards", {}), "rag": rag}
         if ev is not None:

@@ -390,6 +390,41 @@ def test_wrapper_pickles_and_continues_identically(problem: Problem) -> None:
             break
 
 
+def test_rag_reward_is_in_the_env_reward_unit(problem: Problem) -> None:
+    """With reward_scale="reference" the env's rewards are in units of HEFT's makespan; R_RAG
+    (predicted makespan / lower bound) is converted to the same unit: lower bound / HEFT."""
+    model = hand_model()
+    kb = _teacher_kb(problem, model, node=1)
+    spec = {"generator": "layered", "n_tasks": [8, 16], "ccr": 1.0}
+    envs = {
+        scale: RAGRewardWrapper(
+            gym.make(
+                "WassSched-v0", workload=spec, cluster="het16", reward_scale=scale, reference="heft"
+            ),
+            Teacher(model, kb),
+            lam=1.0,
+        )
+        for scale in ("lower_bound", "reference")
+    }
+    infos = {scale: env.reset(seed=3)[1] for scale, env in envs.items()}
+    base = envs["reference"].unwrapped
+    ratio = base.problem.lower_bound() / base._reference_makespan
+    assert base.reward_unit_per_lower_bound == pytest.approx(ratio) and ratio < 1.0
+    assert envs["lower_bound"].unwrapped.reward_unit_per_lower_bound == 1.0
+    seen = 0
+    for _ in range(6):
+        a = int(np.flatnonzero(infos["reference"]["action_mask"])[-1])
+        out = {scale: env.step(a) for scale, env in envs.items()}
+        rag_lb = out["lower_bound"][4]["rewards"]["rag"]
+        rag_ref = out["reference"][4]["rewards"]["rag"]
+        assert rag_ref == pytest.approx(rag_lb * ratio, rel=1e-12, abs=1e-15)
+        seen += rag_lb != 0.0
+        infos = {scale: o[4] for scale, o in out.items()}
+        if out["reference"][2]:
+            break
+    assert seen > 0  # the check compared non-zero rewards
+
+
 # ------------------------------------------------------------------------ training
 
 

@@ -451,6 +451,13 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
             info.update(metrics)
         return obs, float(reward), terminated, False, info
 
+    @property
+    def reward_unit_per_lower_bound(self) -> float:
+        """The current episode's lower bound divided by its reward unit (``reward_scale``): 1.0
+        with ``"lower_bound"``; a reward term in makespan / lower bound units times this is in
+        the environment's reward units (what a reward wrapper such as the teacher's needs)."""
+        return self._scale / self._reward_unit
+
     def observe(self, builder: PlanBuilder, task: int) -> dict[str, NDArray[np.float32]]:
         """The observation the agent would see with ``task`` to place in the partial plan
         ``builder`` (of any problem that fits ``max_nodes``), without changing the episode.
