@@ -427,6 +427,27 @@ def test_any_scheduler_spec_joins_the_grid() -> None:
             run_grid(_tiny_grid(schedulers=schedulers))
 
 
+def test_workers_start_by_spawn_once_torch_is_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from agents.evaluation.run import worker_start_method
+
+    for mod in ("torch", "faiss"):
+        monkeypatch.delitem(sys.modules, mod, raising=False)
+    assert worker_start_method() is None and worker_start_method("fork") == "fork"
+    monkeypatch.setitem(sys.modules, "torch", object())
+    assert worker_start_method() == "spawn" and worker_start_method("forkserver") == "forkserver"
+
+
+@pytest.mark.slow
+def test_parallel_workers_with_a_torch_policy(tmp_path: Path) -> None:
+    """Forked children of a process with torch's thread pool can hang; spawned ones do not."""
+    path = _tiny_checkpoint(tmp_path / "model.zip")
+    ppo = {"name": "ppo", "scheduler": "policy", "checkpoint": str(path)}
+    grid = _tiny_grid(seeds=[5, 6], schedulers=["heft", ppo])
+    assert repr(run_grid(grid, workers=2).rows) == repr(run_grid(grid).rows)
+
+
 def test_parallel_workers_give_the_same_rows() -> None:
     grid = _tiny_grid(schedulers=["heft", "heft_lookahead", "best_heuristic", "random"])
     serial = run_grid(grid).rows

@@ -42,7 +42,7 @@ from wass_env.sim.metrics import schedule_metrics
 from wass_env.sim.plan import Plan, Schedule
 from wass_env.sim.problem import Problem
 
-__all__ = ["Episode", "GridResult", "run_episode", "run_grid"]
+__all__ = ["Episode", "GridResult", "run_episode", "run_grid", "worker_start_method"]
 
 
 @dataclass
@@ -249,6 +249,15 @@ def _count_runs(job: _CellJob, schedulers: dict[int, Scheduler]) -> int:
     return n
 
 
+def worker_start_method(start_method: str | None = None) -> str | None:
+    """How :func:`run_grid`'s worker processes start: ``start_method`` if given, else
+    ``"spawn"`` once torch or FAISS is loaded in this process (their OpenMP thread pools do not
+    survive a fork), else None (the platform's default)."""
+    if start_method is None and ("torch" in sys.modules or "faiss" in sys.modules):
+        return "spawn"
+    return start_method
+
+
 def run_grid(
     grid: Grid,
     *,
@@ -266,10 +275,11 @@ def run_grid(
             (for Gantt charts); None keeps none.
         workers: Processes that run cells in parallel; the rows do not depend on it. Schedulers
             given as instances (not names or specs) need ``workers=1``.
-        start_method: How worker processes start (``"spawn"``, ``"forkserver"``; None: the
-            platform's default). A caller that has already run OpenMP code (FAISS, torch)
-            needs ``"spawn"``: a forked child of a process with an OpenMP thread pool can
-            hang in its first parallel region.
+        start_method: How worker processes start (``"spawn"``, ``"fork"``, ``"forkserver"``;
+            None: ``"spawn"`` once torch or FAISS is loaded in this process (building a
+            checkpoint's scheduler loads torch), else the platform's default). A forked child
+            of a process with an OpenMP thread pool (FAISS, torch) can hang in its first
+            parallel region.
 
     Returns:
         The rows (see the module docstring for the columns), timings and kept schedules.
@@ -314,7 +324,8 @@ def run_grid(
         else:
             import multiprocessing
 
-            ctx = None if start_method is None else multiprocessing.get_context(start_method)
+            method = worker_start_method(start_method)
+            ctx = None if method is None else multiprocessing.get_context(method)
             with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
                 futures = [pool.submit(_run_cell, j) for j in jobs]
                 for j, fut in zip(jobs, futures, strict=True):
