@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -437,6 +438,20 @@ def test_workers_start_by_spawn_once_torch_is_loaded(monkeypatch: pytest.MonkeyP
     assert worker_start_method() is None and worker_start_method("fork") == "fork"
     monkeypatch.setitem(sys.modules, "torch", object())
     assert worker_start_method() == "spawn" and worker_start_method("forkserver") == "forkserver"
+
+
+def test_workers_run_one_torch_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from agents.evaluation.run import _one_thread_worker
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")
+    before = torch.get_num_threads()
+    try:
+        _one_thread_worker()
+        assert torch.get_num_threads() == 1 and os.environ["OMP_NUM_THREADS"] == "1"
+    finally:
+        torch.set_num_threads(before)
 
 
 @pytest.mark.slow

@@ -22,6 +22,7 @@ of every comparison scheduler and of CP-SAT (NaN where that scheduler has no row
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -249,6 +250,14 @@ def _count_runs(job: _CellJob, schedulers: dict[int, Scheduler]) -> int:
     return n
 
 
+def _one_thread_worker() -> None:
+    """Initialise a worker of :func:`run_grid`: one OpenMP / torch thread, since the workers
+    already fill the cores (oversubscribed thread pools spin and slow everyone down)."""
+    os.environ["OMP_NUM_THREADS"] = "1"
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
+
+
 def worker_start_method(start_method: str | None = None) -> str | None:
     """How :func:`run_grid`'s worker processes start: ``start_method`` if given, else
     ``"spawn"`` once torch or FAISS is loaded in this process (their OpenMP thread pools do not
@@ -326,7 +335,9 @@ def run_grid(
 
             method = worker_start_method(start_method)
             ctx = None if method is None else multiprocessing.get_context(method)
-            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            with ProcessPoolExecutor(
+                max_workers=workers, mp_context=ctx, initializer=_one_thread_worker
+            ) as pool:
                 futures = [pool.submit(_run_cell, j) for j in jobs]
                 for j, fut in zip(jobs, futures, strict=True):
                     results.append(fut.result())
