@@ -522,6 +522,6 @@ def _imitate(agent: Any, cfg: DictConfig, env_kwargs: dict[str, Any], venv: Any,
         exclude_families=exclude,
         work_dir=str(out),
         logger=logger,
-        log=None if not bool(cfg.train.progress_bar) else log.info,
+        log=log.info,
     )
     write_text(json.dumps(summary, indent=2) + "\n", out / "imitation.json")
