@@ -315,7 +315,8 @@ def _teacher_trace() -> dict[str, np.ndarray]:
     for ep in range(3):
         while True:
             ev = env._ev
-            assert ev is not None
+            # The teacher has scored this decision: one prediction per action.
+            assert ev is not None and ev.pred.shape == (env.action_space.n,)
             cols["state"].append(ev.features.state)
             cols["actions"].append(ev.features.actions)
             cols["embedding"].append(ev.embedding)
