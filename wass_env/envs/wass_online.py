@@ -213,19 +213,7 @@ class WassSchedOnlineEnv(WassSchedEnv):
         if terminated:
             metrics = self._finish_episode()
             rewards["makespan"] = -metrics["makespan"] / self._reward_unit
-        w = self.reward_weights
-        reward = (
-            0
-            + w["makespan"] * rewards["makespan"]
-            + w["progress"] * rewards["progress"]
-            + w["illegal"] * rewards["illegal"]
-        )
-        obs = self._get_obs()
-        info = self._get_info()
-        info["rewards"] = rewards
-        info["illegal_action"] = illegal
-        info.update(metrics)
-        return obs, float(reward), terminated, False, info
+        return self._step_result(rewards, illegal, metrics, terminated)
 
     def _finish_episode(self) -> dict[str, Any]:
         sim, p = self.sim, self.problem

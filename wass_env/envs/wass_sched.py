@@ -435,6 +435,12 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
             self.current_task = self._queue.pop()  # type: ignore[union-attr]
             metrics = {}
         self._prepare()
+        return self._step_result(rewards, illegal, metrics, terminated)
+
+    def _step_result(
+        self, rewards: dict[str, float], illegal: bool, metrics: dict[str, Any], terminated: bool
+    ) -> tuple[dict[str, NDArray[np.float32]], float, bool, bool, dict[str, Any]]:
+        """What ``step`` returns: the weighted reward, the observation and the info."""
         w = self.reward_weights
         # Summed in this order from 0, as sum() would (so -0.0 never appears).
         reward = (
