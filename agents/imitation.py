@@ -9,8 +9,9 @@ completed makespan is within a relative ``tie`` of the best. This is a *pilot me
 algorithm, Bertsekas et al. 1997): because the base rule's own node is always tried and HEFT
 completed in order is sequentially consistent, following the expert from the start is never
 worse than the base rule, and usually much better where HEFT's greedy choice moves data that a
-later stage pays for. On small instances, :func:`expert_plans` also replays the best of complete
-plans (HEFT, PEFT, HEFT with lookahead, CP-SAT) through the environment.
+later stage pays for. :class:`HeuristicExpert` is one heuristic's own choice at every state, and
+:class:`PlanExpert` replays, per instance, the best of complete plans (HEFT, HEFT with lookahead,
+PEFT, CPOP and, on small instances, CP-SAT) through the environment.
 
 **Collection** (:func:`collect`) runs episodes of a ``WassSchedEnv``; at every state it records
 the observation, the mask, the expert's label distribution (uniform over its tied best nodes) and
@@ -49,6 +50,7 @@ __all__ = [
     "HeuristicExpert",
     "ImitationError",
     "PilotExpert",
+    "PlanExpert",
     "bc_train",
     "collect",
     "collect_parallel",
@@ -203,14 +205,106 @@ class HeuristicExpert(PilotExpert):
         return out
 
 
+class PlanExpert(PilotExpert):
+    """Per instance, the best of several complete plans, replayed through the environment.
+
+    At the first decision of an instance each candidate scheduler plans the whole workflow;
+    every plan's node assignment is replayed in the environment's task order (the order the
+    policy acts in, which is not PEFT's or CPOP's own) and the plan with the shortest replayed
+    makespan becomes the instance's target. The label of a task is its node in that plan (every
+    tied-best plan's node, uniformly), in any state: on the expert's own trajectory this
+    reproduces the best plan exactly; in states the learner reached by leaving it, DAgger
+    teaches it to go back to the plan's assignment. Not a rollout from the state, so cheap: one
+    plan per candidate per instance.
+
+    Args:
+        candidates: Registered names (or specs) of the planners compared per instance.
+        cpsat_max_tasks: Also try CP-SAT on instances of at most this many tasks (0: never).
+        cpsat_deterministic_time: CP-SAT's limit per instance in its deterministic time units
+            (the same stopping point on every run, so the labels are reproducible).
+        tie: Relative tolerance under which two replayed makespans count as equal.
+    """
+
+    def __init__(
+        self,
+        candidates: tuple[str, ...] | list[str] = ("heft", "heft_lookahead", "peft", "cpop"),
+        cpsat_max_tasks: int = 0,
+        cpsat_deterministic_time: float = 2.0,
+        tie: float = 1e-9,
+    ) -> None:
+        super().__init__(k=1, base="heft", locality=False, tie=tie)
+        if not candidates:
+            raise ImitationError("imitation.expert.candidates: needs at least one scheduler")
+        self.candidates: list[Scheduler] = [make_scheduler(c) for c in candidates]
+        self.cpsat_max_tasks = int(cpsat_max_tasks)
+        self.cpsat_deterministic_time = float(cpsat_deterministic_time)
+        self._cpsat: Any = (
+            make_scheduler("cpsat", time_limit=600.0, deterministic_time=cpsat_deterministic_time)
+            if self.cpsat_max_tasks > 0
+            else None
+        )
+        self._problem: Any = None
+        self._nodes: NDArray[np.int64] = np.zeros((0, 0), np.int64)  # tied-best plans' nodes
+        self.chosen: dict[str, int] = {}  # how often each candidate was the target (a report)
+
+    def replay(
+        self, builder: PlanBuilder, nodes: NDArray[np.integer], priority: NDArray[np.float64]
+    ) -> float:
+        """Makespan [s] of placing every task on ``nodes[task]`` in ``priority`` order."""
+        b = PlanBuilder(builder.problem, insertion=builder.insertion)
+        q = ReadyQueue(b, priority)
+        while not b.done:
+            t = q.pop()
+            b.assign(t, int(nodes[t]))
+            q.update()
+        return float(b.max_finish)
+
+    def _targets(self, builder: PlanBuilder, priority: NDArray[np.float64]) -> None:
+        problem = builder.problem
+        plans: list[tuple[str, NDArray[np.int64]]] = []
+        for sch in self.candidates:
+            plan = sch.plan(problem, insertion=builder.insertion)
+            plans.append((sch.name, np.asarray(plan.node, dtype=np.int64)))
+        if self._cpsat is not None and (
+            problem.workflow.n_tasks <= min(self.cpsat_max_tasks, self._cpsat.max_tasks)
+            and problem.n_nodes <= self._cpsat.max_nodes
+        ):
+            cp = self._cpsat
+            plans.append(("cpsat", np.asarray(cp.plan(problem).node, dtype=np.int64)))
+        spans = np.array([self.replay(builder, nodes, priority) for _, nodes in plans])
+        best = float(spans.min())
+        tied = np.flatnonzero(spans <= best + self.tie * max(abs(best), 1.0))
+        self._nodes = np.stack([plans[i][1] for i in tied])
+        name = plans[int(tied[0])][0]
+        self.chosen[name] = self.chosen.get(name, 0) + 1
+        self._problem = problem
+
+    def scores(
+        self, builder: PlanBuilder, task: int, priority: NDArray[np.float64]
+    ) -> NDArray[np.float64]:
+        """0 on the target plans' nodes for ``task``, ``inf`` elsewhere."""
+        if builder.problem is not self._problem:
+            self._targets(builder, priority)
+        out = np.full(builder.problem.n_nodes, np.inf)
+        out[self._nodes[:, task]] = 0.0
+        return out
+
+
 def make_expert(spec: Mapping[str, Any] | None = None) -> PilotExpert:
     """An expert from its settings: ``{"kind": "pilot", k, base, locality, fortify, tie}``
-    (default) or ``{"kind": "heuristic", "base": "heft_lookahead"}``."""
+    (default), ``{"kind": "heuristic", "base": "heft_lookahead"}`` or ``{"kind": "plans",
+    "candidates": [...], "cpsat_max_tasks": 0}``."""
     kw = dict(spec or {})
     kind = kw.pop("kind", "pilot")
-    kinds: dict[str, type[PilotExpert]] = {"pilot": PilotExpert, "heuristic": HeuristicExpert}
+    kinds: dict[str, type[PilotExpert]] = {
+        "pilot": PilotExpert,
+        "heuristic": HeuristicExpert,
+        "plans": PlanExpert,
+    }
     if kind not in kinds:
-        raise ImitationError(f"imitation.expert.kind: must be 'pilot' or 'heuristic', got {kind!r}")
+        raise ImitationError(
+            f"imitation.expert.kind: must be 'pilot', 'heuristic' or 'plans', got {kind!r}"
+        )
     try:
         return kinds[kind](**kw)
     except TypeError as exc:

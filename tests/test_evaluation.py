@@ -584,3 +584,64 @@ def test_generalisation_table_from_a_directory_of_checkpoints(tmp_path: Path) ->
     assert fork.split(" | ")[-1] != "- |" and fan.split(" | ")[-1] == "- |"
     assert "No checkpoint for: fan_out." in md
     assert not (tmp_path / "out" / "makespan.png").exists()  # plots off in this experiment
+
+
+# ------------------------------------------------------------------ against proven optima
+def test_optimality_summary_counts_only_proven_instances_by_hand(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from agents.evaluation.optimality import OptimalityError, load_proven, optimality_table
+
+    cols = "workload,cluster,seed,episode,scheduler,makespan,cpsat_optimal"
+    rows = [
+        # instance 0: proven optimum 10; heft 11, policy 10
+        "a,c,1,0,heft,11.0,",
+        "a,c,1,0,policy,10.0,",
+        "a,c,1,0,cpsat,10.0,True",
+        # instance 1: proven optimum 20; heft 20, policy 23
+        "a,c,2,1,heft,20.0,",
+        "a,c,2,1,policy,23.0,",
+        "a,c,2,1,cpsat,20.0,True",
+        # instance 2: CP-SAT stopped without proof: left out
+        "a,c,3,2,heft,50.0,",
+        "a,c,3,2,policy,10.0,",
+        "a,c,3,2,cpsat,40.0,False",
+    ]
+    path = tmp_path / "episodes.csv"
+    path.write_text("\n".join([cols, *rows]) + "\n")
+    cells = load_proven(path)
+    assert list(cells) == [("a", "c")] and len(cells[("a", "c")]) == 2
+    text = optimality_table(cells)
+    # heft: 1.1 and 1.0 -> mean 1.05, worst 1.10, within 5%: 1 of 2; policy: 1.0 and 1.15.
+    # 95% t-interval of two values x, y: 12.706 * |x - y| / 2.
+    assert "| a | c | 2 | 1.050 ± 0.635 [1.10; 50%] | 1.075 ± 0.953 [1.15; 50%] |" in text
+    bad = tmp_path / "bad.csv"
+    bad.write_text(cols + "\na,c,1,0,heft,fast,\na,c,1,0,cpsat,1.0,True\n")
+    with pytest.raises(OptimalityError, match=r"bad.csv: line 2: makespan 'fast'"):
+        load_proven(bad)
+    proc = subprocess.run(
+        [sys.executable, "scripts/optimality_summary.py", str(tmp_path / "missing.csv")],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2 and "missing.csv" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_compare_experts_plans_are_never_worse_than_heft_lookahead() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("compare_experts", "scripts/compare_experts.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rows = mod.run(
+        [{"kind": "heuristic", "base": "heft_lookahead"}, {"kind": "plans"}],
+        ["workload=fan_out", "cluster=het8"],
+        4,
+    )
+    look, plans = rows[0]["ratio"], rows[1]["ratio"]
+    # heft_lookahead and HEFT are among the plans' candidates, replayed in the same order.
+    assert (plans <= look + 1e-12).all() and (plans <= 1 + 1e-12).all()
+    assert sum(rows[1]["chosen"].values()) == 4
+    assert '| `{"kind":"plans"}` |' in mod.table(rows)

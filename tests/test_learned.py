@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import wass_env
-from agents.imitation import PilotExpert, bc_train, collect
+from agents.imitation import ImitationError, PilotExpert, PlanExpert, bc_train, collect, make_expert
 from agents.learned import PolicyScheduler
 from agents.policies import NodeScoringPolicy
 from agents.ppo import MaskablePPOAgent, make_vec
@@ -21,6 +21,7 @@ from agents.registry import make_scheduler
 from wass_env.envs.graph import GRAPH_TASK_FEATURES, GraphWindow
 from wass_env.envs.lookahead import LOOKAHEAD_FEATURES, Lookahead
 from wass_env.sim import Cluster, PlanBuilder, Problem, Workflow, preset
+from wass_env.sim.ordering import task_priority
 from wass_env.workloads import make_sampler
 
 torch.set_num_threads(1)
@@ -158,6 +159,50 @@ def test_pilot_expert_from_the_start_is_never_worse_than_heft() -> None:
     assert min(ratios) < 0.999  # and it does find better plans
     assert np.allclose(data.label.sum(axis=1), 1.0)
     assert not (data.label > 0)[~data.mask].any()  # labels only on feasible nodes
+
+
+H4 = Cluster([1.0, 2.0, 3.0, 4.0], 2, bandwidth=1.25e9, name="h4")
+SMALL = {"generator": "layered", "n_tasks": [8, 12], "ccr": 1.0}
+
+
+def test_plan_expert_follows_the_best_replayed_plan_of_its_candidates() -> None:
+    env = gym.make("WassSched-v0", workload=SMALL, cluster=H4, reference="heft")
+    names = ["heft", "single_node", "peft"]
+    expert = PlanExpert(candidates=names)
+    data = collect(env, range(6), expert)
+    for seed, info in zip(range(6), data.info, strict=True):
+        env.reset(seed=seed)
+        problem = env.unwrapped.problem
+        builder = PlanBuilder(problem, insertion=True)
+        prio = task_priority(problem, env.unwrapped.task_order)
+        spans = [expert.replay(builder, make_scheduler(n).plan(problem).node, prio) for n in names]
+        assert info["makespan"] == pytest.approx(min(spans), rel=1e-12)
+    assert sum(expert.chosen.values()) == 6
+    assert len(expert.chosen) >= 2  # no one candidate wins every instance here
+    assert all(i["ratio_to_reference"] <= 1 + 1e-12 for i in data.info)
+
+
+def test_plan_expert_with_cpsat_beats_heft_reproducibly() -> None:
+    env = gym.make("WassSched-v0", workload=SMALL, cluster=H4, reference="heft")
+    runs = []
+    for _ in range(2):
+        expert = make_expert(
+            {
+                "kind": "plans",
+                "candidates": ["heft"],
+                "cpsat_max_tasks": 20,
+                "cpsat_deterministic_time": 1.0,
+            }
+        )
+        runs.append(collect(env, range(4), expert))
+    ratios = [i["ratio_to_reference"] for i in runs[0].info]
+    assert all(r <= 1 + 1e-12 for r in ratios)
+    assert min(ratios) < 0.9  # CP-SAT's plans, replayed in the env's order, beat HEFT
+    assert np.array_equal(runs[0].label, runs[1].label)
+    with pytest.raises(ImitationError, match="plans"):
+        make_expert({"kind": "best"})
+    with pytest.raises(ImitationError, match="candidates"):
+        PlanExpert(candidates=[])
 
 
 def test_behaviour_cloning_learns_the_obviously_right_node() -> None:
