@@ -211,8 +211,9 @@ class PlanExpert(PilotExpert):
     At the first decision of an instance each candidate scheduler plans the whole workflow;
     every plan's node assignment is replayed in the environment's task order (the order the
     policy acts in, which is not PEFT's or CPOP's own) and the plan with the shortest replayed
-    makespan becomes the instance's target. The label of a task is its node in that plan (every
-    tied-best plan's node, uniformly), in any state: on the expert's own trajectory this
+    makespan becomes the instance's target (the first in ``candidates`` order among tied ones:
+    nodes mixed from tied plans make a worse plan). The label of a task is its node in that
+    plan, in any state: on the expert's own trajectory this
     reproduces the best plan exactly; in states the learner reached by leaving it, DAgger
     teaches it to go back to the plan's assignment. Not a rollout from the state, so cheap: one
     plan per candidate per instance.
@@ -244,7 +245,7 @@ class PlanExpert(PilotExpert):
             else None
         )
         self._problem: Any = None
-        self._nodes: NDArray[np.int64] = np.zeros((0, 0), np.int64)  # tied-best plans' nodes
+        self._nodes: NDArray[np.int64] = np.zeros(0, np.int64)  # the target plan's nodes
         self.chosen: dict[str, int] = {}  # how often each candidate was the target (a report)
 
     def replay(
@@ -274,7 +275,8 @@ class PlanExpert(PilotExpert):
         spans = np.array([self.replay(builder, nodes, priority) for _, nodes in plans])
         best = float(spans.min())
         tied = np.flatnonzero(spans <= best + self.tie * max(abs(best), 1.0))
-        self._nodes = np.stack([plans[i][1] for i in tied])
+        # One plan, even among tied ones: mixing tied plans task by task is no plan at all.
+        self._nodes = plans[int(tied[0])][1]
         name = plans[int(tied[0])][0]
         self.chosen[name] = self.chosen.get(name, 0) + 1
         self._problem = problem
@@ -282,11 +284,11 @@ class PlanExpert(PilotExpert):
     def scores(
         self, builder: PlanBuilder, task: int, priority: NDArray[np.float64]
     ) -> NDArray[np.float64]:
-        """0 on the target plans' nodes for ``task``, ``inf`` elsewhere."""
+        """0 on the target plan's node for ``task``, ``inf`` elsewhere."""
         if builder.problem is not self._problem:
             self._targets(builder, priority)
         out = np.full(builder.problem.n_nodes, np.inf)
-        out[self._nodes[:, task]] = 0.0
+        out[self._nodes[task]] = 0.0
         return out
 
 

@@ -165,21 +165,41 @@ H4 = Cluster([1.0, 2.0, 3.0, 4.0], 2, bandwidth=1.25e9, name="h4")
 SMALL = {"generator": "layered", "n_tasks": [8, 12], "ccr": 1.0}
 
 
-def test_plan_expert_follows_the_best_replayed_plan_of_its_candidates() -> None:
-    env = gym.make("WassSched-v0", workload=SMALL, cluster=H4, reference="heft")
-    names = ["heft", "single_node", "peft"]
+H4B = Cluster([1.0, 1.0, 2.0, 2.0], 2, bandwidth=1.25e9, name="h4b")
+
+
+@pytest.mark.parametrize(
+    ("cluster", "workload", "names"),
+    [
+        (H4, SMALL, ["heft", "single_node", "peft"]),
+        # Light communication, pairs of equal nodes: plans tie with different nodes.
+        (H4B, {**SMALL, "ccr": 0.1}, ["heft", "heft_lookahead", "peft", "cpop"]),
+    ],
+)
+def test_plan_expert_follows_the_best_replayed_plan_of_its_candidates(
+    cluster: Cluster, workload: dict, names: list[str]
+) -> None:
+    env = gym.make("WassSched-v0", workload=workload, cluster=cluster, reference="heft")
     expert = PlanExpert(candidates=names)
-    data = collect(env, range(6), expert)
-    for seed, info in zip(range(6), data.info, strict=True):
+    data = collect(env, range(8), expert)
+    ties = 0
+    for seed, info in zip(range(8), data.info, strict=True):
         env.reset(seed=seed)
         problem = env.unwrapped.problem
         builder = PlanBuilder(problem, insertion=True)
         prio = task_priority(problem, env.unwrapped.task_order)
-        spans = [expert.replay(builder, make_scheduler(n).plan(problem).node, prio) for n in names]
-        assert info["makespan"] == pytest.approx(min(spans), rel=1e-12)
-    assert sum(expert.chosen.values()) == 6
-    assert len(expert.chosen) >= 2  # no one candidate wins every instance here
+        plans = [make_scheduler(n).plan(problem).node for n in names]
+        spans = np.array([expert.replay(builder, nodes, prio) for nodes in plans])
+        best = np.flatnonzero(spans <= spans.min() * (1 + 1e-9))
+        ties += any((plans[i] != plans[best[0]]).any() for i in best)
+        # The expert acts out one best plan, also when tied plans place tasks differently.
+        assert info["makespan"] == pytest.approx(spans.min(), rel=1e-12)
+    assert sum(expert.chosen.values()) == 8
     assert all(i["ratio_to_reference"] <= 1 + 1e-12 for i in data.info)
+    if cluster is H4:
+        assert len(expert.chosen) >= 2  # no one candidate wins every instance here
+    else:
+        assert ties >= 2
 
 
 def test_plan_expert_with_cpsat_beats_heft_reproducibly() -> None:
