@@ -208,9 +208,10 @@ class HeuristicExpert(PilotExpert):
 class PlanExpert(PilotExpert):
     """Per instance, the best of several complete plans, replayed through the environment.
 
-    At the first decision of an instance each candidate scheduler plans the whole workflow;
-    every plan's node assignment is replayed in the environment's task order (the order the
-    policy acts in, which is not PEFT's or CPOP's own) and the plan with the shortest replayed
+    At the first decision of an instance each candidate scheduler plans the whole workflow twice:
+    its rule placing the tasks in the environment's order (the order the policy acts in), and
+    its own plan (in its own order, which for PEFT or CPOP is not the environment's), whose node
+    assignment is then replayed in the environment's order. The plan with the shortest
     makespan becomes the instance's target (the first in ``candidates`` order among tied ones:
     nodes mixed from tied plans make a worse plan). The label of a task is its node in that
     plan, in any state: on the expert's own trajectory this
@@ -260,12 +261,29 @@ class PlanExpert(PilotExpert):
             q.update()
         return float(b.max_finish)
 
+    @staticmethod
+    def rollout(
+        builder: PlanBuilder, sch: Scheduler, priority: NDArray[np.float64]
+    ) -> NDArray[np.int64]:
+        """The nodes ``sch.select_node`` picks placing every task in ``priority`` order."""
+        sch._ensure(builder.problem)
+        b = PlanBuilder(builder.problem, insertion=builder.insertion)
+        q = ReadyQueue(b, priority)
+        while not b.done:
+            t = q.pop()
+            b.assign(t, sch.select_node(b, t))
+            q.update()
+        return b.node.astype(np.int64)
+
     def _targets(self, builder: PlanBuilder, priority: NDArray[np.float64]) -> None:
         problem = builder.problem
         plans: list[tuple[str, NDArray[np.int64]]] = []
         for sch in self.candidates:
+            # The candidate's rule acting in the environment's order (what a heuristic expert
+            # would do), then its own plan (its own task order), replayed in that order.
+            plans.append((sch.name, self.rollout(builder, sch, priority)))
             plan = sch.plan(problem, insertion=builder.insertion)
-            plans.append((sch.name, np.asarray(plan.node, dtype=np.int64)))
+            plans.append((f"{sch.name} (own order)", np.asarray(plan.node, dtype=np.int64)))
         if self._cpsat is not None and (
             problem.workflow.n_tasks <= min(self.cpsat_max_tasks, self._cpsat.max_tasks)
             and problem.n_nodes <= self._cpsat.max_nodes
