@@ -1,6 +1,6 @@
 """Imitation experts side by side: the makespan each one reaches when it acts from the start.
 
-Every expert of :mod:`agents.imitation` runs the same instances of the training environment
+Every expert of :mod:`agents.imitation` runs the same instances (paired) of the training environment
 (the main job's ``conf/train.yaml`` with any overrides: ``workload.exclude=...`` or a single
 family such as ``workload=montage``), seeded from the evaluation range, acting alone (no learner).
 Per expert: the paired ratio to HEFT's makespan (mean +- 95% CI, wins/ties/losses), the paired
@@ -52,12 +52,18 @@ def run(experts: list[dict[str, Any]], overrides: list[str], n: int) -> list[dic
     for spec in experts:
         expert = make_expert(spec)
         t0 = time.perf_counter()
-        data = collect(env, seeds, expert)
+        info = []
+        for s in seeds:
+            # Recipe pools are drawn on first use: reset them so that every instance is a
+            # function of its seed alone, the same for every expert (as in the evaluation).
+            env.unwrapped.workload.reset()
+            info += collect(env, [s], expert).info
         rows.append(
             {
                 "expert": json.dumps(spec, separators=(",", ":")),
-                "ratio": np.array([i["ratio_to_reference"] for i in data.info]),
-                "family": [i["family"] for i in data.info],
+                "ratio": np.array([i["ratio_to_reference"] for i in info]),
+                "makespan": np.array([i["makespan"] for i in info]),
+                "family": [i["family"] for i in info],
                 "seconds": (time.perf_counter() - t0) / n,
                 "chosen": dict(getattr(expert, "chosen", {})),
             }
