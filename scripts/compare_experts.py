@@ -9,8 +9,8 @@ is what behaviour cloning can at best reach.
 
     python scripts/compare_experts.py                                   # 60 mix instances
     python scripts/compare_experts.py --instances 30 workload.exclude=[montage]
-    python scripts/compare_experts.py --experts '{"kind": "heuristic", "base": "heft"}' \\
-        '{"kind": "plans", "cpsat_max_tasks": 40}'
+    python scripts/compare_experts.py --expert '{"kind": "heuristic", "base": "heft"}' \\
+        --expert '{"kind": "plans", "cpsat_max_tasks": 40}'
 """
 
 from __future__ import annotations
@@ -93,11 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--instances", type=int, default=60, help="instances (evaluation seeds)")
     ap.add_argument(
-        "--experts",
-        nargs="+",
+        "--expert",
+        action="append",
         type=json.loads,
-        default=DEFAULT_EXPERTS,
-        help="expert settings as JSON (agents.imitation.make_expert); the first is the reference",
+        default=None,
+        help="expert settings as JSON (agents.imitation.make_expert), once per expert; the "
+        "first is the reference (default: heft_lookahead, plans, plans with CP-SAT)",
     )
     ap.add_argument("overrides", nargs="*", help="conf/train.yaml overrides (Hydra syntax)")
     args = ap.parse_args(argv)
@@ -105,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"compare_experts: --instances must be >= 2, got {args.instances}", file=sys.stderr)
         return 2
     try:
-        rows = run(args.experts, args.overrides, args.instances)
+        rows = run(args.expert or DEFAULT_EXPERTS, args.overrides, args.instances)
     except Exception as exc:
         msg = user_error(exc)
         if msg is None:
