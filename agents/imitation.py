@@ -253,13 +253,7 @@ class PlanExpert(PilotExpert):
         self, builder: PlanBuilder, nodes: NDArray[np.integer], priority: NDArray[np.float64]
     ) -> float:
         """Makespan [s] of placing every task on ``nodes[task]`` in ``priority`` order."""
-        b = PlanBuilder(builder.problem, insertion=builder.insertion)
-        q = ReadyQueue(b, priority)
-        while not b.done:
-            t = q.pop()
-            b.assign(t, int(nodes[t]))
-            q.update()
-        return float(b.max_finish)
+        return float(_play(builder, priority, lambda b, t: int(nodes[t])).max_finish)
 
     @staticmethod
     def rollout(
@@ -267,13 +261,7 @@ class PlanExpert(PilotExpert):
     ) -> NDArray[np.int64]:
         """The nodes ``sch.select_node`` picks placing every task in ``priority`` order."""
         sch._ensure(builder.problem)
-        b = PlanBuilder(builder.problem, insertion=builder.insertion)
-        q = ReadyQueue(b, priority)
-        while not b.done:
-            t = q.pop()
-            b.assign(t, sch.select_node(b, t))
-            q.update()
-        return b.node.astype(np.int64)
+        return _play(builder, priority, sch.select_node).node.astype(np.int64)
 
     def _targets(self, builder: PlanBuilder, priority: NDArray[np.float64]) -> None:
         problem = builder.problem
@@ -308,6 +296,22 @@ class PlanExpert(PilotExpert):
         out = np.full(builder.problem.n_nodes, np.inf)
         out[self._nodes[task]] = 0.0
         return out
+
+
+def _play(
+    builder: PlanBuilder,
+    priority: NDArray[np.float64],
+    choose: Callable[[PlanBuilder, int], int],
+) -> PlanBuilder:
+    """A new plan of ``builder``'s problem (same insertion policy): every task in ``priority``
+    order, on the node ``choose(plan, task)`` gives."""
+    b = PlanBuilder(builder.problem, insertion=builder.insertion)
+    q = ReadyQueue(b, priority)
+    while not b.done:
+        t = q.pop()
+        b.assign(t, choose(b, t))
+        q.update()
+    return b
 
 
 def make_expert(spec: Mapping[str, Any] | None = None) -> PilotExpert:
