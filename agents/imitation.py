@@ -256,31 +256,35 @@ class PlanExpert(PilotExpert):
         return float(_play(builder, priority, lambda b, t: int(nodes[t])).max_finish)
 
     @staticmethod
-    def rollout(
-        builder: PlanBuilder, sch: Scheduler, priority: NDArray[np.float64]
-    ) -> NDArray[np.int64]:
-        """The nodes ``sch.select_node`` picks placing every task in ``priority`` order."""
+    def rollout(builder: PlanBuilder, sch: Scheduler, priority: NDArray[np.float64]) -> PlanBuilder:
+        """The plan ``sch.select_node`` makes placing every task in ``priority`` order."""
         sch._ensure(builder.problem)
-        return _play(builder, priority, sch.select_node).node.astype(np.int64)
+        return _play(builder, priority, sch.select_node)
 
     def _targets(self, builder: PlanBuilder, priority: NDArray[np.float64]) -> None:
         problem = builder.problem
         plans: list[tuple[str, NDArray[np.int64]]] = []
+        own: list[tuple[str, Any]] = []  # plans made in their own order: replayed below
+        spans: list[float] = []
         for sch in self.candidates:
             # The candidate's rule acting in the environment's order (what a heuristic expert
             # would do), then its own plan (its own task order), replayed in that order.
-            plans.append((sch.name, self.rollout(builder, sch, priority)))
-            plan = sch.plan(problem, insertion=builder.insertion)
-            plans.append((f"{sch.name} (own order)", np.asarray(plan.node, dtype=np.int64)))
-        if self._cpsat is not None and (
-            problem.workflow.n_tasks <= min(self.cpsat_max_tasks, self._cpsat.max_tasks)
-            and problem.n_nodes <= self._cpsat.max_nodes
+            acted = self.rollout(builder, sch, priority)
+            plans.append((sch.name, acted.node.astype(np.int64)))
+            spans.append(float(acted.max_finish))
+            own.append((f"{sch.name} (own order)", sch.plan(problem, insertion=builder.insertion)))
+        cp = self._cpsat
+        if cp is not None and (
+            problem.workflow.n_tasks <= min(self.cpsat_max_tasks, cp.max_tasks)
+            and problem.n_nodes <= cp.max_nodes
         ):
-            cp = self._cpsat
-            plans.append(("cpsat", np.asarray(cp.plan(problem).node, dtype=np.int64)))
-        spans = np.array([self.replay(builder, nodes, priority) for _, nodes in plans])
-        best = float(spans.min())
-        tied = np.flatnonzero(spans <= best + self.tie * max(abs(best), 1.0))
+            own.append(("cpsat", cp.plan(problem)))
+        for name, plan in own:
+            plans.append((name, np.asarray(plan.node, dtype=np.int64)))
+            spans.append(self.replay(builder, plans[-1][1], priority))
+        spans_a = np.asarray(spans)
+        best = float(spans_a.min())
+        tied = np.flatnonzero(spans_a <= best + self.tie * max(abs(best), 1.0))
         # One plan, even among tied ones: mixing tied plans task by task is no plan at all.
         self._nodes = plans[int(tied[0])][1]
         name = plans[int(tied[0])][0]

@@ -27,6 +27,7 @@ import numpy as np
 import wass_env  # noqa: F401  (registers the environments)
 from agents.evaluation.seeds import EVAL_SEED
 from agents.evaluation.stats import ci95, outcome_counts
+from agents.evaluation.tables import format_mean_ci
 from wass_env.cli import user_error
 
 DEFAULT_EXPERTS = [
@@ -62,7 +63,6 @@ def run(experts: list[dict[str, Any]], overrides: list[str], n: int) -> list[dic
             {
                 "expert": json.dumps(spec, separators=(",", ":")),
                 "ratio": np.array([i["ratio_to_reference"] for i in info]),
-                "makespan": np.array([i["makespan"] for i in info]),
                 "family": [i["family"] for i in info],
                 "seconds": (time.perf_counter() - t0) / n,
                 "chosen": dict(getattr(expert, "chosen", {})),
@@ -78,13 +78,13 @@ def table(rows: list[dict[str, Any]]) -> str:
         "|---|---|---|---|---|---|",
     ]
     for r in rows:
-        m, h = ci95(r["ratio"])
         w, t, lo = outcome_counts(r["ratio"])
-        pm, ph = ci95(r["ratio"] / ref)
+        ratio = format_mean_ci(*ci95(r["ratio"]), decimals=4)
+        paired = format_mean_ci(*ci95(r["ratio"] / ref), decimals=4)
         chosen = ", ".join(f"{k} {v}" for k, v in sorted(r["chosen"].items())) or "—"
         out.append(
-            f"| `{r['expert']}` | {m:.4f} ± {h:.4f} | {w}/{t}/{lo} | {pm:.4f} ± {ph:.4f} "
-            f"| {r['seconds']:.2f} | {chosen} |"
+            f"| `{r['expert']}` | {ratio} | {w}/{t}/{lo} | {paired} | {r['seconds']:.2f} "
+            f"| {chosen} |"
         )
     return "\n".join(out)
 

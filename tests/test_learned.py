@@ -189,7 +189,7 @@ def test_plan_expert_follows_the_best_replayed_plan_of_its_candidates(
         builder = PlanBuilder(problem, insertion=True)
         prio = task_priority(problem, env.unwrapped.task_order)
         plans = [make_scheduler(n).plan(problem).node for n in names]
-        plans += [expert.rollout(builder, make_scheduler(n), prio) for n in names]
+        plans += [expert.rollout(builder, make_scheduler(n), prio).node for n in names]
         spans = np.array([expert.replay(builder, nodes, prio) for nodes in plans])
         best = np.flatnonzero(spans <= spans.min() * (1 + 1e-9))
         ties += any((plans[i] != plans[best[0]]).any() for i in best)

@@ -12,6 +12,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from agents.evaluation.stats import ci95
+from agents.evaluation.tables import format_mean_ci
 from wass_env.errors import WassError
 
 __all__ = ["OptimalityError", "load_proven", "optimality_table"]
@@ -38,6 +39,7 @@ def load_proven(path: Path) -> dict[tuple[str, str], dict[tuple[str, str], dict[
     cells: dict[tuple[str, str], dict[tuple[str, str], dict[str, float]]] = defaultdict(
         lambda: defaultdict(dict)
     )
+    unproven: set[tuple[str, str, str, str]] = set()  # (workload, cluster, seed, episode)
     for i, r in enumerate(rows, start=2):
         try:
             span = float(r["makespan"])
@@ -47,11 +49,11 @@ def load_proven(path: Path) -> dict[tuple[str, str], dict[tuple[str, str], dict[
             ) from None
         cells[(r["workload"], r["cluster"])][(r["seed"], r["episode"])][r["scheduler"]] = span
         if r["scheduler"] == "cpsat" and r["cpsat_optimal"] != "True":
-            cells[(r["workload"], r["cluster"])][(r["seed"], r["episode"])]["_open"] = 1.0
+            unproven.add((r["workload"], r["cluster"], r["seed"], r["episode"]))
     if not any(r["scheduler"] == "cpsat" for r in rows):
         raise OptimalityError(f"{path}: no cpsat rows (evaluate with cpsat among the schedulers)")
     return {
-        cell: {k: v for k, v in inst.items() if "cpsat" in v and "_open" not in v}
+        cell: {k: v for k, v in inst.items() if "cpsat" in v and (*cell, *k) not in unproven}
         for cell, inst in cells.items()
     }
 
@@ -83,6 +85,5 @@ def _cell(ratios: list[float]) -> str:
     ratios = [x for x in ratios if math.isfinite(x)]
     if not ratios:
         return "—"
-    m, h = ci95(ratios)
     within = sum(x <= 1.05 + 1e-12 for x in ratios) / len(ratios)
-    return f"{m:.3f} ± {h:.3f} [{max(ratios):.2f}; {within:.0%}]"
+    return f"{format_mean_ci(*ci95(ratios), decimals=3)} [{max(ratios):.2f}; {within:.0%}]"
