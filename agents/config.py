@@ -93,7 +93,7 @@ class MaskablePPOConfig:
     max_grad_norm: float = 0.5
     target_kl: float | None = None
     deterministic: bool = True  # act greedily when used as a scheduler
-    features_extractor_kwargs: dict[str, Any] | None = None  # see agents.policies
+    features_extractor_kwargs: dict[str, Any] = field(default_factory=dict)  # agents.policies
 
 
 @dataclass

@@ -11,6 +11,12 @@ cluster size. Here:
 * :class:`NodeHeads` (the policy's ``mlp_extractor``, built through SB3's
   ``_build_mlp_extractor`` hook) turns the node embeddings into one logit per node with a shared
   scorer, and pools them over valid nodes (mean and max) for the value function.
+* Optionally (``features_extractor_kwargs={"prior": "child_eft_gap"}``) a heuristic's criterion
+  is a prior on the logits: each node's logit is the scorer's output minus ``w`` times that
+  lookahead column, with ``w`` learned (initially ``prior_weight``). The network then learns
+  corrections to a rule that holds on every workflow (the lowest ``child_eft`` is HEFT with
+  lookahead's choice) rather than the rule itself, which it may not recover on a family it
+  never saw.
 
 The policy is permutation-equivariant over nodes, its value is size-agnostic, and one network
 works on any cluster up to ``max_nodes`` and any DAG size. Use it with
@@ -27,6 +33,8 @@ from gymnasium import spaces
 from sb3_contrib.common.maskable.policies import MaskableMultiInputActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
+
+from wass_env.envs.lookahead import LOOKAHEAD_FEATURES
 
 __all__ = ["NodeHeads", "NodeScoringPolicy", "SchedExtractor", "WindowGNN"]
 
@@ -96,7 +104,8 @@ class SchedExtractor(BaseFeaturesExtractor):
     """Embeds every node row together with the global (task, context, graph) vector.
 
     Output: the per-node embeddings flattened (``max_nodes * embed_dim``), then the ``valid``
-    flag of every node (``max_nodes``), so the heads can pool over real nodes only.
+    flag of every node (``max_nodes``), so the heads can pool over real nodes only, then (with
+    a ``prior``) that lookahead column of every node (``max_nodes``).
 
     Args:
         observation_space: The env's ``Dict`` space (``task`` and ``nodes``; optionally
@@ -105,6 +114,12 @@ class SchedExtractor(BaseFeaturesExtractor):
         hidden: Hidden layer size of the shared node MLP.
         gnn_dim: Embedding size of the graph network (when the observation has a graph part).
         gnn_rounds: Message-passing rounds.
+        prior: A column of :data:`~wass_env.envs.lookahead.LOOKAHEAD_FEATURES` (lower is
+            better) passed to the heads as a prior on the logits, or None.
+        prior_weight: Initial weight of the prior (logits per unit of the column).
+
+    Raises:
+        ValueError: on an unknown ``prior`` or one without lookahead features.
     """
 
     def __init__(
@@ -114,10 +129,21 @@ class SchedExtractor(BaseFeaturesExtractor):
         hidden: int = 128,
         gnn_dim: int = 32,
         gnn_rounds: int = 2,
+        prior: str | None = None,
+        prior_weight: float = 20.0,
     ) -> None:
         sp = observation_space.spaces
         n_nodes, f_node = sp["nodes"].shape  # type: ignore[misc]
-        super().__init__(observation_space, features_dim=n_nodes * (embed_dim + 1))
+        if prior is not None and (prior not in LOOKAHEAD_FEATURES or "lookahead" not in sp):
+            raise ValueError(
+                f"features_extractor_kwargs.prior: {prior!r} is not a lookahead feature of this "
+                f"observation (env.lookahead must be true; columns: {list(LOOKAHEAD_FEATURES)})"
+            )
+        width = n_nodes * (embed_dim + 1) + (n_nodes if prior is not None else 0)
+        super().__init__(observation_space, features_dim=width)
+        self.prior = prior
+        self.prior_weight = float(prior_weight)
+        self._prior_col = LOOKAHEAD_FEATURES.index(prior) if prior is not None else -1
         self.n_nodes = int(n_nodes)
         self.embed_dim = embed_dim
         self.has_lookahead = "lookahead" in sp
@@ -144,7 +170,10 @@ class SchedExtractor(BaseFeaturesExtractor):
         g = torch.cat(glob, dim=-1).unsqueeze(1).expand(-1, nodes.shape[1], -1)
         h = self.node_mlp(torch.cat([nodes, g], dim=-1))
         valid = nodes[..., 0]  # column 0 of the node table is the "valid" flag
-        return torch.cat([h.flatten(1), valid], dim=1)
+        out = [h.flatten(1), valid]
+        if self.prior is not None:
+            out.append(observations["lookahead"][..., self._prior_col])
+        return torch.cat(out, dim=1)
 
 
 class NodeHeads(nn.Module):
@@ -153,12 +182,19 @@ class NodeHeads(nn.Module):
     ``forward_actor`` returns one score per node (a shared MLP on ``[node embedding, mean and
     max over valid nodes]``); the policy's ``action_net`` is the identity, so these are the
     logits. ``forward_critic`` returns an MLP of the pooled embeddings (``latent_dim_vf``).
+    With ``prior_weight`` set, the features end with a prior column per node and the logits are
+    the scores minus a learned weight (initially ``prior_weight``) times it.
     """
 
-    def __init__(self, n_nodes: int, embed_dim: int, vf_arch: list[int]) -> None:
+    def __init__(
+        self, n_nodes: int, embed_dim: int, vf_arch: list[int], prior_weight: float | None = None
+    ) -> None:
         super().__init__()
         self.n_nodes = n_nodes
         self.embed_dim = embed_dim
+        self.prior_w: nn.Parameter | None = None
+        if prior_weight is not None:
+            self.prior_w = nn.Parameter(torch.tensor(float(prior_weight)))
         self.score = _mlp([3 * embed_dim, embed_dim, 1], last_act=False)
         self.value = _mlp([2 * embed_dim, *vf_arch])
         self.latent_dim_pi = n_nodes
@@ -167,7 +203,7 @@ class NodeHeads(nn.Module):
     def _split(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         n, d = self.n_nodes, self.embed_dim
         h = features[:, : n * d].reshape(-1, n, d)
-        valid = features[:, n * d :].unsqueeze(-1)
+        valid = features[:, n * d : n * (d + 1)].unsqueeze(-1)
         mean = (h * valid).sum(dim=1) / valid.sum(dim=1).clamp(min=1.0)
         mx = torch.where(valid > 0, h, torch.full_like(h, -1e4)).max(dim=1).values
         return h, mean, mx
@@ -176,7 +212,11 @@ class NodeHeads(nn.Module):
         """``(batch, n_nodes)`` node scores."""
         h, mean, mx = self._split(features)
         pooled = torch.cat([mean, mx], dim=1).unsqueeze(1).expand(-1, h.shape[1], -1)
-        return self.score(torch.cat([h, pooled], dim=-1)).squeeze(-1)
+        logits = self.score(torch.cat([h, pooled], dim=-1)).squeeze(-1)
+        if self.prior_w is not None:
+            n, d = self.n_nodes, self.embed_dim
+            logits = logits - self.prior_w * features[:, n * (d + 1) :]
+        return logits
 
     def forward_critic(self, features: torch.Tensor) -> torch.Tensor:
         """``(batch, latent_dim_vf)`` value latent."""
@@ -219,4 +259,9 @@ class NodeScoringPolicy(MaskableMultiInputActorCriticPolicy):
         """SB3's hook for a custom ``mlp_extractor``: the node heads."""
         ext = self.features_extractor
         assert isinstance(ext, SchedExtractor)
-        self.mlp_extractor = NodeHeads(ext.n_nodes, ext.embed_dim, self._vf_arch)  # type: ignore[assignment]
+        self.mlp_extractor = NodeHeads(  # type: ignore[assignment]
+            ext.n_nodes,
+            ext.embed_dim,
+            self._vf_arch,
+            prior_weight=ext.prior_weight if ext.prior is not None else None,
+        )

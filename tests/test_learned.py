@@ -50,6 +50,18 @@ def test_lookahead_features_hand_computed() -> None:
     assert col["child_eft_gap"] == pytest.approx([5 / 5, 0.0])
     assert col["child_colocated"] == pytest.approx([5 / 5, 0.0])
     assert col["child_local"] == pytest.approx([1.0, 1.0])  # t is the children's only parent
+    # c1 (no children) after t on node 1 (finish 2): c1 finishes at 2 + 3 moved + 2 = 7 on
+    # node 0, 2 + 1 = 3 on node 1. A task without children is its own child: child_eft is its
+    # finish, so the lowest child_eft is HEFT with lookahead's choice for every task.
+    b.assign(0, 1)
+    eft_c1 = b.earliest_finish(1)
+    assert eft_c1.tolist() == [7.0, 3.0]
+    f = Lookahead(p, clip=100.0)(b, 1, eft_c1, 2.0, 5.0)
+    col = {name: f[:, i].tolist() for i, name in enumerate(LOOKAHEAD_FEATURES)}
+    assert col["child_eft"] == pytest.approx([(7 - 2) / 5, (3 - 2) / 5])
+    assert col["child_eft_gap"] == pytest.approx([4 / 5, 0.0])
+    assert col["child_colocated"] == pytest.approx([4 / 5, 0.0])
+    assert col["child_local"] == [0.0, 0.0]
 
 
 def test_graph_window_hand_computed() -> None:
@@ -148,6 +160,58 @@ def test_one_policy_schedules_smaller_clusters_and_any_dag_size() -> None:
         plan = agent.plan(Problem(wf, c))
         assert plan.node.max() < c.n_nodes and plan.node.size == n_tasks
     env.close()
+
+
+def test_prior_policy_starts_as_the_lowest_child_eft_rule() -> None:
+    kw = {"workload": LAYERED, "cluster": "het16", "lookahead": True}
+    agent = MaskablePPOAgent(
+        env_kwargs=kw,
+        policy="node_scoring",
+        seed=0,
+        features_extractor_kwargs={"prior": "child_eft_gap"},
+    )
+    agent.build(make_vec(kw, 1, 0))
+    policy = agent.model.policy
+    heads = policy.mlp_extractor
+    assert heads.prior_w is not None and heads.prior_w.item() == 20.0
+    # The weight is learned: the optimizer holds it.
+    assert any(p is heads.prior_w for g in policy.optimizer.param_groups for p in g["params"])
+    # With the scorer's output zeroed, the logits are -w x child_eft_gap: the policy's node is
+    # the lowest child_eft among feasible nodes (ties: the lowest index), in every state.
+    last = heads.score[-1]
+    torch.nn.init.zeros_(last.weight)
+    torch.nn.init.zeros_(last.bias)
+    col = LOOKAHEAD_FEATURES.index("child_eft_gap")
+    env = gym.make("WassSched-v0", **kw)
+    checked = 0
+    for seed in range(3):
+        obs, _ = env.reset(seed=seed)
+        done = False
+        while not done:
+            mask = env.unwrapped.action_masks()
+            action, _ = agent.model.predict(obs, action_masks=mask, deterministic=True)
+            gap = np.where(mask, obs["lookahead"][:, col], np.inf)
+            assert int(action) == int(np.flatnonzero(gap == gap.min())[0])
+            checked += 1
+            obs, _, term, trunc, _ = env.step(int(action))
+            done = term or trunc
+    assert checked >= 24
+    env.close()
+
+
+@pytest.mark.parametrize(
+    ("kw", "prior"), [({"lookahead": True}, "finish"), ({"lookahead": False}, "child_eft_gap")]
+)
+def test_prior_must_be_a_lookahead_column(kw: dict, prior: str) -> None:
+    env_kw = {"workload": LAYERED, "cluster": "het16", **kw}
+    agent = MaskablePPOAgent(
+        env_kwargs=env_kw,
+        policy="node_scoring",
+        seed=0,
+        features_extractor_kwargs={"prior": prior},
+    )
+    with pytest.raises(ValueError, match=f"prior: '{prior}'"):
+        agent.build(make_vec(env_kw, 1, 0))
 
 
 # ---------------------------------------------------------------------------------- imitation

@@ -12,10 +12,14 @@ where the current task ``t`` might go:
   that would already be on ``n`` if ``t`` went there and the children followed.
 * ``child_eft``: the latest of the children's best finish times if ``t`` goes to ``n`` (each
   child on its own best node, unplaced other parents ignored): the criterion of HEFT with
-  lookahead (Bittencourt, Sakellariou & Madeira 2010), measured from ``t``'s release.
+  lookahead (Bittencourt, Sakellariou & Madeira 2010), measured from ``t``'s release. A task
+  without children counts as its own child: ``child_eft`` is then its finish on ``n``, as HEFT
+  with lookahead places such a task by earliest finish. So "lowest ``child_eft``" is one rule
+  for every task.
 * ``child_eft_gap``: ``child_eft`` minus its minimum over nodes.
 * ``child_colocated``: the children's latest finish if they all ran on ``n`` too, minus the
-  best ``child_eft``: what keeping the data local would cost or save.
+  best ``child_eft`` (without children: ``child_eft_gap``): what keeping the data local would
+  cost or save.
 
 Times are divided by the instance's time scale (the environment's lower bound), like every other
 feature. At most :data:`MAX_CHILDREN` children are considered (those with the largest input
@@ -191,6 +195,13 @@ class Lookahead:
             # Local share of the children's known input bytes if they followed the task to k.
             if known > 0:
                 out[:, 2] = (local + float(b_own.sum())) / known
+        else:
+            # No children: the latest finish of the task and its children is the task's own,
+            # so the child columns reduce to its finish (HEFT with lookahead's rule there).
+            low = eft[feasible].min()
+            out[:, 3] = (eft - release) * inv
+            out[:, 4] = (eft - low) * inv
+            out[:, 5] = out[:, 4]
         out[~feasible] = self.clip
         np.clip(out, 0.0, self.clip, out=out)
         return out
