@@ -42,6 +42,7 @@ from agents.heuristics import (
     snap_priority,
 )
 from wass_env.scheduling import Scheduler
+from wass_env.sim.child_lookahead import ChildLookahead
 from wass_env.sim.online import OnlineSim
 from wass_env.sim.plan import PlanBuilder
 from wass_env.sim.problem import Problem
@@ -118,75 +119,23 @@ class HEFTLookaheadScheduler(HEFTScheduler):
     def reset(self, seed: int | None = None) -> None:
         """Re-seed and forget the current problem's children order."""
         super().reset(seed)
-        self._kids: list[list[int]] = []
-        self._least: NDArray[np.float64] = np.zeros(0)
+        self._look: ChildLookahead | None = None
 
     def begin(self, problem: Problem) -> None:
         """Order every task's children by decreasing upward rank (ties: lowest index)."""
-        rank = snap_priority(problem.upward_rank())
-        wf = problem.workflow
-        self._kids = [
-            sorted(wf.children(t).tolist(), key=lambda c: (-rank[c], c))
-            for t in range(problem.n_tasks)
-        ]
-        # Per task, the longest of its children's fastest runtimes [s] (0 without children).
-        least = np.zeros(problem.n_tasks)
-        if wf.n_edges:
-            np.maximum.at(least, wf.edge_src, problem.min_exec[wf.edge_dst])
-        self._least = least
+        self._look = ChildLookahead(problem)
 
     def select_node(self, builder: PlanBuilder, task: int) -> int:
-        """The node minimising the latest finish of ``task``'s children placed by EFT after it."""
+        """The node minimising the latest finish of ``task``'s children placed by EFT after it
+        (:class:`~wass_env.sim.child_lookahead.ChildLookahead`); ties: the earlier finish of the
+        task itself, then the lowest index."""
         self._ensure(builder.problem)
+        assert self._look is not None
         eft = builder.earliest_finish(task)  # [s], inf where the task does not fit
-        kids = self._kids[task]
-        if not kids:
-            return argmin_first(eft)
-        # Every child finishes at least its fastest runtime after the task itself, so a node
-        # whose finish plus that is already worse than the best score cannot win: trying the
-        # nodes in order of finish time prunes most of them without changing the result.
-        least = float(self._least[task])  # [s]
-        score = np.full(eft.shape, np.inf)  # [s] latest child finish per candidate node
-        best = np.inf
-        for p in np.argsort(eft, kind="stable").tolist():
-            f_p = float(eft[p])
-            if not np.isfinite(f_p) or f_p + least > best + TIE_RTOL * max(abs(best), 1.0):
-                break
-            trial = builder.copy()
-            trial.assign(task, p)
-            worst = 0.0
-            for c in kids:
-                if c in trial.ready:
-                    f = trial.earliest_finish(c)
-                    q = argmin_first(f)
-                    trial.assign(c, q)
-                    worst = max(worst, float(f[q]))
-                else:
-                    worst = max(worst, float(_partial_finish(trial, c).min()))
-            score[p] = worst
-            best = min(best, worst)
+        score = self._look.scores(builder, task, eft)
+        best = float(score.min())
         near = score <= best + TIE_RTOL * max(abs(best), 1.0)
         return argmin_first(np.where(near, eft, np.inf))
-
-
-def _partial_finish(builder: PlanBuilder, task: int) -> NDArray[np.float64]:
-    """Earliest finish of ``task`` on every node counting only its parents placed so far [s].
-
-    Unplaced parents are left out (their arrival is taken as ``-inf``); nodes the task does not
-    fit on get ``inf``.
-    """
-    problem = builder.problem
-    wf = problem.workflow
-    sl = wf.parent_edge_slice(task)
-    parents = wf.edge_src[sl]
-    placed = builder.node[parents] >= 0
-    ready = np.full(problem.n_nodes, float(problem.stage_in[task]))
-    if placed.any():
-        finish = np.where(placed, builder.finish[parents], -np.inf)
-        nodes = np.where(placed, builder.node[parents], 0)
-        arrive = problem.arrival_times(sl, nodes, finish).max(axis=0)
-        np.maximum(ready, arrive, out=ready)
-    return builder.start_times(task, ready) + problem.exec_time[task]
 
 
 def critical_path_tasks(problem: Problem) -> NDArray[np.int64]:

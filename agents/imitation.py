@@ -676,7 +676,7 @@ def collect_parallel(
 
 
 #: Version of the cached expert episodes (bump when the observation or labels change).
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 
 
 def expert_dataset(

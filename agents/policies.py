@@ -11,11 +11,12 @@ cluster size. Here:
 * :class:`NodeHeads` (the policy's ``mlp_extractor``, built through SB3's
   ``_build_mlp_extractor`` hook) turns the node embeddings into one logit per node with a shared
   scorer, and pools them over valid nodes (mean and max) for the value function.
-* Optionally (``features_extractor_kwargs={"prior": "child_eft_gap"}``) a heuristic's criterion
+* Optionally (``features_extractor_kwargs={"prior": "lookahead_gap"}``, the default in
+  ``conf/agent/maskable_ppo.yaml``) a heuristic's criterion
   is a prior on the logits: each node's logit is the scorer's output minus ``w`` times that
   lookahead column, with ``w`` learned (initially ``prior_weight``). The network then learns
-  corrections to a rule that holds on every workflow (the lowest ``child_eft`` is HEFT with
-  lookahead's choice) rather than the rule itself, which it may not recover on a family it
+  corrections to a rule that holds on every workflow (the lowest ``lookahead_gap`` is HEFT
+  with lookahead's choice) rather than the rule itself, which it may not recover on a family it
   never saw.
 
 The policy is permutation-equivariant over nodes, its value is size-agnostic, and one network
@@ -115,11 +116,12 @@ class SchedExtractor(BaseFeaturesExtractor):
         gnn_dim: Embedding size of the graph network (when the observation has a graph part).
         gnn_rounds: Message-passing rounds.
         prior: A column of :data:`~wass_env.envs.lookahead.LOOKAHEAD_FEATURES` (lower is
-            better) passed to the heads as a prior on the logits, or None.
+            better) passed to the heads as a prior on the logits, or None. Without lookahead
+            features in the observation there is no prior.
         prior_weight: Initial weight of the prior (logits per unit of the column).
 
     Raises:
-        ValueError: on an unknown ``prior`` or one without lookahead features.
+        ValueError: on an unknown ``prior``.
     """
 
     def __init__(
@@ -134,11 +136,13 @@ class SchedExtractor(BaseFeaturesExtractor):
     ) -> None:
         sp = observation_space.spaces
         n_nodes, f_node = sp["nodes"].shape  # type: ignore[misc]
-        if prior is not None and (prior not in LOOKAHEAD_FEATURES or "lookahead" not in sp):
+        if prior is not None and prior not in LOOKAHEAD_FEATURES:
             raise ValueError(
-                f"features_extractor_kwargs.prior: {prior!r} is not a lookahead feature of this "
-                f"observation (env.lookahead must be true; columns: {list(LOOKAHEAD_FEATURES)})"
+                f"features_extractor_kwargs.prior: {prior!r} is not a lookahead column "
+                f"{list(LOOKAHEAD_FEATURES)}"
             )
+        if "lookahead" not in sp:
+            prior = None  # the column it reads is not observed: no prior
         width = n_nodes * (embed_dim + 1) + (n_nodes if prior is not None else 0)
         super().__init__(observation_space, features_dim=width)
         self.prior = prior

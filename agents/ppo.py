@@ -234,8 +234,11 @@ class MaskablePPOAgent(Scheduler):
 
     def _policy_kwargs(self) -> dict[str, Any]:
         kw: dict[str, Any] = {"net_arch": self.net_arch}
-        if self.features_extractor_kwargs:
-            kw["features_extractor_kwargs"] = dict(self.features_extractor_kwargs)
+        fx = dict(self.features_extractor_kwargs)
+        if self.policy != "node_scoring":
+            fx.pop("prior", None)  # a NodeScoringPolicy setting: SB3's extractors do not take it
+        if fx:
+            kw["features_extractor_kwargs"] = fx
         return kw
 
     def learn(

@@ -97,6 +97,16 @@ def check_config(cfg: DictConfig) -> None:
     from wass_env.envs.wass_sched import WassSchedEnv
 
     WassSchedEnv(**env_kwargs_from_config(cfg))  # env, workload and cluster settings, in seconds
+    fx = _plain(cfg.agent.get("features_extractor_kwargs")) or {}
+    prior = fx.get("prior")
+    if prior is not None:
+        from wass_env.envs.lookahead import LOOKAHEAD_FEATURES
+
+        if prior not in LOOKAHEAD_FEATURES:
+            raise TrainConfigError(
+                f"agent.features_extractor_kwargs.prior: {prior!r} is not a lookahead column "
+                f"{list(LOOKAHEAD_FEATURES)} (or null for none)"
+            )
     if int(cfg.imitation.episodes) > 0:
         from agents.imitation import make_expert
 

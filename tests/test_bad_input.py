@@ -387,6 +387,13 @@ def test_cli_agent_hyperparameters_are_checked(override: str, message: str) -> N
     assert message in str(excinfo.value)
 
 
+def test_cli_policy_prior_must_be_a_lookahead_column() -> None:
+    with pytest.raises(TrainConfigError) as excinfo:
+        check_config(_compose("agent.features_extractor_kwargs.prior=finish"))
+    assert "prior: 'finish' is not a lookahead column" in str(excinfo.value)
+    check_config(_compose("agent.features_extractor_kwargs.prior=null"))
+
+
 def test_cli_teacher_settings_are_checked() -> None:
     with pytest.raises(TrainConfigError, match=r"teacher.mode: must be one of .*got 'bad'"):
         check_config(_compose("teacher=rag", "teacher.mode=bad"))

@@ -50,6 +50,11 @@ def test_lookahead_features_hand_computed() -> None:
     assert col["child_eft_gap"] == pytest.approx([5 / 5, 0.0])
     assert col["child_colocated"] == pytest.approx([5 / 5, 0.0])
     assert col["child_local"] == pytest.approx([1.0, 1.0])  # t is the children's only parent
+    # HEFT with lookahead's own score: the children placed in rank order (c2 first), competing.
+    # t on node 1 (finish 2): c2 on node 1 at 2 + 3 = 5, then c1 on node 1 at 5 + 1 = 6 (node 0:
+    # 2 + 3 moved + 2 = 7): score 6. t on node 0 (finish 4) cannot beat it: 4 + the children's
+    # longest fastest runtime (3) = 7 > 6, so it is not simulated and scores that bound.
+    assert col["lookahead_gap"] == pytest.approx([(7 - 6) / 5, 0.0])
     # c1 (no children) after t on node 1 (finish 2): c1 finishes at 2 + 3 moved + 2 = 7 on
     # node 0, 2 + 1 = 3 on node 1. A task without children is its own child: child_eft is its
     # finish, so the lowest child_eft is HEFT with lookahead's choice for every task.
@@ -62,6 +67,37 @@ def test_lookahead_features_hand_computed() -> None:
     assert col["child_eft_gap"] == pytest.approx([4 / 5, 0.0])
     assert col["child_colocated"] == pytest.approx([4 / 5, 0.0])
     assert col["child_local"] == [0.0, 0.0]
+    assert col["lookahead_gap"] == pytest.approx([4 / 5, 0.0])
+
+
+@pytest.mark.parametrize("ccr", [0.1, 5.0])
+def test_lookahead_gap_is_zero_on_heft_lookaheads_node(ccr: float) -> None:
+    # The env's lookahead_gap and the scheduler share one computation: in every state reached
+    # by random masked actions, the node HEFT with lookahead picks has gap 0, and no node is
+    # below it. Fans (many children competing) and layered DAGs, on a mixed cluster.
+    sch = make_scheduler("heft_lookahead")
+    col = LOOKAHEAD_FEATURES.index("lookahead_gap")
+    for workload in ({"generator": "fan_out", "n_tasks": 30}, LAYERED):
+        env = gym.make(
+            "WassSched-v0",
+            workload={**workload, "ccr": ccr},
+            cluster={"kind": "heterogeneous", "n_nodes": 6},
+            lookahead=True,
+        )
+        rng = np.random.default_rng(0)
+        for seed in range(3):
+            obs, _ = env.reset(seed=seed)
+            core = env.unwrapped
+            done = False
+            while not done:
+                mask = core.action_masks()
+                gap = obs["lookahead"][: core.problem.n_nodes, col]
+                node = sch.select_node(core.builder, core.current_task)
+                assert gap[node] <= 1e-6
+                assert gap[mask[: core.problem.n_nodes]].min() == 0.0
+                obs, _, term, trunc, _ = env.step(int(rng.choice(np.flatnonzero(mask))))
+                done = term or trunc
+        env.close()
 
 
 def test_graph_window_hand_computed() -> None:
@@ -199,19 +235,25 @@ def test_prior_policy_starts_as_the_lowest_child_eft_rule() -> None:
     env.close()
 
 
-@pytest.mark.parametrize(
-    ("kw", "prior"), [({"lookahead": True}, "finish"), ({"lookahead": False}, "child_eft_gap")]
-)
-def test_prior_must_be_a_lookahead_column(kw: dict, prior: str) -> None:
-    env_kw = {"workload": LAYERED, "cluster": "het16", **kw}
-    agent = MaskablePPOAgent(
-        env_kwargs=env_kw,
-        policy="node_scoring",
-        seed=0,
-        features_extractor_kwargs={"prior": prior},
+def test_prior_must_be_a_lookahead_column_and_needs_lookahead_features() -> None:
+    kw = {"workload": LAYERED, "cluster": "het16", "lookahead": True}
+    bad = MaskablePPOAgent(
+        env_kwargs=kw, policy="node_scoring", seed=0, features_extractor_kwargs={"prior": "finish"}
     )
-    with pytest.raises(ValueError, match=f"prior: '{prior}'"):
-        agent.build(make_vec(env_kw, 1, 0))
+    with pytest.raises(ValueError, match="prior: 'finish' is not a lookahead column"):
+        bad.build(make_vec(kw, 1, 0))
+    # Without lookahead features there is no column to read: no prior (and no error).
+    plain = {**kw, "lookahead": False}
+    for policy in ("node_scoring", "MultiInputPolicy"):
+        agent = MaskablePPOAgent(
+            env_kwargs=plain,
+            policy=policy,
+            seed=0,
+            features_extractor_kwargs={"prior": "lookahead_gap"},
+        )
+        agent.build(make_vec(plain, 1, 0))
+        heads = agent.model.policy.mlp_extractor
+        assert getattr(heads, "prior_w", None) is None
 
 
 # ---------------------------------------------------------------------------------- imitation

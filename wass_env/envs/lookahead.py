@@ -20,10 +20,17 @@ where the current task ``t`` might go:
 * ``child_colocated``: the children's latest finish if they all ran on ``n`` too, minus the
   best ``child_eft`` (without children: ``child_eft_gap``): what keeping the data local would
   cost or save.
+* ``lookahead_gap``: HEFT with lookahead's own score of ``n`` (the children placed one by one by
+  earliest finish after ``t``, in a copy of the plan, so they compete for nodes, as the
+  scheduler does; :class:`~wass_env.sim.child_lookahead.ChildLookahead`) minus its minimum
+  over nodes. 0 on the node that heuristic picks (ties aside); a lower bound on nodes that
+  cannot win. ``child_eft`` is its cheap approximation over at most :data:`MAX_CHILDREN`
+  children that ignore each other.
 
 Times are divided by the instance's time scale (the environment's lower bound), like every other
 feature. At most :data:`MAX_CHILDREN` children are considered (those with the largest input
-edges from ``t``), so a step costs ``O(children x nodes^2)`` whatever the workflow's size.
+edges from ``t``), so a step costs ``O(children x nodes^2)`` whatever the workflow's size;
+``lookahead_gap`` costs what one decision of HEFT with lookahead costs.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from wass_env.sim.child_lookahead import ChildLookahead
 from wass_env.sim.plan import PlanBuilder
 from wass_env.sim.problem import Problem
 
@@ -46,6 +54,7 @@ LOOKAHEAD_FEATURES: tuple[str, ...] = (
     "child_eft",
     "child_eft_gap",
     "child_colocated",
+    "lookahead_gap",
 )
 #: Children of the current task considered by the child features (largest edges first).
 MAX_CHILDREN = 8
@@ -79,6 +88,7 @@ class Lookahead:
         self._cores = wf.cores
         self._cap = problem.cluster.cores
         self._nodes = np.arange(n)
+        self._child = ChildLookahead(problem)
 
     def _static(self, task: int) -> tuple[Any, ...]:
         """Child edges of ``task`` and its children's other parent edges (cached)."""
@@ -202,6 +212,8 @@ class Lookahead:
             out[:, 3] = (eft - release) * inv
             out[:, 4] = (eft - low) * inv
             out[:, 5] = out[:, 4]
+        hl = self._child.scores(builder, task, eft)
+        out[:, 6] = (hl - hl[feasible].min()) * inv
         out[~feasible] = self.clip
         np.clip(out, 0.0, self.clip, out=out)
         return out

@@ -8,6 +8,7 @@ with the highest priority, ties by lowest index.
 from __future__ import annotations
 
 import heapq
+import math
 
 import numpy as np
 from numpy.typing import NDArray
@@ -15,7 +16,48 @@ from numpy.typing import NDArray
 from wass_env.sim.plan import PlanBuilder
 from wass_env.sim.problem import Problem
 
-__all__ = ["TASK_ORDERS", "ReadyQueue", "task_priority"]
+__all__ = [
+    "TASK_ORDERS",
+    "TIE_RTOL",
+    "ReadyQueue",
+    "argmin_first",
+    "snap_priority",
+    "task_priority",
+]
+
+#: Relative tolerance under which two finish times (or two priorities) count as a tie.
+TIE_RTOL = 1e-9
+
+
+def argmin_first(values: NDArray[np.float64]) -> int:
+    """Lowest index whose value is within :data:`TIE_RTOL` of the minimum.
+
+    Args:
+        values: Finite values, or ``inf`` for excluded entries (at least one finite).
+
+    Raises:
+        ValueError: if every value is ``inf`` or NaN (nothing to choose from).
+    """
+    values = np.asarray(values)
+    m = float(values.min())
+    if not math.isfinite(m):
+        raise ValueError(f"no finite value to choose from (minimum is {m})")
+    return int((values <= m + TIE_RTOL * max(abs(m), 1.0)).argmax())
+
+
+def snap_priority(priority: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Priorities rounded to a grid of :data:`TIE_RTOL` times their largest magnitude.
+
+    Values that differ only by rounding noise become exactly equal, so the ready queue breaks
+    their tie by task index; the order of values that really differ is unchanged.
+    """
+    p = np.asarray(priority, dtype=np.float64)
+    scale = float(np.max(np.abs(p))) if p.size else 0.0
+    if scale == 0.0 or not np.isfinite(scale):
+        return p.copy()
+    step = scale * TIE_RTOL
+    return np.round(p / step) * step  # type: ignore[no-any-return]
+
 
 #: Names accepted by :func:`task_priority`.
 TASK_ORDERS = ("rank", "fifo")
