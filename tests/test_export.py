@@ -38,11 +38,13 @@ from wass_env.workloads import make_sampler
 
 torch.set_num_threads(1)
 LAYERED = {"generator": "layered", "n_tasks": [8, 14], "ccr": 1.0}
-#: The two policies: the graph network (WindowGNN, index_add_) on 16 nodes, and without it on 32.
+#: The two policies: the graph network (WindowGNN, index_add_) on 16 nodes, and without it on 32
+#: with the main job's prior on the logits (HEFT with lookahead's score).
 CASES = {
     "graph": {"workload": LAYERED, "cluster": "het16", "lookahead": True, "graph_window": 16},
     "no_graph": {"workload": LAYERED, "cluster": "het32", "lookahead": True},
 }
+EXTRACTOR = {"no_graph": {"prior": "lookahead_gap"}}
 
 
 @pytest.fixture(scope="module", params=sorted(CASES))
@@ -51,7 +53,12 @@ def exported(
 ) -> tuple[MaskablePPOAgent, OnnxPolicy, Path, Path]:
     """An untrained node-scoring policy, saved and exported: (agent, runtime, zip, onnx)."""
     kw = CASES[request.param]
-    agent = MaskablePPOAgent(env_kwargs=kw, policy="node_scoring", seed=0)
+    agent = MaskablePPOAgent(
+        env_kwargs=kw,
+        policy="node_scoring",
+        seed=0,
+        features_extractor_kwargs=EXTRACTOR.get(request.param),
+    )
     agent.build(make_vec(kw, 1, 0))
     d = tmp_path_factory.mktemp(request.param)
     ckpt = agent.save(d / "model.zip")
