@@ -551,6 +551,11 @@ def test_generalisation_cells_policies_and_summary(tmp_path: Path) -> None:
     assert line_a.split(" | ")[-1].startswith("1.000 ± 0.000 (0/4/0)")  # the policy is HEFT
     assert "| mean over families |" in text
     assert "No checkpoint for: b." in text
+    # Without best_heuristic in the run (a cheaper evaluation), its sections are left out.
+    rows = [r for r in result.rows if r["scheduler"] != "best_heuristic"]
+    names = [n for n in result.names if n != "best_heuristic"]
+    text = "\n".join(heldout_sections(rows, _gen_cfg(checkpoints=str(tmp_path / "gen")), names))
+    assert "makespan / heft" in text and "makespan / best_heuristic" not in text
 
 
 def test_generalisation_table_from_a_directory_of_checkpoints(tmp_path: Path) -> None:

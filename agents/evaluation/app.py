@@ -125,6 +125,11 @@ def run_evaluation(
 
     workers = int(cfg.get("workers", 1))
     result = run_grid(grid, progress=bool(cfg.progress), keep=keep, workers=workers)
+    # The measurements first: a summary that fails later must not lose them.
+    measured = [
+        write_csv(result.rows, out / "episodes.csv"),
+        write_csv(result.timings, out / "timings.csv"),
+    ]
     summary = summarize(result.rows, order=result.names, compare=grid.compare)
     sections: list[str] = []
     if cfg.get("generalisation") is not None:
@@ -149,8 +154,7 @@ def run_evaluation(
         details=bool(cfg.get("details", True)),
     )
     files = [
-        write_csv(result.rows, out / "episodes.csv"),
-        write_csv(result.timings, out / "timings.csv"),
+        *measured,
         write_csv(summary, out / "summary.csv"),
         write_text(markdown, out / "results.md"),
     ]

@@ -189,7 +189,7 @@ def heldout_sections(
     synth = [r for r in tagged if r["held_out"] != REAL]
     real = [r for r in tagged if r["held_out"] == REAL]
     out = []
-    others = [c for c in compare if c != reference]
+    others = [c for c in compare if c != reference and c in names]  # those that ran
     clusters = ", ".join(dict.fromkeys(str(r["cluster"]) for r in tagged))
     ccrs = "/".join(f"{float(c):g}" for c in gen.ccrs)
     for subset, what in (
