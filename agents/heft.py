@@ -123,7 +123,7 @@ class HEFTLookaheadScheduler(HEFTScheduler):
 
     def begin(self, problem: Problem) -> None:
         """Order every task's children by decreasing upward rank (ties: lowest index)."""
-        self._look = ChildLookahead(problem)
+        self._look = ChildLookahead.of(problem)
 
     def select_node(self, builder: PlanBuilder, task: int) -> int:
         """The node minimising the latest finish of ``task``'s children placed by EFT after it

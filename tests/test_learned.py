@@ -21,6 +21,7 @@ from agents.registry import make_scheduler
 from wass_env.envs.graph import GRAPH_TASK_FEATURES, GraphWindow
 from wass_env.envs.lookahead import LOOKAHEAD_FEATURES, Lookahead
 from wass_env.sim import Cluster, PlanBuilder, Problem, Workflow, preset
+from wass_env.sim.child_lookahead import ChildLookahead
 from wass_env.sim.ordering import task_priority
 from wass_env.workloads import make_sampler
 
@@ -94,6 +95,14 @@ def test_lookahead_gap_is_zero_on_heft_lookaheads_node(ccr: float) -> None:
                 gap = obs["lookahead"][: core.problem.n_nodes, col]
                 node = sch.select_node(core.builder, core.current_task)
                 assert gap[node] <= 1e-6
+                # The env and the scheduler share the problem's instance and its last state's
+                # scores; a fresh computation gives the same numbers.
+                shared = ChildLookahead.of(core.problem)
+                assert sch._look is shared
+                np.testing.assert_array_equal(
+                    shared.scores(core.builder, core.current_task),
+                    ChildLookahead(core.problem).scores(core.builder, core.current_task),
+                )
                 assert gap[mask[: core.problem.n_nodes]].min() == 0.0
                 obs, _, term, trunc, _ = env.step(int(rng.choice(np.flatnonzero(mask))))
                 done = term or trunc

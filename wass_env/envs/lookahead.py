@@ -88,7 +88,7 @@ class Lookahead:
         self._cores = wf.cores
         self._cap = problem.cluster.cores
         self._nodes = np.arange(n)
-        self._child = ChildLookahead(problem)
+        self._child = ChildLookahead.of(problem)
 
     def _static(self, task: int) -> tuple[Any, ...]:
         """Child edges of ``task`` and its children's other parent edges (cached)."""

@@ -15,6 +15,11 @@ Nodes are tried in order of ``t``'s finish time. A child finishes at least its f
 after ``t``, so once ``EFT(t, p) + that`` exceeds the best score found, ``p`` and every later
 node cannot win: they are not simulated and score that lower bound instead. The lowest score
 and the nodes within :data:`~wass_env.sim.ordering.TIE_RTOL` of it are exact.
+
+The environment observes these scores and a HEFT-with-lookahead expert then asks for them in the
+same state. :meth:`ChildLookahead.of` gives both the one instance of their problem, which keeps
+the last state's scores (a plan only grows, so the builder and its number of placed tasks name
+the state), and the second request costs nothing.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ class ChildLookahead:
 
     def __init__(self, problem: Problem) -> None:
         self.problem = problem
+        self._last: tuple[PlanBuilder, int, int, NDArray[np.float64]] | None = None
         rank = snap_priority(problem.upward_rank())
         wf = problem.workflow
         self.kids: list[list[int]] = [
@@ -50,6 +56,18 @@ class ChildLookahead:
             np.maximum.at(least, wf.edge_src, problem.min_exec[wf.edge_dst])
         self.least = least
 
+    def __getstate__(self) -> dict[str, object]:
+        """Pickled without the last state's scores (and the plan they belong to)."""
+        return {**self.__dict__, "_last": None}
+
+    @classmethod
+    def of(cls, problem: Problem) -> ChildLookahead:
+        """The problem's shared instance (made on first use, kept with the problem's tables)."""
+        got = problem._cache.get("child_lookahead")
+        if got is None:
+            got = problem._cache["child_lookahead"] = cls(problem)
+        return got  # type: ignore[no-any-return]
+
     def scores(
         self, builder: PlanBuilder, task: int, eft: NDArray[np.float64] | None = None
     ) -> NDArray[np.float64]:
@@ -61,10 +79,21 @@ class ChildLookahead:
             eft: ``builder.earliest_finish(task)`` if already computed.
 
         Returns:
-            ``(n_nodes,)``: exact for the nodes that can win, a lower bound for the others
-            (see the module docstring), ``inf`` where the task does not fit; the task's own
-            finish times when it has no children.
+            ``(n_nodes,)``, read-only: exact for the nodes that can win, a lower bound for the
+            others (see the module docstring), ``inf`` where the task does not fit; the task's
+            own finish times when it has no children.
         """
+        last = self._last
+        if last is not None and last[0] is builder and last[1:3] == (builder.n_placed, task):
+            return last[3]
+        score = self._scores(builder, task, eft)
+        score.flags.writeable = False
+        self._last = (builder, builder.n_placed, task, score)
+        return score
+
+    def _scores(
+        self, builder: PlanBuilder, task: int, eft: NDArray[np.float64] | None
+    ) -> NDArray[np.float64]:
         if eft is None:
             eft = builder.earliest_finish(task)
         kids = self.kids[task]
