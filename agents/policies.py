@@ -35,7 +35,7 @@ from sb3_contrib.common.maskable.policies import MaskableMultiInputActorCriticPo
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
-from wass_env.envs.lookahead import LOOKAHEAD_FEATURES
+from wass_env.envs.lookahead import lookahead_column
 
 __all__ = ["NodeHeads", "NodeScoringPolicy", "SchedExtractor", "WindowGNN"]
 
@@ -136,18 +136,16 @@ class SchedExtractor(BaseFeaturesExtractor):
     ) -> None:
         sp = observation_space.spaces
         n_nodes, f_node = sp["nodes"].shape  # type: ignore[misc]
-        if prior is not None and prior not in LOOKAHEAD_FEATURES:
-            raise ValueError(
-                f"features_extractor_kwargs.prior: {prior!r} is not a lookahead column "
-                f"{list(LOOKAHEAD_FEATURES)}"
-            )
+        try:
+            self._prior_col = lookahead_column(prior) if prior is not None else -1
+        except ValueError as exc:
+            raise ValueError(f"features_extractor_kwargs.prior: {exc}") from None
         if "lookahead" not in sp:
             prior = None  # the column it reads is not observed: no prior
         width = n_nodes * (embed_dim + 1) + (n_nodes if prior is not None else 0)
         super().__init__(observation_space, features_dim=width)
         self.prior = prior
         self.prior_weight = float(prior_weight)
-        self._prior_col = LOOKAHEAD_FEATURES.index(prior) if prior is not None else -1
         self.n_nodes = int(n_nodes)
         self.embed_dim = embed_dim
         self.has_lookahead = "lookahead" in sp

@@ -100,13 +100,12 @@ def check_config(cfg: DictConfig) -> None:
     fx = _plain(cfg.agent.get("features_extractor_kwargs")) or {}
     prior = fx.get("prior")
     if prior is not None:
-        from wass_env.envs.lookahead import LOOKAHEAD_FEATURES
+        from wass_env.envs.lookahead import lookahead_column
 
-        if prior not in LOOKAHEAD_FEATURES:
-            raise TrainConfigError(
-                f"agent.features_extractor_kwargs.prior: {prior!r} is not a lookahead column "
-                f"{list(LOOKAHEAD_FEATURES)} (or null for none)"
-            )
+        try:
+            lookahead_column(prior)
+        except ValueError as exc:
+            raise TrainConfigError(f"agent.features_extractor_kwargs.prior: {exc}") from None
     if int(cfg.imitation.episodes) > 0:
         from agents.imitation import make_expert
 

@@ -44,7 +44,7 @@ from wass_env.sim.child_lookahead import ChildLookahead
 from wass_env.sim.plan import PlanBuilder
 from wass_env.sim.problem import Problem
 
-__all__ = ["LOOKAHEAD_FEATURES", "MAX_CHILDREN", "Lookahead"]
+__all__ = ["LOOKAHEAD_FEATURES", "MAX_CHILDREN", "Lookahead", "lookahead_column"]
 
 #: Names of the columns of ``obs["lookahead"]``.
 LOOKAHEAD_FEATURES: tuple[str, ...] = (
@@ -58,6 +58,17 @@ LOOKAHEAD_FEATURES: tuple[str, ...] = (
 )
 #: Children of the current task considered by the child features (largest edges first).
 MAX_CHILDREN = 8
+
+
+def lookahead_column(name: str) -> int:
+    """Index of a :data:`LOOKAHEAD_FEATURES` column.
+
+    Raises:
+        ValueError: naming the value and the columns, if there is no such column.
+    """
+    if name not in LOOKAHEAD_FEATURES:
+        raise ValueError(f"{name!r} is not a lookahead column {list(LOOKAHEAD_FEATURES)}")
+    return LOOKAHEAD_FEATURES.index(name)
 
 
 class Lookahead:
