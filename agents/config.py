@@ -194,11 +194,10 @@ class ImitationConfig:
     dagger_epochs: int = 8  # passes over all data after each round
     batch_size: int = 256
     lr: float = 1e-3
-    # The expert (agents.imitation.make_expert): {kind: heuristic, base: heft_lookahead} or
-    # {kind: pilot, k: 4, base: heft, locality: true, fortify: [heft_lookahead]}.
-    expert: dict[str, Any] = field(
-        default_factory=lambda: {"kind": "heuristic", "base": "heft_lookahead"}
-    )
+    # The expert (agents.imitation.make_expert), chosen by the config group
+    # conf/imitation/expert/ (heuristic, plans, pilot): imitation/expert=plans. Empty here so
+    # that an option's keys are the only ones (a merge would keep another kind's settings).
+    expert: dict[str, Any] = field(default_factory=dict)
     n_jobs: int = 1  # collection worker processes
     label_fraction: float = 1.0  # share of the learner's states the expert labels (DAgger)
     cache: str | None = None  # directory where expert episodes are kept and reused

@@ -7,6 +7,15 @@ instance, and the share within 5% of the optimum.
 
     python scripts/evaluate.py experiment=optimality checkpoint=runs/train/latest/model.zip
     python scripts/optimality_summary.py runs/eval/<run>/episodes.csv [--markdown out.md]
+
+CP-SAT is the expensive part. A later policy is scored against the same optima by evaluating it
+on the same instances without ``cpsat`` (HEFT among the schedulers) and passing both files:
+the later file's schedulers replace the earlier's, and HEFT's makespans must agree on every
+instance (the check that they are the same instances).
+
+    python scripts/evaluate.py experiment=optimality checkpoint=NEW.zip 'schedulers=[heft]'
+    python scripts/optimality_summary.py runs/eval/<cpsat run>/episodes.csv \
+        runs/eval/<new run>/episodes.csv
 """
 
 from __future__ import annotations
@@ -21,11 +30,16 @@ from wass_env.io import atomic_write
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("episodes", type=Path, help="episodes.csv of an evaluation run with cpsat")
+    ap.add_argument(
+        "episodes",
+        type=Path,
+        nargs="+",
+        help="episodes.csv of an evaluation run with cpsat, then any later runs on its instances",
+    )
     ap.add_argument("--markdown", type=Path, default=None, help="also write the table here")
     args = ap.parse_args(argv)
     try:
-        text = optimality_table(load_proven(args.episodes))
+        text = optimality_table(load_proven(*args.episodes))
     except OptimalityError as exc:
         print(f"optimality_summary: {exc}", file=sys.stderr)
         return 2

@@ -633,6 +633,58 @@ def test_optimality_summary_counts_only_proven_instances_by_hand(tmp_path: Path)
     assert proc.returncode == 2 and "missing.csv" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_optimality_summary_scores_a_later_run_against_earlier_optima(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from agents.evaluation.optimality import OptimalityError, load_proven, optimality_table
+
+    cols = "workload,cluster,seed,episode,scheduler,makespan,cpsat_optimal"
+    first = tmp_path / "cpsat.csv"
+    first.write_text(
+        "\n".join(
+            [
+                cols,
+                "a,c,1,0,heft,11.0,",
+                "a,c,1,0,policy,12.0,",  # the old policy: replaced by the later file's
+                "a,c,1,0,cpsat,10.0,True",
+                "a,c,2,1,heft,20.0,",
+                "a,c,2,1,policy,30.0,",
+                "a,c,2,1,cpsat,20.0,True",
+            ]
+        )
+        + "\n"
+    )
+    later = tmp_path / "new.csv"
+    later.write_text(cols + "\na,c,1,0,heft,11.0,\na,c,1,0,policy,10.5,\n")
+    cells = load_proven(first, later)
+    # instance 0: the new policy 10.5 / 10; instance 1: the later file has no policy row there,
+    # and the old policy's row is gone with the rest of its scheduler's rows.
+    assert cells[("a", "c")][("1", "0")] == {"heft": 11.0, "policy": 10.5, "cpsat": 10.0}
+    assert cells[("a", "c")][("2", "1")] == {"heft": 20.0, "cpsat": 20.0}
+    text = optimality_table(cells)
+    assert "| a | c | 2 | 1.050 ± 0.635 [1.10; 50%] | 1.050 ± 0.000 [1.05; 100%] |" in text
+    # Not the same instances: HEFT's makespan differs, an unknown instance, or no HEFT to check.
+    other = tmp_path / "other.csv"
+    other.write_text(cols + "\na,c,1,0,heft,11.5,\na,c,1,0,policy,10.5,\n")
+    with pytest.raises(OptimalityError, match=r"other.csv: heft makespan 11.5 .*seed=1 .*11.0"):
+        load_proven(first, other)
+    unknown = tmp_path / "unknown.csv"
+    unknown.write_text(cols + "\na,c,9,0,heft,11.0,\n")
+    with pytest.raises(OptimalityError, match=r"unknown.csv: instance .*seed=9 .*no earlier file"):
+        load_proven(first, unknown)
+    no_heft = tmp_path / "no_heft.csv"
+    no_heft.write_text(cols + "\na,c,1,0,policy,10.5,\n")
+    with pytest.raises(OptimalityError, match=r"no_heft.csv: no heft rows"):
+        load_proven(first, no_heft)
+    proc = subprocess.run(
+        [sys.executable, "scripts/optimality_summary.py", str(first), str(other)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2 and "other.csv" in proc.stderr and "Traceback" not in proc.stderr
+
+
 def test_compare_experts_plans_are_never_worse_than_heft_lookahead() -> None:
     import importlib.util
 

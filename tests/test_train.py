@@ -48,6 +48,39 @@ def compose_train(overrides: list[str]):
         return compose(config_name="train", overrides=overrides)
 
 
+def test_expert_options_replace_each_other_whole():
+    from agents.imitation import HeuristicExpert, PilotExpert, PlanExpert, make_expert
+
+    # A config group, not a merge: no option keeps another kind's keys (a plan expert given the
+    # heuristic's `base` would be refused).
+    got = {
+        name: dict(compose_train([f"imitation/expert={name}"]).imitation.expert)
+        for name in ("heuristic", "plans", "pilot")
+    }
+    assert got["heuristic"] == {"kind": "heuristic", "base": "heft_lookahead"}
+    assert got["plans"] == {
+        "kind": "plans",
+        "candidates": ["heft", "heft_lookahead", "peft", "cpop"],
+        "cpsat_max_tasks": 0,
+    }
+    assert set(got["pilot"]) == {"kind", "k", "base", "locality", "fortify"}
+    kinds = {"heuristic": HeuristicExpert, "plans": PlanExpert, "pilot": PilotExpert}
+    for name, spec in got.items():
+        assert type(make_expert(spec)) is kinds[name]
+    cfg = compose_train(
+        ["imitation/expert=plans", "imitation.expert.candidates=[heft,single_node]"]
+    )
+    expert = make_expert(dict(cfg.imitation.expert))
+    assert isinstance(expert, PlanExpert)
+    assert [s.name for s in expert.candidates] == ["heft", "single_node"]
+    # The ablation's rollout expert still merges over the default.
+    assert dict(compose_train(["+ablation=reduced"]).imitation.expert) == {
+        "kind": "pilot",
+        "base": "heft",
+        "k": 2,
+    }
+
+
 def test_defaults_compose_into_plain_env_arguments():
     cfg = compose_train([])
     kw = env_kwargs_from_config(cfg)
