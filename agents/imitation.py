@@ -51,6 +51,7 @@ __all__ = [
     "ImitationError",
     "PilotExpert",
     "PlanExpert",
+    "PortfolioExpert",
     "bc_train",
     "collect",
     "collect_parallel",
@@ -302,6 +303,58 @@ class PlanExpert(PilotExpert):
         return out
 
 
+class PortfolioExpert(PilotExpert):
+    """Per instance, the heuristic whose own run is shortest; its choice labels every state.
+
+    At the first decision of an instance each candidate's rule places every task in the
+    environment's order; the shortest plan's scheduler (the first in ``candidates`` order among
+    tied ones) is the instance's expert, and its ``select_node`` from the state at hand is the
+    label. Unlike :class:`PlanExpert`, whose label is a fixed plan's node even in states the
+    learner reached by leaving that plan, a rule answers from any state, so DAgger's labels
+    stay consistent with the expert's own trajectories, as with :class:`HeuristicExpert`.
+    With ``[heft_lookahead, single_node]`` it is HEFT with lookahead except on the instances
+    where moving no data at all is shorter.
+
+    Args:
+        candidates: Registered names (or specs) of the heuristics compared per instance.
+        tie: Relative tolerance under which two makespans count as equal.
+    """
+
+    def __init__(
+        self,
+        candidates: tuple[str, ...] | list[str] = ("heft_lookahead", "single_node"),
+        tie: float = 1e-9,
+    ) -> None:
+        super().__init__(k=1, base="heft", locality=False, tie=tie)
+        if not candidates:
+            raise ImitationError("imitation.expert.candidates: needs at least one scheduler")
+        self.candidates: list[Scheduler] = [make_scheduler(c) for c in candidates]
+        self._problem: Any = None
+        self.rule: Scheduler = self.candidates[0]  # the current instance's expert
+        self.chosen: dict[str, int] = {}  # how often each candidate was the expert (a report)
+
+    def _choose(self, builder: PlanBuilder, priority: NDArray[np.float64]) -> None:
+        spans = np.asarray(
+            [PlanExpert.rollout(builder, sch, priority).max_finish for sch in self.candidates]
+        )
+        best = float(spans.min())
+        first = int(np.flatnonzero(spans <= best + self.tie * max(abs(best), 1.0))[0])
+        self.rule = self.candidates[first]
+        self.chosen[self.rule.name] = self.chosen.get(self.rule.name, 0) + 1
+        self._problem = builder.problem
+
+    def scores(
+        self, builder: PlanBuilder, task: int, priority: NDArray[np.float64]
+    ) -> NDArray[np.float64]:
+        """0 on the instance's expert's node for ``task`` in this state, ``inf`` elsewhere."""
+        if builder.problem is not self._problem:
+            self._choose(builder, priority)
+        self.rule._ensure(builder.problem)
+        out = np.full(builder.problem.n_nodes, np.inf)
+        out[self.rule.select_node(builder, task)] = 0.0
+        return out
+
+
 def _play(
     builder: PlanBuilder,
     priority: NDArray[np.float64],
@@ -320,18 +373,21 @@ def _play(
 
 def make_expert(spec: Mapping[str, Any] | None = None) -> PilotExpert:
     """An expert from its settings: ``{"kind": "pilot", k, base, locality, fortify, tie}``
-    (default), ``{"kind": "heuristic", "base": "heft_lookahead"}`` or ``{"kind": "plans",
-    "candidates": [...], "cpsat_max_tasks": 0}``."""
+    (default), ``{"kind": "heuristic", "base": "heft_lookahead"}``, ``{"kind": "plans",
+    "candidates": [...], "cpsat_max_tasks": 0}`` or ``{"kind": "portfolio", "candidates":
+    [...]}``."""
     kw = dict(spec or {})
     kind = kw.pop("kind", "pilot")
     kinds: dict[str, type[PilotExpert]] = {
         "pilot": PilotExpert,
         "heuristic": HeuristicExpert,
         "plans": PlanExpert,
+        "portfolio": PortfolioExpert,
     }
     if kind not in kinds:
         raise ImitationError(
-            f"imitation.expert.kind: must be 'pilot', 'heuristic' or 'plans', got {kind!r}"
+            "imitation.expert.kind: must be 'pilot', 'heuristic', 'plans' or 'portfolio', "
+            f"got {kind!r}"
         )
     try:
         return kinds[kind](**kw)

@@ -13,7 +13,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import wass_env
-from agents.imitation import ImitationError, PilotExpert, PlanExpert, bc_train, collect, make_expert
+from agents.imitation import (
+    ImitationError,
+    PilotExpert,
+    PlanExpert,
+    PortfolioExpert,
+    bc_train,
+    collect,
+    make_expert,
+)
 from agents.learned import PolicyScheduler
 from agents.policies import NodeScoringPolicy
 from agents.ppo import MaskablePPOAgent, make_vec
@@ -316,6 +324,51 @@ def test_plan_expert_follows_the_best_replayed_plan_of_its_candidates(
         assert len(expert.chosen) >= 2  # no one candidate wins every instance here
     else:
         assert ties >= 2
+
+
+def test_portfolio_expert_is_the_shorter_rule_per_instance_and_answers_from_any_state() -> None:
+    # Fork-joins at CCR 5 on heterogeneous 4-node clusters: moving no data at all wins on 2 of
+    # these 10 instances.
+    wl = {"generator": "fork_join", "n_tasks": [20, 40], "ccr": 5.0}
+    cl = {"kind": "heterogeneous", "n_nodes": 4}
+    env = gym.make("WassSched-v0", workload=wl, cluster=cl, reference="heft")
+    names = ["heft_lookahead", "single_node"]
+    expert = PortfolioExpert(candidates=names)
+    data = collect(env, range(10), expert)
+    chosen = []
+    for seed, info in zip(range(10), data.info, strict=True):
+        env.reset(seed=seed)
+        problem = env.unwrapped.problem
+        prio = task_priority(problem, env.unwrapped.task_order)
+        spans = [
+            PlanExpert.rollout(PlanBuilder(problem, insertion=True), make_scheduler(n), prio)
+            for n in names
+        ]
+        best = min(float(b.max_finish) for b in spans)
+        assert info["makespan"] == pytest.approx(best, rel=1e-12)
+        chosen.append(int(float(spans[1].max_finish) < float(spans[0].max_finish)))
+    assert sum(chosen) == 2 and expert.chosen == {"heft_lookahead": 8, "single_node": 2}
+    # Off its own trajectory (every task so far on node 0), the label is the chosen rule's
+    # choice from that state.
+    env.reset(seed=int(np.argmax(chosen)))
+    problem = env.unwrapped.problem
+    b = PlanBuilder(problem, insertion=True)
+    prio = task_priority(problem, env.unwrapped.task_order)
+    first = int(np.argmax(prio))
+    b.assign(first, 0)
+    wf = problem.workflow
+    ready = [
+        t
+        for t in range(wf.n_tasks)
+        if b.node[t] < 0 and (b.node[wf.edge_src[wf.parent_edge_slice(t)]] >= 0).all()
+    ]
+    task = ready[0]
+    rule = make_scheduler("single_node")
+    rule._ensure(problem)
+    scores = expert.scores(b, task, prio)
+    assert np.flatnonzero(np.isfinite(scores)).tolist() == [rule.select_node(b, task)]
+    with pytest.raises(ImitationError, match="candidates"):
+        PortfolioExpert(candidates=[])
 
 
 def test_plan_expert_with_cpsat_beats_heft_reproducibly() -> None:

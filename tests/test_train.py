@@ -49,13 +49,19 @@ def compose_train(overrides: list[str]):
 
 
 def test_expert_options_replace_each_other_whole():
-    from agents.imitation import HeuristicExpert, PilotExpert, PlanExpert, make_expert
+    from agents.imitation import (
+        HeuristicExpert,
+        PilotExpert,
+        PlanExpert,
+        PortfolioExpert,
+        make_expert,
+    )
 
     # A config group, not a merge: no option keeps another kind's keys (a plan expert given the
     # heuristic's `base` would be refused).
     got = {
         name: dict(compose_train([f"imitation/expert={name}"]).imitation.expert)
-        for name in ("heuristic", "plans", "pilot")
+        for name in ("heuristic", "plans", "pilot", "portfolio")
     }
     assert got["heuristic"] == {"kind": "heuristic", "base": "heft_lookahead"}
     assert got["plans"] == {
@@ -64,7 +70,16 @@ def test_expert_options_replace_each_other_whole():
         "cpsat_max_tasks": 0,
     }
     assert set(got["pilot"]) == {"kind", "k", "base", "locality", "fortify"}
-    kinds = {"heuristic": HeuristicExpert, "plans": PlanExpert, "pilot": PilotExpert}
+    assert got["portfolio"] == {
+        "kind": "portfolio",
+        "candidates": ["heft_lookahead", "single_node"],
+    }
+    kinds = {
+        "heuristic": HeuristicExpert,
+        "plans": PlanExpert,
+        "pilot": PilotExpert,
+        "portfolio": PortfolioExpert,
+    }
     for name, spec in got.items():
         assert type(make_expert(spec)) is kinds[name]
     cfg = compose_train(
