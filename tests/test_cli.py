@@ -94,7 +94,12 @@ def test_help_lists_the_apps_own_groups(
     text = capsys.readouterr().out
     groups = text.split("Config groups", 1)[1].split("\n\n", 1)[0]
     assert "agent " in groups and "(now: slurm)" in groups
-    assert "hydra/launcher  basic, joblib, local, parallel, slurm, submitit_local" in groups
+    assert re.search(
+        r"hydra/launcher +basic, joblib, local, parallel, slurm, submitit_local", groups
+    )
+    assert re.search(
+        r"imitation/expert +heuristic, pilot, plans, portfolio +\(now: heuristic\)", groups
+    )
     # experiment/ is evaluate's group: train does not offer it, and refuses it in one line.
     assert "experiment" not in groups
     assert wass(["train", "experiment=smoke"]) == 2
