@@ -677,6 +677,10 @@ def test_optimality_summary_scores_a_later_run_against_earlier_optima(tmp_path: 
     no_heft.write_text(cols + "\na,c,1,0,policy,10.5,\n")
     with pytest.raises(OptimalityError, match=r"no_heft.csv: no heft rows"):
         load_proven(first, no_heft)
+    cpsat_only = tmp_path / "cpsat_only.csv"
+    cpsat_only.write_text(cols + "\na,c,1,0,cpsat,10.0,True\n")
+    with pytest.raises(OptimalityError, match=r"new.csv: the earlier files have no heft row"):
+        load_proven(cpsat_only, later)
     proc = subprocess.run(
         [sys.executable, "scripts/optimality_summary.py", str(first), str(other)],
         capture_output=True,

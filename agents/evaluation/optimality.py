@@ -36,8 +36,8 @@ def load_proven(
     policy evaluated without ``cpsat`` can be scored against the optima of an earlier run: a
     scheduler in a later file replaces the earlier files' rows of that scheduler. That the
     files hold the same instances is checked, not assumed: every later file needs ``check``
-    rows (a deterministic scheduler), and its makespans must equal the earlier files' on every
-    instance they share (relative 1e-9); instances of a later file that no earlier file has are
+    rows (a deterministic scheduler), the earlier files too, and its makespans must equal
+    theirs on every instance (relative 1e-9); instances of a later file that no earlier file has are
     refused. The ``check`` scheduler itself keeps the earlier files' rows.
     """
     if not paths:
@@ -133,12 +133,15 @@ def _check_same_instances(
         )
         if r.instance not in cells.get(r.cell, {}):
             raise OptimalityError(f"{path}: instance {where} is in no earlier file")
+        if r.scheduler != check:
+            continue
         before = cells[r.cell][r.instance].get(check)
-        if (
-            r.scheduler == check
-            and before is not None
-            and abs(r.makespan - before) > 1e-9 * max(abs(before), 1.0)
-        ):
+        if before is None:
+            raise OptimalityError(
+                f"{path}: the earlier files have no {check} row for {where}, so it cannot be "
+                "checked to be the same instance"
+            )
+        if abs(r.makespan - before) > 1e-9 * max(abs(before), 1.0):
             raise OptimalityError(
                 f"{path}: {check} makespan {r.makespan!r} for {where} differs from the "
                 f"earlier file's {before!r}: not the same instances"
