@@ -42,7 +42,7 @@ from numpy.typing import NDArray
 from wass_env.errors import WassError
 from wass_env.io import atomic_write
 from wass_env.scheduling import Scheduler, make_scheduler
-from wass_env.sim.ordering import ReadyQueue, task_priority
+from wass_env.sim.ordering import ReadyQueue, argmin_first, task_priority
 from wass_env.sim.plan import PlanBuilder
 
 __all__ = [
@@ -64,6 +64,13 @@ __all__ = [
 
 class ImitationError(WassError):
     """Bad imitation settings (the message names the field and value)."""
+
+
+def _schedulers(candidates: tuple[str, ...] | list[str]) -> list[Scheduler]:
+    """The candidate schedulers of a per-instance expert (at least one)."""
+    if not candidates:
+        raise ImitationError("imitation.expert.candidates: needs at least one scheduler")
+    return [make_scheduler(c) for c in candidates]
 
 
 class PilotExpert:
@@ -236,9 +243,7 @@ class PlanExpert(PilotExpert):
         tie: float = 1e-9,
     ) -> None:
         super().__init__(k=1, base="heft", locality=False, tie=tie)
-        if not candidates:
-            raise ImitationError("imitation.expert.candidates: needs at least one scheduler")
-        self.candidates: list[Scheduler] = [make_scheduler(c) for c in candidates]
+        self.candidates: list[Scheduler] = _schedulers(candidates)
         self.cpsat_max_tasks = int(cpsat_max_tasks)
         self.cpsat_deterministic_time = float(cpsat_deterministic_time)
         self._cpsat: Any = (
@@ -283,12 +288,8 @@ class PlanExpert(PilotExpert):
         for name, plan in own:
             plans.append((name, np.asarray(plan.node, dtype=np.int64)))
             spans.append(self.replay(builder, plans[-1][1], priority))
-        spans_a = np.asarray(spans)
-        best = float(spans_a.min())
-        tied = np.flatnonzero(spans_a <= best + self.tie * max(abs(best), 1.0))
         # One plan, even among tied ones: mixing tied plans task by task is no plan at all.
-        self._nodes = plans[int(tied[0])][1]
-        name = plans[int(tied[0])][0]
+        name, self._nodes = plans[argmin_first(np.asarray(spans), self.tie)]
         self.chosen[name] = self.chosen.get(name, 0) + 1
         self._problem = problem
 
@@ -326,20 +327,14 @@ class PortfolioExpert(PilotExpert):
         tie: float = 1e-9,
     ) -> None:
         super().__init__(k=1, base="heft", locality=False, tie=tie)
-        if not candidates:
-            raise ImitationError("imitation.expert.candidates: needs at least one scheduler")
-        self.candidates: list[Scheduler] = [make_scheduler(c) for c in candidates]
+        self.candidates: list[Scheduler] = _schedulers(candidates)
         self._problem: Any = None
         self.rule: Scheduler = self.candidates[0]  # the current instance's expert
         self.chosen: dict[str, int] = {}  # how often each candidate was the expert (a report)
 
     def _choose(self, builder: PlanBuilder, priority: NDArray[np.float64]) -> None:
-        spans = np.asarray(
-            [PlanExpert.rollout(builder, sch, priority).max_finish for sch in self.candidates]
-        )
-        best = float(spans.min())
-        first = int(np.flatnonzero(spans <= best + self.tie * max(abs(best), 1.0))[0])
-        self.rule = self.candidates[first]
+        spans = [PlanExpert.rollout(builder, sch, priority).max_finish for sch in self.candidates]
+        self.rule = self.candidates[argmin_first(np.asarray(spans), self.tie)]
         self.chosen[self.rule.name] = self.chosen.get(self.rule.name, 0) + 1
         self._problem = builder.problem
 

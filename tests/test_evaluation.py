@@ -665,22 +665,26 @@ def test_optimality_summary_scores_a_later_run_against_earlier_optima(tmp_path: 
     text = optimality_table(cells)
     assert "| a | c | 2 | 1.050 ± 0.635 [1.10; 50%] | 1.050 ± 0.000 [1.05; 100%] |" in text
     # Not the same instances: HEFT's makespan differs, an unknown instance, or no HEFT to check.
-    other = tmp_path / "other.csv"
-    other.write_text(cols + "\na,c,1,0,heft,11.5,\na,c,1,0,policy,10.5,\n")
-    with pytest.raises(OptimalityError, match=r"other.csv: heft makespan 11.5 .*seed=1 .*11.0"):
-        load_proven(first, other)
-    unknown = tmp_path / "unknown.csv"
-    unknown.write_text(cols + "\na,c,9,0,heft,11.0,\n")
-    with pytest.raises(OptimalityError, match=r"unknown.csv: instance .*seed=9 .*no earlier file"):
-        load_proven(first, unknown)
-    no_heft = tmp_path / "no_heft.csv"
-    no_heft.write_text(cols + "\na,c,1,0,policy,10.5,\n")
-    with pytest.raises(OptimalityError, match=r"no_heft.csv: no heft rows"):
-        load_proven(first, no_heft)
+    refused = [  # (earlier file, later file's name, its rows, the message)
+        (
+            first,
+            "other",
+            "a,c,1,0,heft,11.5,\na,c,1,0,policy,10.5",
+            r"heft makespan 11.5 .*seed=1 .*11.0",
+        ),
+        (first, "unknown", "a,c,9,0,heft,11.0", r"instance .*seed=9 .*no earlier file"),
+        (first, "no_heft", "a,c,1,0,policy,10.5", r"no heft rows"),
+        (None, "new", "", r"the earlier files have no heft row"),
+    ]
     cpsat_only = tmp_path / "cpsat_only.csv"
     cpsat_only.write_text(cols + "\na,c,1,0,cpsat,10.0,True\n")
-    with pytest.raises(OptimalityError, match=r"new.csv: the earlier files have no heft row"):
-        load_proven(cpsat_only, later)
+    for earlier, name, body, message in refused:
+        path = tmp_path / f"{name}.csv"
+        if body:
+            path.write_text(f"{cols}\n{body}\n")
+        with pytest.raises(OptimalityError, match=rf"{name}.csv: {message}"):
+            load_proven(earlier or cpsat_only, path)
+    other = tmp_path / "other.csv"
     proc = subprocess.run(
         [sys.executable, "scripts/optimality_summary.py", str(first), str(other)],
         capture_output=True,

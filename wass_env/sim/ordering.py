@@ -29,11 +29,12 @@ __all__ = [
 TIE_RTOL = 1e-9
 
 
-def argmin_first(values: NDArray[np.float64]) -> int:
-    """Lowest index whose value is within :data:`TIE_RTOL` of the minimum.
+def argmin_first(values: NDArray[np.float64], rtol: float = TIE_RTOL) -> int:
+    """Lowest index whose value is within ``rtol`` (relative) of the minimum.
 
     Args:
         values: Finite values, or ``inf`` for excluded entries (at least one finite).
+        rtol: The tolerance (default :data:`TIE_RTOL`).
 
     Raises:
         ValueError: if every value is ``inf`` or NaN (nothing to choose from).
@@ -42,7 +43,7 @@ def argmin_first(values: NDArray[np.float64]) -> int:
     m = float(values.min())
     if not math.isfinite(m):
         raise ValueError(f"no finite value to choose from (minimum is {m})")
-    return int((values <= m + TIE_RTOL * max(abs(m), 1.0)).argmax())
+    return int((values <= m + rtol * max(abs(m), 1.0)).argmax())
 
 
 def snap_priority(priority: NDArray[np.float64]) -> NDArray[np.float64]:
