@@ -150,6 +150,7 @@ class EnvConfig:
     )
     reward_scale: str = "lower_bound"  # or "reference": rewards relative to its makespan
     lookahead: bool = False  # per-node lookahead features and instance context
+    plan_hints: bool = False  # with lookahead: HEFT's and single_node's makespans in the context
     graph_window: int = 0  # > 0: the DAG neighbourhood of the current task for a graph network
 
 

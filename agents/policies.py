@@ -18,6 +18,13 @@ cluster size. Here:
   corrections to a rule that holds on every workflow (the lowest ``lookahead_gap`` is HEFT
   with lookahead's choice) rather than the rule itself, which it may not recover on a family it
   never saw.
+* With the plan hints in the observation (``env.plan_hints=true``) the prior is gated between
+  two rules: ``lookahead_gap`` and ``one_node_gap`` (0 on the node the single_node plan uses),
+  weighted by ``g = sigmoid(k (one_node_share - 1/2))`` with ``k`` learned (initially
+  :data:`GATE_SHARPNESS`): where the one-node plan is shorter than HEFT's, the untrained
+  policy follows it, elsewhere HEFT with lookahead. That is the portfolio of the two rules
+  (:class:`agents.imitation.PortfolioExpert`, decided by HEFT's makespan); the network learns
+  where to depart from it.
 
 The policy is permutation-equivariant over nodes, its value is size-agnostic, and one network
 works on any cluster up to ``max_nodes`` and any DAG size. Use it with
@@ -35,9 +42,20 @@ from sb3_contrib.common.maskable.policies import MaskableMultiInputActorCriticPo
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
-from wass_env.envs.lookahead import lookahead_column
+from wass_env.envs.lookahead import LOOKAHEAD_FEATURES, lookahead_column
+from wass_env.envs.wass_sched import (
+    CONTEXT_FEATURES,
+    PLAN_HINT_FEATURES,
+    PLAN_HINT_NODE_FEATURES,
+)
 
-__all__ = ["NodeHeads", "NodeScoringPolicy", "SchedExtractor", "WindowGNN"]
+__all__ = ["GATE_SHARPNESS", "NodeHeads", "NodeScoringPolicy", "SchedExtractor", "WindowGNN"]
+
+#: Initial sharpness of the gated prior: at a one-node share of 0.51 (the one-node plan 4%
+#: shorter than HEFT's) the gate is 0.88.
+GATE_SHARPNESS = 200.0
+_SHARE_COL = len(CONTEXT_FEATURES) + PLAN_HINT_FEATURES.index("one_node_share")
+_ONE_NODE_COL = len(LOOKAHEAD_FEATURES) + PLAN_HINT_NODE_FEATURES.index("one_node_gap")
 
 
 def _mlp(sizes: list[int], *, last_act: bool = True) -> nn.Sequential:
@@ -106,7 +124,9 @@ class SchedExtractor(BaseFeaturesExtractor):
 
     Output: the per-node embeddings flattened (``max_nodes * embed_dim``), then the ``valid``
     flag of every node (``max_nodes``), so the heads can pool over real nodes only, then (with
-    a ``prior``) that lookahead column of every node (``max_nodes``).
+    a ``prior``) that lookahead column of every node (``max_nodes``), then (with a prior and
+    the plan hints observed: the gated prior) the ``one_node_gap`` column (``max_nodes``) and
+    the ``one_node_share`` (1).
 
     Args:
         observation_space: The env's ``Dict`` space (``task`` and ``nodes``; optionally
@@ -142,7 +162,15 @@ class SchedExtractor(BaseFeaturesExtractor):
             raise ValueError(f"features_extractor_kwargs.prior: {exc}") from None
         if "lookahead" not in sp:
             prior = None  # the column it reads is not observed: no prior
+        # The plan hints (env plan_hints=true) extend the lookahead table and the context.
+        self.gated = (
+            prior is not None
+            and sp["lookahead"].shape[1] > _ONE_NODE_COL  # type: ignore[index]
+            and "context" in sp
+            and sp["context"].shape[0] > _SHARE_COL  # type: ignore[index]
+        )
         width = n_nodes * (embed_dim + 1) + (n_nodes if prior is not None else 0)
+        width += n_nodes + 1 if self.gated else 0
         super().__init__(observation_space, features_dim=width)
         self.prior = prior
         self.prior_weight = float(prior_weight)
@@ -175,6 +203,9 @@ class SchedExtractor(BaseFeaturesExtractor):
         out = [h.flatten(1), valid]
         if self.prior is not None:
             out.append(observations["lookahead"][..., self._prior_col])
+        if self.gated:
+            out.append(observations["lookahead"][..., _ONE_NODE_COL])
+            out.append(observations["context"][..., _SHARE_COL : _SHARE_COL + 1])
         return torch.cat(out, dim=1)
 
 
@@ -185,18 +216,29 @@ class NodeHeads(nn.Module):
     max over valid nodes]``); the policy's ``action_net`` is the identity, so these are the
     logits. ``forward_critic`` returns an MLP of the pooled embeddings (``latent_dim_vf``).
     With ``prior_weight`` set, the features end with a prior column per node and the logits are
-    the scores minus a learned weight (initially ``prior_weight``) times it.
+    the scores minus a learned weight (initially ``prior_weight``) times it. With ``gated`` too,
+    they end with a second prior column and the gate's input, and the prior is
+    ``(1 - g) * first + g * second`` with ``g = sigmoid(k (share - 1/2))``, ``k`` learned
+    (initially :data:`GATE_SHARPNESS`).
     """
 
     def __init__(
-        self, n_nodes: int, embed_dim: int, vf_arch: list[int], prior_weight: float | None = None
+        self,
+        n_nodes: int,
+        embed_dim: int,
+        vf_arch: list[int],
+        prior_weight: float | None = None,
+        gated: bool = False,
     ) -> None:
         super().__init__()
         self.n_nodes = n_nodes
         self.embed_dim = embed_dim
         self.prior_w: nn.Parameter | None = None
+        self.gate_k: nn.Parameter | None = None
         if prior_weight is not None:
             self.prior_w = nn.Parameter(torch.tensor(float(prior_weight)))
+            if gated:
+                self.gate_k = nn.Parameter(torch.tensor(GATE_SHARPNESS))
         self.score = _mlp([3 * embed_dim, embed_dim, 1], last_act=False)
         self.value = _mlp([2 * embed_dim, *vf_arch])
         self.latent_dim_pi = n_nodes
@@ -217,7 +259,12 @@ class NodeHeads(nn.Module):
         logits = self.score(torch.cat([h, pooled], dim=-1)).squeeze(-1)
         if self.prior_w is not None:
             n, d = self.n_nodes, self.embed_dim
-            logits = logits - self.prior_w * features[:, n * (d + 1) :]
+            prior = features[:, n * (d + 1) : n * (d + 2)]
+            if self.gate_k is not None:
+                second = features[:, n * (d + 2) : n * (d + 3)]
+                g = torch.sigmoid(self.gate_k * (features[:, n * (d + 3) :] - 0.5))
+                prior = (1.0 - g) * prior + g * second
+            logits = logits - self.prior_w * prior
         return logits
 
     def forward_critic(self, features: torch.Tensor) -> torch.Tensor:
@@ -266,4 +313,5 @@ class NodeScoringPolicy(MaskableMultiInputActorCriticPolicy):
             ext.embed_dim,
             self._vf_arch,
             prior_weight=ext.prior_weight if ext.prior is not None else None,
+            gated=ext.gated,
         )

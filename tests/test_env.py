@@ -305,3 +305,34 @@ def test_explicit_cost_matrix_observation_is_finite():
     obs, _ = env.reset(options={"problem": problem})
     assert env.observation_space.contains(obs)
     assert obs["nodes"][:, 2].tolist() == [1.0, 0.0]  # node 0 is infinitely faster for task 0
+
+
+def test_plan_hints_give_heft_and_one_node_makespans_in_the_context():
+    from wass_env.envs import CONTEXT_FEATURES, PLAN_HINT_FEATURES
+
+    # Entry tasks a and b (1 s each) feed c (1 s) with 10 s transfers on two 1-core nodes.
+    # HEFT: a on n0 [0, 1]; b finishes first on n1 [0, 1]; c waits 10 s for one input either
+    # way: [11, 12] -> 12 s. Everything on one node: 3 s, no data moves.
+    wf = Workflow.from_arrays([1.0, 1.0, 1.0], [(0, 2), (1, 2)], [10.0, 10.0], name="v")
+    cluster = Cluster([1.0, 1.0], [1, 1], bandwidth=1.0, latency=0.0)
+    problem = Problem(wf, cluster)
+    env = WassSchedEnv(workload=[wf], cluster=cluster, lookahead=True, plan_hints=True)
+    assert env.observation_space["context"].shape == (
+        len(CONTEXT_FEATURES) + len(PLAN_HINT_FEATURES),
+    )
+    obs, _ = env.reset(seed=0, options={"problem": problem})
+    lb = problem.lower_bound()
+    hints = obs["context"][len(CONTEXT_FEATURES) :]
+    np.testing.assert_allclose(hints, [12.0 / lb, 3.0 / lb, 12.0 / 15.0], rtol=1e-6)
+    # Constant over the episode; the rest of the context is the plain env's.
+    plain = WassSchedEnv(workload=[wf], cluster=cluster, lookahead=True)
+    pobs, _ = plain.reset(seed=0, options={"problem": problem})
+    for _ in range(problem.n_tasks):
+        np.testing.assert_array_equal(obs["context"][: len(CONTEXT_FEATURES)], pobs["context"])
+        np.testing.assert_allclose(obs["context"][len(CONTEXT_FEATURES) :], hints)
+        node = int(np.flatnonzero(env.action_masks())[0])
+        obs, _, done, _, _ = env.step(node)
+        pobs, *_ = plain.step(node)
+    assert done and not obs["context"].any()  # the terminal observation is blank
+    with pytest.raises(ValueError, match="plan_hints=True needs lookahead=True"):
+        WassSchedEnv(workload=[wf], cluster=cluster, plan_hints=True)

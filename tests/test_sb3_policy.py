@@ -104,3 +104,28 @@ def test_checkpoint_without_settings(tmp_path: Path) -> None:
     junk.write_bytes(b"not a zip")
     with pytest.raises(CheckpointError, match="not a Stable-Baselines3 checkpoint"):
         detect_algorithm(junk)
+
+
+def test_a_plan_hints_checkpoint_observes_the_hints(tmp_path: Path) -> None:
+    from sb3_contrib import MaskablePPO
+
+    kw = {**ENV, "lookahead": True, "plan_hints": True}
+    model = MaskablePPO("MultiInputPolicy", gym.make("WassSched-v0", **kw), n_steps=8, seed=0)
+    model.save(tmp_path / "m.zip")
+    (tmp_path / "m.env_kwargs.json").write_text(json.dumps(kw))
+    sch = SB3PolicyScheduler(tmp_path / "m.zip")
+    problem = _problem(4)
+    builder = PlanBuilder(problem)
+    obs, _ = sch._observe(builder, int(problem.workflow.topo_order[0]))
+    heft = make_scheduler("heft").plan(problem).makespan
+    one = make_scheduler("single_node").plan(problem).makespan
+    np.testing.assert_allclose(
+        obs["context"][-3:],
+        np.array([heft, one, heft / (heft + one)])
+        / [problem.lower_bound(), problem.lower_bound(), 1],
+        rtol=1e-6,
+    )
+    # Without the setting the checkpoint is refused: it observes a longer context.
+    (tmp_path / "m.env_kwargs.json").write_text(json.dumps({**kw, "plan_hints": False}))
+    with pytest.raises(CheckpointError, match="the policy observes"):
+        SB3PolicyScheduler(tmp_path / "m.zip").plan(problem)

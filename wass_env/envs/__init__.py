@@ -2,7 +2,10 @@
 
 from wass_env.envs.wass_online import WassSchedOnlineEnv
 from wass_env.envs.wass_sched import (
+    CONTEXT_FEATURES,
     NODE_FEATURES,
+    PLAN_HINT_FEATURES,
+    PLAN_HINT_NODE_FEATURES,
     REWARD_TERMS,
     TASK_FEATURES,
     EnvConfigError,
@@ -10,7 +13,10 @@ from wass_env.envs.wass_sched import (
 )
 
 __all__ = [
+    "CONTEXT_FEATURES",
     "NODE_FEATURES",
+    "PLAN_HINT_FEATURES",
+    "PLAN_HINT_NODE_FEATURES",
     "REWARD_TERMS",
     "TASK_FEATURES",
     "EnvConfigError",

@@ -73,6 +73,21 @@ CONTEXT_FEATURES: tuple[str, ...] = (
     "ready",  # ready tasks / tasks
     "remaining",  # unplaced tasks / tasks
 )
+#: Extra ``obs["context"]`` entries with ``plan_hints=True``: what two reference plans of the
+#: instance achieve, planned once per episode, so the policy can tell an instance where moving
+#: no data wins (communication-heavy DAGs that one node runs faster than HEFT spreads them).
+PLAN_HINT_FEATURES: tuple[str, ...] = (
+    "heft_makespan",  # HEFT's planned makespan / scale
+    "one_node_makespan",  # the single_node plan's makespan / scale
+    "one_node_share",  # HEFT's / (HEFT's + single_node's): above 0.5 when one node is faster
+)
+#: The extra ``obs["lookahead"]`` column with ``plan_hints=True``: 0 on the node the
+#: single_node plan puts the task on (its one node, or the earliest finish where the task does
+#: not fit there), 1 on other feasible nodes (the Box bound on infeasible ones, like every
+#: lookahead column).
+PLAN_HINT_NODE_FEATURES: tuple[str, ...] = ("one_node_gap",)
+#: The schedulers behind the plan hints.
+PLAN_HINT_SCHEDULERS: tuple[str, ...] = ("heft", "single_node")
 #: Time units the reward terms are divided by (``reward_scale``).
 REWARD_SCALES: tuple[str, ...] = ("lower_bound", "reference")
 #: Named reward terms reported in ``info["rewards"]``.
@@ -227,6 +242,10 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
     * ``lookahead``: add ``obs["lookahead"]`` (``(max_nodes, len(LOOKAHEAD_FEATURES))``: what
       placing the task on each node means for its children and the path to the exit, see
       :mod:`wass_env.envs.lookahead`) and ``obs["context"]`` (:data:`CONTEXT_FEATURES`).
+    * ``plan_hints``: with ``lookahead``, append :data:`PLAN_HINT_FEATURES` to
+      ``obs["context"]`` (HEFT's and the single_node plan's makespans of the instance, planned at
+      reset: a few list schedules per episode) and :data:`PLAN_HINT_NODE_FEATURES` to
+      ``obs["lookahead"]`` (which node the single_node plan uses).
     * ``graph_window``: if > 0, add the current task's neighbourhood in the DAG, padded to that
       many tasks: ``obs["graph_tasks"]`` and ``obs["graph_edges"]`` (see
       :mod:`wass_env.envs.graph`), for a graph network.
@@ -260,6 +279,7 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         illegal_action: str = "fallback",
         reference: str | Scheduler | None = None,
         lookahead: bool = False,
+        plan_hints: bool = False,
         graph_window: int = 0,
         reward_scale: str = "lower_bound",
         render_mode: str | None = None,
@@ -326,6 +346,21 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
                 f"graph_window must be an integer in [0, 4096], got {graph_window!r}"
             )
         self.lookahead = bool(lookahead)
+        self.plan_hints = bool(plan_hints)
+        if self.plan_hints and not self.lookahead:
+            raise EnvConfigError(
+                "plan_hints=True needs lookahead=True "
+                "(the hints extend obs['context'] and obs['lookahead'])"
+            )
+        self._n_context = len(CONTEXT_FEATURES) + (
+            len(PLAN_HINT_FEATURES) if self.plan_hints else 0
+        )
+        self._n_lookahead = len(LOOKAHEAD_FEATURES) + (
+            len(PLAN_HINT_NODE_FEATURES) if self.plan_hints else 0
+        )
+        self._hint_schedulers = (
+            [make_scheduler(name) for name in PLAN_HINT_SCHEDULERS] if self.plan_hints else []
+        )
         self.graph_window = int(graph_window)
         if reward_scale not in REWARD_SCALES:
             raise EnvConfigError(
@@ -342,9 +377,9 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         }
         if self.lookahead:
             obs_spaces["lookahead"] = spaces.Box(
-                0.0, _CLIP, (self.max_nodes, len(LOOKAHEAD_FEATURES)), np.float32
+                0.0, _CLIP, (self.max_nodes, self._n_lookahead), np.float32
             )
-            obs_spaces["context"] = spaces.Box(0.0, _CLIP, (len(CONTEXT_FEATURES),), np.float32)
+            obs_spaces["context"] = spaces.Box(0.0, _CLIP, (self._n_context,), np.float32)
         if self.graph_window:
             w = self.graph_window
             obs_spaces["graph_tasks"] = spaces.Box(
@@ -609,15 +644,21 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
             speed = problem.min_exec[:, None] / np.where(
                 problem.exec_time > 0, problem.exec_time, 1.0
             )
-            self._context_static = np.array(
-                [
-                    np.log1p(problem.ccr()),  # how communication-heavy the instance is
-                    n / self.max_nodes,
-                    float(np.std(np.where(problem.fits, speed, 0.0))),  # node heterogeneity
-                    0.0,
-                    0.0,
-                ]
-            )
+            ctx = [
+                np.log1p(problem.ccr()),  # how communication-heavy the instance is
+                n / self.max_nodes,
+                float(np.std(np.where(problem.fits, speed, 0.0))),  # node heterogeneity
+                0.0,
+                0.0,
+            ]
+            if self.plan_hints:
+                heft, one = (
+                    sch.plan(problem, insertion=self.insertion).makespan
+                    for sch in self._hint_schedulers
+                )
+                total = heft + one
+                ctx += [heft * inv, one * inv, heft / total if total > 0 else 0.5]
+            self._context_static = np.array(ctx)
             self._total_work = float(problem.mean_exec.sum()) or 1.0
 
     def _prepare(self) -> None:
@@ -745,12 +786,17 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
     ) -> None:
         """The optional lookahead, context and graph parts of the observation."""
         if self.lookahead:
-            look = np.zeros((self.max_nodes, len(LOOKAHEAD_FEATURES)), dtype=np.float32)
-            ctx = np.zeros(len(CONTEXT_FEATURES), dtype=np.float32)
+            look = np.zeros((self.max_nodes, self._n_lookahead), dtype=np.float32)
+            ctx = np.zeros(self._n_context, dtype=np.float32)
             if t >= 0:
                 b, p = self.builder, self.problem
                 assert b is not None and p is not None and eft is not None
-                look[: p.n_nodes] = self._lookahead(b, t, eft, release, self._scale)  # type: ignore[misc]
+                n_look = len(LOOKAHEAD_FEATURES)
+                look[: p.n_nodes, :n_look] = self._lookahead(b, t, eft, release, self._scale)  # type: ignore[misc]
+                if self.plan_hints:
+                    col = look[: p.n_nodes, n_look]
+                    col[:] = np.where(p.fits[t], 1.0, _CLIP)
+                    col[self._hint_schedulers[1].select_node(b, t)] = 0.0
                 ctx[:] = self._context_static
                 ctx[3] = len(b.ready) / p.n_tasks
                 ctx[4] = 1.0 - b.n_placed / p.n_tasks
