@@ -743,16 +743,21 @@ def expert_dataset(
     """Expert episodes (the expert acting and labelling), from ``cache_dir`` when present.
 
     The cache key is a hash of everything the episodes depend on: the environment arguments,
-    the seeds, the expert's settings, ``gamma`` and :data:`CACHE_VERSION`.
+    the observation's shapes (so a change of the observation never loads stale arrays), the
+    seeds, the expert's settings, ``gamma`` and :data:`CACHE_VERSION`.
     """
     seeds = [int(s) for s in seeds]
     path: Path | None = None
     if cache_dir is not None:
         import hashlib
 
+        from wass_env.envs import WassSchedEnv
+
+        space = WassSchedEnv(**env_kwargs).observation_space
         key = json.dumps(
             {
                 "env": dict(env_kwargs),
+                "obs": {k: list(v.shape) for k, v in space.spaces.items()},  # type: ignore[attr-defined]
                 "seeds": seeds,
                 "expert": dict(expert or {}),
                 "gamma": gamma,

@@ -555,3 +555,22 @@ def test_dataset_save_load_filter_and_expert_cache(tmp_path: Path) -> None:
     assert only.episodes == sum(i["family"] == "layered" for i in data.info)
     loaded = Dataset.load(cached)
     assert len(loaded) == len(data) and loaded.mask.dtype == bool
+
+
+def test_expert_cache_misses_when_the_observation_changes(tmp_path: Path, monkeypatch) -> None:
+    import wass_env.envs.wass_sched as ws
+    from agents.imitation import expert_dataset
+
+    kw = {
+        "workload": {"generator": "fork_join", "n_tasks": [6, 10]},
+        "cluster": "het16",
+        "lookahead": True,
+        "plan_hints": True,
+    }
+    expert_dataset(kw, range(2), cache_dir=tmp_path)
+    # The same settings with one more lookahead column (as after a code change): not the
+    # cached arrays.
+    monkeypatch.setattr(ws, "PLAN_HINT_NODE_FEATURES", (*ws.PLAN_HINT_NODE_FEATURES, "extra"))
+    width = expert_dataset(kw, range(2), cache_dir=tmp_path).obs["lookahead"].shape[2]
+    assert width == len(ws.LOOKAHEAD_FEATURES) + 2
+    assert len(list(tmp_path.glob("expert-*.npz"))) == 2
