@@ -116,6 +116,8 @@ def _node_index(action: Any) -> int:
     Anything else (a float, even ``2.0``; a bool; a string; NaN; a longer array) is refused,
     so that no action silently becomes another node.
     """
+    if type(action) is int or type(action) is np.int64:  # the common cases, checked first
+        return int(action)
     a = action
     if isinstance(a, np.ndarray) and a.size == 1 and np.issubdtype(a.dtype, np.integer):
         a = a.reshape(()).item()
@@ -637,6 +639,12 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         self._node_of = [-1] * wf.n_tasks  # node of every placed task
         # The Box row of padding: zero.
         self._node_template = np.zeros((self.max_nodes, len(NODE_FEATURES)), dtype=np.float32)
+        # _node_obs assembles obs["nodes"] in this work array (padding rows stay zero) and returns
+        # a copy.
+        self._node_work = self._node_template.copy()
+        self._make_views()
+        self._load_scale_l = self._load_scale.tolist()
+        self._small_n = n <= 32  # min() over a list beats ndarray.min() on few nodes
         # The optional observation parts.
         self._lookahead = Lookahead(problem, _CLIP) if self.lookahead else None
         self._graph = GraphWindow(problem, self.graph_window, _CLIP) if self.graph_window else None
@@ -660,6 +668,31 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
                 ctx += [heft * inv, one * inv, heft / total if total > 0 else 0.5]
             self._context_static = np.array(ctx)
             self._total_work = float(problem.mean_exec.sum()) or 1.0
+
+    _VIEWS = ("_work_static", "_work_dyn", "_dyn_rows", "_dyn_times", "_dyn_after_release")
+
+    def _make_views(self) -> None:
+        """Views of ``_dyn`` and ``_node_work`` that ``_node_obs`` writes through, made once per
+        episode: on 16 nodes NumPy's fixed cost per indexing or call is what a step spends, not
+        the arithmetic."""
+        n = self._n
+        self._work_static = self._node_work[:n, :_N_STATIC]
+        self._work_dyn = self._node_work[:n, _N_STATIC:].T  # (columns, nodes), like _dyn
+        self._dyn_rows = list(self._dyn)
+        self._dyn_times = self._dyn[:5]
+        self._dyn_after_release = self._dyn[:4]
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Views do not survive pickling (they would become copies): drop them, remake them.
+        state = self.__dict__.copy()
+        for k in self._VIEWS:
+            state.pop(k, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if "_node_work" in state:
+            self._make_views()
 
     def _prepare(self) -> None:
         """Mask and shared per-step quantities for the current task (once per step)."""
@@ -695,39 +728,40 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         inv = self._inv
         task_obs = self._task_static[t].copy()
         task_obs[8] = b.n_placed / self._n_tasks
-        task_obs[9] = min(b.max_finish * inv, _CLIP)
-        task_obs[10] = min(self._release * inv, _CLIP)
+        mf = b.max_finish * inv
+        task_obs[9] = _CLIP if mf > _CLIP else mf  # min(mf, _CLIP), without the call
+        rel = self._release * inv
+        task_obs[10] = _CLIP if rel > _CLIP else rel
         return task_obs
 
     def _node_obs(self, t: int) -> NDArray[np.float32]:
-        p, b = self.problem, self.builder
-        assert p is not None and b is not None
+        b = self.builder
+        assert b is not None
         release = self._release
         est = self._est
-        dyn = self._dyn
+        d0, d1, d2, eft, gap = self._dyn_rows[:5]
         # Times after the release, per node: cores free, inputs there, start, finish; then the
         # finish gap. Every entry is >= 0 by construction (no input arrives before the
-        # release); infeasible nodes have infinite times: cap at the Box bound.
-        np.maximum(b.free_from(self._cores_l[t]), release, out=dyn[0])
-        dyn[1] = self._drt
-        dyn[2] = est
-        eft = dyn[3]
-        np.add(est, p.exec_time[t], out=eft)
-        np.subtract(eft, min(eft.tolist()), out=dyn[4])
-        times = dyn[:5]
-        dyn[:4] -= release
-        times *= self._inv
+        # release); infeasible nodes have infinite times: cap at the Box bound. Computed in
+        # float64 in _dyn and rounded to float32 once, on the copy into the work array.
+        np.maximum(b.free_from(self._cores_l[t]), release, out=d0)
+        np.copyto(d1, self._drt)
+        np.copyto(d2, est)
+        np.add(est, self.problem.exec_time[t], out=eft)  # type: ignore[union-attr]
+        np.subtract(eft, min(eft.tolist()) if self._small_n else eft.min(), out=gap)
+        after = self._dyn_after_release
+        np.subtract(after, release, out=after)
+        times = self._dyn_times
+        np.multiply(times, self._inv, out=times)
         np.minimum(times, _CLIP, out=times)
         self._local_input(t)
-        node_obs = self._node_template.copy()
-        rows = node_obs[: self._n]
-        rows[:, :_N_STATIC] = self._node_static[t]
-        rows[:, _N_STATIC:] = dyn.T
-        return node_obs
+        self._work_static[...] = self._node_static[t]
+        self._work_dyn[...] = self._dyn
+        return self._node_work.copy()
 
     def _local_input(self, t: int) -> None:
         """Row 5 of the dynamic columns: the fraction of ``t``'s input bytes on each node."""
-        local = self._dyn[5]
+        local = self._dyn_rows[5]
         for k in self._local_nodes:
             local[k] = 0.0
         self._local_nodes = []
@@ -775,7 +809,8 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         b = self.builder
         assert b is not None
         self._node_of[task] = node
-        self._dyn[6, node] = min(float(b.node_busy[node] * self._load_scale[node]), _CLIP)
+        load = b.node_busy.item(node) * self._load_scale_l[node]
+        self._dyn_rows[6][node] = _CLIP if load > _CLIP else load
 
     def _add_extra_obs(
         self,

@@ -45,6 +45,7 @@ import copy
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from heapq import heappop, heappush
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -454,6 +455,12 @@ class PlanBuilder:
         self._tail[:, 1:][cl.cores[:, None] < np.arange(1, self._cmax + 1)[None, :]] = np.inf
         # _tail_top[c]: the largest finite _tail[:, c] (tails only grow as tasks are added).
         self._tail_top = [0.0] * (self._cmax + 1)
+        # Per-step lookups without NumPy indexing (which costs more than the work on 16 nodes):
+        # the column views of _tail (it is updated in place), and whether task t fits node n as
+        # byte t * n_nodes + n.
+        self._tail_cols = [self._tail[:, c] for c in range(self._cmax + 1)]
+        self._fits_b = np.ascontiguousarray(problem.fits).tobytes()
+        self._n_tasks = n_t
         self._window = np.zeros(n_n)  # longest gap with a core free, per node (insertion filter)
         # The filter's threshold: a task of runtime d can use a gap on nodes where d <= this
         # (the window is a difference of times, so allow for its rounding) [s].
@@ -470,6 +477,16 @@ class PlanBuilder:
         self._query_est: FloatArray | None = None
         self._query_drt: FloatArray | None = None
         self._drt_floor: float | None = None  # min of the last data_ready result, when known
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Views do not survive pickling (they would become copies of _tail): remake them.
+        state = self.__dict__.copy()
+        del state["_tail_cols"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._tail_cols = [self._tail[:, c] for c in range(self._cmax + 1)]
 
     def copy(self) -> PlanBuilder:
         """An independent copy of the partial plan (to try a continuation without changing this
@@ -490,6 +507,7 @@ class PlanBuilder:
             "_tail_top",
         ):
             setattr(other, name, getattr(self, name).copy())
+        other._tail_cols = [other._tail[:, c] for c in range(self._cmax + 1)]
         other.node_busy = self.node_busy.copy()
         other._missing = self._missing.copy()
         other.ready = set(self.ready)
@@ -505,7 +523,7 @@ class PlanBuilder:
     @property
     def done(self) -> bool:
         """True once every task is placed."""
-        return self.n_placed == self.problem.n_tasks
+        return self.n_placed == self._n_tasks
 
     def free_from(self, cores: int, memory: int = 0) -> FloatArray:
         """Per node, the time after which ``cores`` cores (and ``memory`` bytes) stay free for
@@ -514,7 +532,7 @@ class PlanBuilder:
         ``inf`` on nodes with fewer cores. Under the queue policy a task placed now also waits
         for the node's latest start; :meth:`start_times` accounts for both.
         """
-        tail = self._tail[:, cores]
+        tail = self._tail_cols[cores]
         if memory > 0:
             tight = np.flatnonzero(memory > self._mem_slack).tolist()
             if tight:
@@ -566,15 +584,15 @@ class PlanBuilder:
             # arrival; only the node holding that parent sees something earlier. Few parents:
             # a scalar loop beats a dozen small array operations.
             src, fin, nod = self._psrc_l, self._finish_l, self._node_l
-            top = -np.inf
+            top = -_INF
             k = -1
             for e in range(lo, hi):
                 p = src[e]
                 r = fin[p] + delay[e]
                 if r > top:  # the first maximum, like argmax
                     top, k = r, nod[p]
-            best = -np.inf
-            last = -np.inf  # the last parent's finish
+            best = -_INF
+            last = -_INF  # the last parent's finish
             for e in range(lo, hi):
                 p = src[e]
                 f = fin[p]
@@ -632,7 +650,7 @@ class PlanBuilder:
         """:meth:`start_times`; ``floor``, when given, is ``ready.min()``."""
         c = self._cores[task]
         d = self.problem.exec_time[task]
-        tail = self._tail[:, c]
+        tail = self._tail_cols[c]
         if self._zero_len[task]:
             tail = np.where(d > 0, tail, 0.0)  # a zero-length task takes no cores
         m = self._mem[task]
@@ -696,13 +714,14 @@ class PlanBuilder:
         if task not in self.ready:
             state = "already placed" if self.node[task] >= 0 else "not ready (parents unplaced)"
             raise PlanError(f"task {p.workflow.ids[task]!r} is {state}")
-        if not 0 <= node < p.n_nodes or not p.fits[task, node]:
+        n_n = self._n_nodes
+        if not 0 <= node < n_n or not self._fits_b[task * n_n + node]:
             raise PlanError(
                 f"task {p.workflow.ids[task]!r} cannot run on node {node}: "
-                + ("no such node" if not 0 <= node < p.n_nodes else "not enough cores or memory")
+                + ("no such node" if not 0 <= node < n_n else "not enough cores or memory")
             )
-        s = float(self.earliest_start(task)[node])
-        f = s + float(p.exec_time[task, node])
+        s = self.earliest_start(task).item(node)
+        f = s + self.problem.exec_time.item(task, node)
         if self.contention:
             self._contended_ready(task, node, commit=True)
         c = self._cores[task]
