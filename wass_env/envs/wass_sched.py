@@ -93,6 +93,8 @@ REWARD_SCALES: tuple[str, ...] = ("lower_bound", "reference")
 #: Named reward terms reported in ``info["rewards"]``.
 REWARD_TERMS: tuple[str, ...] = ("makespan", "progress", "illegal")
 _CLIP = 100.0  # features are clipped to [0, _CLIP] so the Box bounds hold
+_CLIP_0D = np.array(_CLIP)  # the same as a 0-d float64 array (see _node_obs)
+_CLIP_0D.setflags(write=False)
 
 
 _TINY = float(np.finfo(np.float64).tiny)  # smallest normal float: 1 / _TINY is finite
@@ -644,7 +646,9 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         self._node_work = self._node_template.copy()
         self._make_views()
         self._load_scale_l = self._load_scale.tolist()
-        self._small_n = n <= 32  # min() over a list beats ndarray.min() on few nodes
+        self._release_0d = np.zeros(())
+        self._best_0d = np.zeros(())
+        self._inv_0d = np.array(inv)
         # The optional observation parts.
         self._lookahead = Lookahead(problem, _CLIP) if self.lookahead else None
         self._graph = GraphWindow(problem, self.graph_window, _CLIP) if self.graph_window else None
@@ -744,16 +748,22 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         # finish gap. Every entry is >= 0 by construction (no input arrives before the
         # release); infeasible nodes have infinite times: cap at the Box bound. Computed in
         # float64 in _dyn and rounded to float32 once, on the copy into the work array.
-        np.maximum(b.free_from(self._cores_l[t]), release, out=d0)
-        np.copyto(d1, self._drt)
-        np.copyto(d2, est)
+        # The scalars go in as 0-d float64 arrays: a ufunc converts a Python float operand anew
+        # at every call, which costs more than the operation on 16 nodes (same float64 result).
+        rel = self._release_0d
+        rel[...] = release
+        np.maximum(b.free_from(self._cores_l[t]), rel, out=d0)
+        d1[...] = self._drt
+        d2[...] = est
         np.add(est, self.problem.exec_time[t], out=eft)  # type: ignore[union-attr]
-        np.subtract(eft, min(eft.tolist()) if self._small_n else eft.min(), out=gap)
+        best = self._best_0d
+        np.minimum.reduce(eft, out=best)
+        np.subtract(eft, best, out=gap)
         after = self._dyn_after_release
-        np.subtract(after, release, out=after)
+        np.subtract(after, rel, out=after)
         times = self._dyn_times
-        np.multiply(times, self._inv, out=times)
-        np.minimum(times, _CLIP, out=times)
+        np.multiply(times, self._inv_0d, out=times)
+        np.minimum(times, _CLIP_0D, out=times)
         self._local_input(t)
         self._work_static[...] = self._node_static[t]
         self._work_dyn[...] = self._dyn
