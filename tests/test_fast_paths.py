@@ -213,3 +213,46 @@ def test_observe_another_plan_matches_the_episode_observation() -> None:
         if done:
             break
     assert seen == env.problem.n_tasks
+
+
+@pytest.mark.parametrize("how", ["pickle", "deepcopy", "copy"])
+def test_copied_builders_and_envs_keep_their_views(how: str) -> None:
+    """The planner and the env write through views made once (of the tail table, of the
+    observation's work arrays); a pickled, deep-copied or ``copy()``-ed one must remake them on
+    its own arrays, so that it continues exactly like the original and leaves it untouched."""
+    import copy
+    import pickle
+
+    def clone(x: object) -> object:
+        if how == "pickle":
+            return pickle.loads(pickle.dumps(x))
+        if how == "deepcopy":
+            return copy.deepcopy(x)
+        return x.copy() if isinstance(x, PlanBuilder) else copy.deepcopy(x)
+
+    env = WassSchedEnv(workload={"generator": "layered", "n_tasks": 40}, cluster="het16")
+    _, info = env.reset(seed=5)
+    rng = np.random.default_rng(5)
+    for _ in range(10):
+        _, *_, info = env.step(int(rng.choice(np.flatnonzero(info["action_mask"]))))
+    b = env.builder
+    assert b is not None
+    twin = clone(b)
+    assert isinstance(twin, PlanBuilder)
+    env2 = clone(env)
+    assert isinstance(env2, WassSchedEnv)
+    while True:
+        a = int(rng.choice(np.flatnonzero(info["action_mask"])))
+        t = env.current_task
+        want = env.builder.earliest_start(t).copy()  # type: ignore[union-attr]
+        np.testing.assert_array_equal(twin.earliest_start(t), want)
+        np.testing.assert_array_equal(twin.free_from(1), env.builder.free_from(1))  # type: ignore[union-attr]
+        twin.assign(t, a)
+        o1, r1, done, _, info = env.step(a)
+        o2, r2, *_ = env2.step(a)
+        assert r1 == r2
+        for key in o1:
+            np.testing.assert_array_equal(o1[key], o2[key])
+        if done:
+            break
+    np.testing.assert_array_equal(twin.plan().start, env.last_plan.start)
