@@ -256,3 +256,48 @@ def test_copied_builders_and_envs_keep_their_views(how: str) -> None:
         if done:
             break
     np.testing.assert_array_equal(twin.plan().start, env.last_plan.start)
+
+
+def _reference_layered(
+    n: int, rng: np.random.Generator, width: int, density: float, jump: int, ccr: float | None
+) -> Workflow:
+    """The layered generator's definition, layer by layer (the generator finds the edges of
+    every layer at once from the same draws)."""
+    from wass_env.workloads import generators as g
+
+    sizes = g._Sizes.check((1.0, 100.0), "uniform", (1e6, 1e8), ccr, 1, 0.0)
+    n_layers = max(1, round(n / width))
+    counts = 1 + rng.multinomial(n - n_layers, np.full(n_layers, 1.0 / n_layers))
+    starts = [0, *np.cumsum(counts).tolist()]
+    edges: list[tuple[int, int]] = []
+    for layer in range(1, n_layers):
+        lo, hi = starts[layer], starts[layer + 1]
+        prev_lo = starts[layer - 1]
+        cand_lo = starts[max(0, layer - jump)]
+        main = rng.integers(0, lo - prev_lo, hi - lo)
+        extra = rng.random((hi - lo, lo - cand_lo)) < density
+        extra[np.arange(hi - lo), main + (prev_lo - cand_lo)] = True
+        for child, parent in zip(*extra.nonzero(), strict=True):
+            edges.append((int(parent) + cand_lo, int(child) + lo))
+    arr = np.array(edges, dtype=np.int64).reshape(-1, 2)
+    ids = [f"L{a}_{b}" for a, c in enumerate(counts.tolist()) for b in range(c)]
+    return g._finish("layered", f"layered-{n}", n, arr, rng, sizes, ids=ids)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_layered_generator_matches_its_layer_by_layer_definition(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    for _ in range(25):
+        n = int(rng.integers(1, 300))
+        width = int(rng.integers(1, 12))
+        density = float(rng.choice([0.0, 0.05, 0.3, 0.9, 1.0]))
+        jump = int(rng.integers(1, 5))
+        ccr = float(rng.uniform(0.1, 5.0)) if rng.random() < 0.5 else None
+        draw = int(rng.integers(2**32))
+        got = layered(
+            n, np.random.default_rng(draw), width=width, density=density, jump=jump, ccr=ccr
+        )
+        want = _reference_layered(n, np.random.default_rng(draw), width, density, jump, ccr)
+        assert got.ids == want.ids
+        for field in ("edge_src", "edge_dst", "edge_bytes", "work", "cores", "memory"):
+            np.testing.assert_array_equal(getattr(got, field), getattr(want, field), field)

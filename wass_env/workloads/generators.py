@@ -467,26 +467,40 @@ def layered(
     n_layers = max(1, round(n / w))
     counts = 1 + rng.multinomial(n - n_layers, np.full(n_layers, 1.0 / n_layers))
     starts = [0, *np.cumsum(counts).tolist()]
-    parents: list[NDArray[np.int64]] = []
-    children: list[NDArray[np.int64]] = []
-    rows = np.arange(int(counts.max()))
+    # The draws, layer by layer in the generator's order: one parent in the layer before for
+    # each task, then a coin per (task, candidate parent). The edges they give are then found
+    # for every layer at once: per layer, the half a dozen NumPy calls on a few dozen entries
+    # cost more than the draws. Edge order as layer by layer: by layer, task, candidate.
+    mains: list[NDArray[np.int64]] = []
+    coins: list[NDArray[np.float64]] = []
+    cand_starts: list[int] = []
     for layer in range(1, n_layers):
         lo, hi = starts[layer], starts[layer + 1]
         prev_lo = starts[layer - 1]
         cand_lo = starts[max(0, layer - j)]
-        size = hi - lo
-        main = rng.integers(0, lo - prev_lo, size)  # one parent in the layer before
-        extra = rng.random((size, lo - cand_lo)) < p  # [task in layer, candidate parent]
-        extra[rows[:size], main + (prev_lo - cand_lo)] = True
-        child, parent = extra.nonzero()
-        parent += cand_lo
-        child += lo
-        parents.append(parent)
-        children.append(child)
-    if parents:
-        arr = np.empty((sum(a.size for a in parents), 2), dtype=np.int64)
-        np.concatenate(parents, out=arr[:, 0])
-        np.concatenate(children, out=arr[:, 1])
+        mains.append(rng.integers(0, lo - prev_lo, hi - lo))
+        coins.append(rng.random((hi - lo, lo - cand_lo)))
+        cand_starts.append(cand_lo)
+    if n_layers > 1:
+        n_l = n_layers - 1
+        lo_a = np.array(starts[1:n_layers], dtype=np.int64)  # first task of each layer
+        cand_a = np.array(cand_starts, dtype=np.int64)  # first candidate parent
+        main_off = np.array(starts[: n_layers - 1], dtype=np.int64) - cand_a  # layer before
+        size_a = counts[1:].astype(np.int64)
+        n_cand = lo_a - cand_a
+        block_end = np.cumsum(size_a * n_cand)  # [task, candidate] blocks, flattened
+        block_start = block_end - size_a * n_cand
+        extra = np.concatenate(coins, axis=None) < p
+        layer_of = np.repeat(np.arange(n_l), size_a)  # layer of every task after layer 0
+        row = np.arange(layer_of.size) - np.repeat(np.cumsum(size_a) - size_a, size_a)
+        main = np.concatenate(mains) + main_off[layer_of]
+        extra[block_start[layer_of] + row * n_cand[layer_of] + main] = True
+        flat = np.flatnonzero(extra)
+        in_layer = np.searchsorted(block_end, flat, side="right")
+        child, parent = np.divmod(flat - block_start[in_layer], n_cand[in_layer])
+        arr = np.empty((flat.size, 2), dtype=np.int64)
+        arr[:, 0] = parent + cand_a[in_layer]
+        arr[:, 1] = child + lo_a[in_layer]
     else:
         arr = np.zeros((0, 2), dtype=np.int64)
     ids = [f"L{a}_{b}" for a, c in enumerate(counts.tolist()) for b in range(c)]
