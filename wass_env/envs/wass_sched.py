@@ -595,13 +595,15 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         et = problem.exec_time
         with np.errstate(divide="ignore", invalid="ignore"):
             rel_speed = np.where(et > 0, problem.min_exec[:, None] / et, 1.0)
-        static = np.empty((wf.n_tasks, n, _N_STATIC), dtype=np.float32)
-        static[:, :, 0] = 1.0
-        static[:, :, 1] = problem.fits
-        static[:, :, 2] = np.minimum(rel_speed, 1.0)
-        static[:, :, 3] = cl.cores / max_cores
-        static[:, :, 4] = np.minimum(problem.exec_time * inv, _CLIP)
-        self._node_static = static
+        # Stored (task, column, node), so that each column is written in contiguous rows;
+        # _node_static is the (task, node, column) view, the layout of obs["nodes"].
+        static = np.empty((wf.n_tasks, _N_STATIC, n), dtype=np.float32)
+        static[:, 0] = 1.0
+        static[:, 1] = problem.fits
+        static[:, 2] = np.minimum(rel_speed, 1.0)
+        static[:, 3] = cl.cores / max_cores
+        static[:, 4] = np.minimum(problem.exec_time * inv, _CLIP)
+        self._static_cols = static
         # Sums over each task's parent edges, in edge order from 0 (like np.add.at).
         input_comm = np.bincount(wf.edge_dst, weights=problem.mean_comm, minlength=wf.n_tasks)
         input_bytes = np.bincount(wf.edge_dst, weights=wf.edge_bytes, minlength=wf.n_tasks)
@@ -673,14 +675,22 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
             self._context_static = np.array(ctx)
             self._total_work = float(problem.mean_exec.sum()) or 1.0
 
-    _VIEWS = ("_work_static", "_work_dyn", "_dyn_rows", "_dyn_times", "_dyn_after_release")
+    _VIEWS = (
+        "_node_static",
+        "_work_static",
+        "_work_dyn",
+        "_dyn_rows",
+        "_dyn_times",
+        "_dyn_after_release",
+    )
 
     def _make_views(self) -> None:
-        """Views of ``_dyn`` and ``_node_work`` that ``_node_obs`` writes through, made once per
-        episode: on 16 nodes NumPy's fixed cost per indexing or call is what a step spends, not
-        the arithmetic."""
+        """Views of ``_dyn`` and ``_node_work`` that ``_node_obs`` writes through (and of
+        ``_static_cols``), made once per episode: on 16 nodes NumPy's fixed cost per indexing or
+        call is what a step spends, not the arithmetic."""
         n = self._n
-        self._work_static = self._node_work[:n, :_N_STATIC]
+        self._node_static = self._static_cols.transpose(0, 2, 1)
+        self._work_static = self._node_work[:n, :_N_STATIC].T  # (columns, nodes)
         self._work_dyn = self._node_work[:n, _N_STATIC:].T  # (columns, nodes), like _dyn
         self._dyn_rows = list(self._dyn)
         self._dyn_times = self._dyn[:5]
@@ -765,7 +775,7 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         np.multiply(times, self._inv_0d, out=times)
         np.minimum(times, _CLIP_0D, out=times)
         self._local_input(t)
-        self._work_static[...] = self._node_static[t]
+        self._work_static[...] = self._static_cols[t]
         self._work_dyn[...] = self._dyn
         return self._node_work.copy()
 

@@ -101,8 +101,10 @@ class Problem:
             )
         fits.setflags(write=False)
         self.fits: NDArray[np.bool_] = fits
-        self.stage_in: FloatArray = np.array(
-            [cl.stage_in_time(b) for b in wf.input_bytes.tolist()], dtype=np.float64
+        self.stage_in: FloatArray = (
+            np.array([cl.stage_in_time(b) for b in wf.input_bytes.tolist()], dtype=np.float64)
+            if wf.input_bytes.any()
+            else np.zeros(wf.n_tasks)  # no external input: what stage_in_time(0) gives each
         )
         # Mean cost of each edge over pairs of distinct nodes [s] (HEFT's c-bar).
         with np.errstate(over="ignore"):  # an overflow is reported by _check_finite

@@ -131,14 +131,16 @@ class Workflow:
         self.name = name
         self.family = family
         self.source = source
-        self.ids: tuple[str, ...] = tuple(str(i) for i in ids)
+        self.ids: tuple[str, ...] = tuple(map(str, ids))
         if n == 0:
             raise WorkflowError(f"workflow {name!r}{where} has no tasks")
-        index: dict[str, int] = {}
-        for i, tid in enumerate(self.ids):
-            if tid in index:
-                raise WorkflowError(f"duplicate task id {tid!r}{where}")
-            index[tid] = i
+        index = dict(zip(self.ids, range(n), strict=True))
+        if len(index) < n:  # some id repeats: name the first repeat
+            seen: set[str] = set()
+            for tid in self.ids:
+                if tid in seen:
+                    raise WorkflowError(f"duplicate task id {tid!r}{where}")
+                seen.add(tid)
         self._index = index
 
         self.work = _readonly(self._per_task("work", work, n, where, default=None))
@@ -280,17 +282,16 @@ class Workflow:
         # Kahn's algorithm with a min-heap would give the lexicographically smallest order; a
         # FIFO over index-sorted roots is enough for determinism and is faster.
         queue = [i for i in range(n) if indeg[i] == 0]
-        order: list[int] = []
         head = 0
-        while head < len(queue):
+        while head < len(queue):  # the queue, once through, is the order
             u = queue[head]
             head += 1
-            order.append(u)
             for k in range(child_ptr[u], child_ptr[u + 1]):
                 v = children[k]
                 indeg[v] -= 1
                 if indeg[v] == 0:
                     queue.append(v)
+        order = queue
         if len(order) != n:
             stuck = [i for i in range(n) if indeg[i] > 0]
             cycle = self._find_cycle(set(stuck))
