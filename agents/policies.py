@@ -21,10 +21,10 @@ cluster size. Here:
 * With the plan hints in the observation (``env.plan_hints=true``) the prior is gated between
   two rules: ``lookahead_gap`` and ``one_node_gap`` (0 on the node the single_node plan uses),
   weighted by ``g = sigmoid(k (one_node_share - 1/2))`` with ``k`` learned (initially
-  :data:`GATE_SHARPNESS`): where the one-node plan is shorter than HEFT's, the untrained
-  policy follows it, elsewhere HEFT with lookahead. That is the portfolio of the two rules
-  (:class:`agents.imitation.PortfolioExpert`, decided by HEFT's makespan); the network learns
-  where to depart from it.
+  :data:`GATE_SHARPNESS`): where the one-node plan is shorter than HEFT with lookahead's, the
+  untrained policy follows it, elsewhere HEFT with lookahead. That is the portfolio of the two
+  rules (:class:`agents.imitation.PortfolioExpert` with its default candidates); the network
+  learns where to depart from it.
 
 The policy is permutation-equivariant over nodes, its value is size-agnostic, and one network
 works on any cluster up to ``max_nodes`` and any DAG size. Use it with
@@ -52,7 +52,7 @@ from wass_env.envs.wass_sched import (
 __all__ = ["GATE_SHARPNESS", "NodeHeads", "NodeScoringPolicy", "SchedExtractor", "WindowGNN"]
 
 #: Initial sharpness of the gated prior: at a one-node share of 0.51 (the one-node plan 4%
-#: shorter than HEFT's) the gate is 0.88.
+#: shorter than HEFT with lookahead's) the gate is 0.88.
 GATE_SHARPNESS = 200.0
 _SHARE_COL = len(CONTEXT_FEATURES) + PLAN_HINT_FEATURES.index("one_node_share")
 _ONE_NODE_COL = len(LOOKAHEAD_FEATURES) + PLAN_HINT_NODE_FEATURES.index("one_node_gap")

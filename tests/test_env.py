@@ -12,6 +12,7 @@ import pytest
 import wass_env
 from agents.baselines import SlurmScheduler
 from wass_env.envs import NODE_FEATURES, TASK_FEATURES, WassSchedEnv
+from wass_env.scheduling import make_scheduler
 from wass_env.sim import Cluster, PlanBuilder, Problem, Workflow, preset, schedule_metrics
 
 
@@ -312,7 +313,8 @@ def test_plan_hints_give_heft_and_one_node_makespans_in_the_context():
 
     # Entry tasks a and b (1 s each) feed c (1 s) with 10 s transfers on two 1-core nodes.
     # HEFT: a on n0 [0, 1]; b finishes first on n1 [0, 1]; c waits 10 s for one input either
-    # way: [11, 12] -> 12 s. Everything on one node: 3 s, no data moves.
+    # way: 12 s. HEFT with lookahead sees that b on n1 makes its child c finish at 12 and
+    # keeps b on n0 [1, 2], c there [2, 3]: 3 s, as everything on one node (no data moves).
     wf = Workflow.from_arrays([1.0, 1.0, 1.0], [(0, 2), (1, 2)], [10.0, 10.0], name="v")
     cluster = Cluster([1.0, 1.0], [1, 1], bandwidth=1.0, latency=0.0)
     problem = Problem(wf, cluster)
@@ -323,7 +325,8 @@ def test_plan_hints_give_heft_and_one_node_makespans_in_the_context():
     obs, _ = env.reset(seed=0, options={"problem": problem})
     lb = problem.lower_bound()
     hints = obs["context"][len(CONTEXT_FEATURES) :]
-    np.testing.assert_allclose(hints, [12.0 / lb, 3.0 / lb, 12.0 / 15.0], rtol=1e-6)
+    assert make_scheduler("heft").plan(problem).makespan == pytest.approx(12.0)
+    np.testing.assert_allclose(hints, [3.0 / lb, 3.0 / lb, 0.5], rtol=1e-6)
     # Constant over the episode; the rest of the context is the plain env's.
     plain = WassSchedEnv(workload=[wf], cluster=cluster, lookahead=True)
     pobs, _ = plain.reset(seed=0, options={"problem": problem})

@@ -117,12 +117,11 @@ def test_a_plan_hints_checkpoint_observes_the_hints(tmp_path: Path) -> None:
     problem = _problem(4)
     builder = PlanBuilder(problem)
     obs, _ = sch._observe(builder, int(problem.workflow.topo_order[0]))
-    heft = make_scheduler("heft").plan(problem).makespan
+    ref = make_scheduler("heft_lookahead").plan(problem).makespan
     one = make_scheduler("single_node").plan(problem).makespan
     np.testing.assert_allclose(
         obs["context"][-3:],
-        np.array([heft, one, heft / (heft + one)])
-        / [problem.lower_bound(), problem.lower_bound(), 1],
+        np.array([ref, one, ref / (ref + one)]) / [problem.lower_bound(), problem.lower_bound(), 1],
         rtol=1e-6,
     )
     # Without the setting the checkpoint is refused: it observes a longer context.

@@ -74,12 +74,13 @@ CONTEXT_FEATURES: tuple[str, ...] = (
     "remaining",  # unplaced tasks / tasks
 )
 #: Extra ``obs["context"]`` entries with ``plan_hints=True``: what two reference plans of the
-#: instance achieve, planned once per episode, so the policy can tell an instance where moving
-#: no data wins (communication-heavy DAGs that one node runs faster than HEFT spreads them).
+#: instance achieve, planned once per problem, so the policy can tell an instance where moving
+#: no data wins (communication-heavy DAGs that one node runs faster than HEFT with lookahead
+#: spreads them).
 PLAN_HINT_FEATURES: tuple[str, ...] = (
-    "heft_makespan",  # HEFT's planned makespan / scale
+    "lookahead_makespan",  # HEFT with lookahead's planned makespan / scale
     "one_node_makespan",  # the single_node plan's makespan / scale
-    "one_node_share",  # HEFT's / (HEFT's + single_node's): above 0.5 when one node is faster
+    "one_node_share",  # lookahead's / (lookahead's + single_node's): > 0.5 when one node wins
 )
 #: The extra ``obs["lookahead"]`` column with ``plan_hints=True``: 0 on the node the
 #: single_node plan puts the task on (its one node, or the earliest finish where the task does
@@ -87,7 +88,7 @@ PLAN_HINT_FEATURES: tuple[str, ...] = (
 #: lookahead column).
 PLAN_HINT_NODE_FEATURES: tuple[str, ...] = ("one_node_gap",)
 #: The schedulers behind the plan hints.
-PLAN_HINT_SCHEDULERS: tuple[str, ...] = ("heft", "single_node")
+PLAN_HINT_SCHEDULERS: tuple[str, ...] = ("heft_lookahead", "single_node")
 #: Time units the reward terms are divided by (``reward_scale``).
 REWARD_SCALES: tuple[str, ...] = ("lower_bound", "reference")
 #: Named reward terms reported in ``info["rewards"]``.
@@ -247,8 +248,8 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
       placing the task on each node means for its children and the path to the exit, see
       :mod:`wass_env.envs.lookahead`) and ``obs["context"]`` (:data:`CONTEXT_FEATURES`).
     * ``plan_hints``: with ``lookahead``, append :data:`PLAN_HINT_FEATURES` to
-      ``obs["context"]`` (HEFT's and the single_node plan's makespans of the instance, planned at
-      reset: a few list schedules per episode) and :data:`PLAN_HINT_NODE_FEATURES` to
+      ``obs["context"]`` (HEFT with lookahead's and the single_node plan's makespans of the
+      instance, planned once per problem and kept with it) and :data:`PLAN_HINT_NODE_FEATURES` to
       ``obs["lookahead"]`` (which node the single_node plan uses).
     * ``graph_window``: if > 0, add the current task's neighbourhood in the DAG, padded to that
       many tasks: ``obs["graph_tasks"]`` and ``obs["graph_edges"]`` (see
@@ -666,12 +667,16 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
                 0.0,
             ]
             if self.plan_hints:
-                heft, one = (
-                    sch.plan(problem, insertion=self.insertion).makespan
-                    for sch in self._hint_schedulers
-                )
-                total = heft + one
-                ctx += [heft * inv, one * inv, heft / total if total > 0 else 0.5]
+                # Kept with the problem: every policy evaluated on it shares the two plans.
+                key = ("plan_hints", self.insertion)
+                if key not in problem._cache:
+                    problem._cache[key] = tuple(
+                        sch.plan(problem, insertion=self.insertion).makespan
+                        for sch in self._hint_schedulers
+                    )
+                ref, one = problem._cache[key]
+                total = ref + one
+                ctx += [ref * inv, one * inv, ref / total if total > 0 else 0.5]
             self._context_static = np.array(ctx)
             self._total_work = float(problem.mean_exec.sum()) or 1.0
 
