@@ -727,7 +727,7 @@ def collect_parallel(
 
 
 #: Version of the cached expert episodes (bump when the observation or labels change).
-CACHE_VERSION = 3
+CACHE_VERSION = 4
 
 
 def expert_dataset(
