@@ -668,7 +668,7 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
             ]
             if self.plan_hints:
                 # Kept with the problem: every policy evaluated on it shares the two plans.
-                key = ("plan_hints", self.insertion)
+                key = f"plan_hints:{self.insertion}"
                 if key not in problem._cache:
                     problem._cache[key] = tuple(
                         sch.plan(problem, insertion=self.insertion).makespan
