@@ -236,7 +236,7 @@ def test_copied_builders_and_envs_keep_their_views(how: str) -> None:
     for _ in range(10):
         _, *_, info = env.step(int(rng.choice(np.flatnonzero(info["action_mask"]))))
     b = env.builder
-    assert b is not None
+    assert b is not None and b.n_placed == 10 and not b.done  # ten steps placed ten tasks
     twin = clone(b)
     assert isinstance(twin, PlanBuilder)
     env2 = clone(env)

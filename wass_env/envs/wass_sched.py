@@ -18,7 +18,7 @@ from wass_env.scheduling import Scheduler, make_scheduler
 from wass_env.sim.cluster import Cluster, ClusterError, cluster_from_spec
 from wass_env.sim.execute import realize
 from wass_env.sim.metrics import schedule_metrics
-from wass_env.sim.ordering import TASK_ORDERS, ReadyQueue, task_priority
+from wass_env.sim.ordering import TASK_ORDERS, ReadyQueue, argmin_first, task_priority
 from wass_env.sim.plan import PlanBuilder
 from wass_env.sim.problem import Problem
 from wass_env.sim.workflow import Workflow
@@ -366,6 +366,7 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         self._hint_schedulers = (
             [make_scheduler(name) for name in PLAN_HINT_SCHEDULERS] if self.plan_hints else []
         )
+        self._one_node = -1  # the single_node plan's node of the current problem
         self.graph_window = int(graph_window)
         if reward_scale not in REWARD_SCALES:
             raise EnvConfigError(
@@ -670,11 +671,15 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
                 # Kept with the problem: every policy evaluated on it shares the two plans.
                 key = f"plan_hints:{self.insertion}"
                 if key not in problem._cache:
-                    problem._cache[key] = tuple(
-                        sch.plan(problem, insertion=self.insertion).makespan
-                        for sch in self._hint_schedulers
+                    ref_sch, one_sch = self._hint_schedulers
+                    ref_plan = ref_sch.plan(problem, insertion=self.insertion)
+                    one_plan = one_sch.plan(problem, insertion=self.insertion)
+                    problem._cache[key] = (
+                        ref_plan.makespan,
+                        one_plan.makespan,
+                        one_sch.best_node,  # type: ignore[attr-defined]
                     )
-                ref, one = problem._cache[key]
+                ref, one, self._one_node = problem._cache[key]
                 total = ref + one
                 ctx += [ref * inv, one * inv, ref / total if total > 0 else 0.5]
             self._context_static = np.array(ctx)
@@ -854,9 +859,12 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
                 n_look = len(LOOKAHEAD_FEATURES)
                 look[: p.n_nodes, :n_look] = self._lookahead(b, t, eft, release, self._scale)  # type: ignore[misc]
                 if self.plan_hints:
+                    # single_node's choice (SingleNodeScheduler.select_node) from what the step
+                    # has computed: its node, or the earliest finish where the task does not fit.
                     col = look[: p.n_nodes, n_look]
                     col[:] = np.where(p.fits[t], 1.0, _CLIP)
-                    col[self._hint_schedulers[1].select_node(b, t)] = 0.0
+                    one = self._one_node
+                    col[one if p.fits[t, one] else argmin_first(eft)] = 0.0
                 ctx[:] = self._context_static
                 ctx[3] = len(b.ready) / p.n_tasks
                 ctx[4] = 1.0 - b.n_placed / p.n_tasks
