@@ -202,6 +202,10 @@ class ImitationConfig:
     n_jobs: int = 1  # collection worker processes
     label_fraction: float = 1.0  # share of the learner's states the expert labels (DAgger)
     cache: str | None = None  # directory where expert episodes are kept and reused
+    # > 0: behaviour cloning also pays this times the variance of the learned node scores over
+    # the feasible nodes, so the policy departs from its prior only where the data insist
+    # (needs a policy with a prior, agents.policies.NodeScoringPolicy with lookahead).
+    residual_coef: float = 0.0
 
 
 @dataclass
@@ -347,6 +351,7 @@ _IMITATION_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "imitation.batch_size": _count(1),
     "imitation.lr": _rule(lambda v: v > 0, "a finite number > 0"),
     "imitation.label_fraction": _rule(lambda v: 0 < v <= 1, "in (0, 1]"),
+    "imitation.residual_coef": _rule(lambda v: v >= 0, "a finite number >= 0"),
     "imitation.n_jobs": _count(1, 1024),
 }
 _PPO_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {

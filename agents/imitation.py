@@ -595,16 +595,33 @@ def bc_train(
     value_coef: float = 0.5,
     seed: int = 0,
     max_grad_norm: float = 1.0,
+    residual_coef: float = 0.0,
 ) -> list[float]:
     """Behaviour cloning of ``policy`` (an SB3 ``MaskableActorCriticPolicy``) on ``data``.
 
     Loss per state: ``-sum_a label(a) log pi(a | s, mask)`` plus ``value_coef`` times the squared
-    error of the value head against the recorded return. Trains in place with Adam.
+    error of the value head against the recorded return, plus (``residual_coef > 0``) that
+    coefficient times the variance of the learned scores over the feasible nodes: the logits
+    are the scores minus the prior term (:meth:`agents.policies.NodeHeads.actor_parts`), so
+    the penalty keeps the policy at its prior unless the labels pay for leaving it (the prior's
+    own weight and gate stay free). Trains in place with Adam.
 
     Returns:
         The mean loss of every epoch.
+
+    Raises:
+        ValueError: ``residual_coef > 0`` and the policy's heads have no prior.
     """
     import torch
+
+    heads = getattr(policy, "mlp_extractor", None)
+    if residual_coef > 0 and (
+        not hasattr(heads, "actor_parts") or getattr(heads, "prior_w", None) is None
+    ):
+        raise ValueError(
+            f"imitation.residual_coef: {residual_coef} needs a policy with a prior "
+            "(NodeScoringPolicy with env.lookahead=true and features_extractor_kwargs.prior)"
+        )
 
     gen = torch.Generator().manual_seed(seed)
     device = policy.device
@@ -626,6 +643,8 @@ def bc_train(
             values = policy.predict_values(obs).squeeze(-1)
             vloss = torch.mean((values - torch.as_tensor(data.ret[idx], device=device)) ** 2)
             loss = ce + value_coef * vloss
+            if residual_coef > 0:
+                loss = loss + residual_coef * _score_variance(policy, obs, mask)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(policy.parameters(), max_grad_norm)
@@ -634,6 +653,18 @@ def bc_train(
         history.append(total / n)
     policy.set_training_mode(False)
     return history
+
+
+def _score_variance(policy: Any, obs: dict[str, Any], mask: NDArray[np.bool_]) -> Any:
+    """Mean over the batch of the learned node scores' variance over the feasible nodes."""
+    import torch
+
+    features = policy.extract_features(obs, policy.pi_features_extractor)
+    scores, _ = policy.mlp_extractor.actor_parts(features)
+    m = torch.as_tensor(mask, device=scores.device, dtype=scores.dtype)
+    n = m.sum(-1).clamp(min=1.0)
+    mean = (scores * m).sum(-1) / n
+    return ((((scores - mean.unsqueeze(-1)) ** 2) * m).sum(-1) / n).mean()
 
 
 def _collect_job(
@@ -792,6 +823,7 @@ def run_imitation(
     n_jobs: int = 1,
     seed: int = 0,
     label_fraction: float = 1.0,
+    residual_coef: float = 0.0,
     cache_dir: str | os.PathLike[str] | None = None,
     expert_env_kwargs: Mapping[str, Any] | None = None,
     exclude_families: Iterable[str] = (),
@@ -813,6 +845,7 @@ def run_imitation(
         n_jobs: Collection worker processes.
         seed: Seed of the coin flips and minibatch order.
         label_fraction: Share of the learner's states the expert labels in DAgger rounds.
+        residual_coef: Penalty on the learned scores' spread (:func:`bc_train`).
         cache_dir: If given, the expert episodes are kept there (keyed by the environment
             arguments, seeds and expert settings) and reused by later runs with the same key.
         expert_env_kwargs: Environment of the expert episodes (default ``env_kwargs``), and
@@ -864,7 +897,15 @@ def run_imitation(
         seed=seed,
         cache_dir=cache_dir,
     ).without_families(exclude_families)
-    loss = bc_train(model.policy, data, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+    loss = bc_train(
+        model.policy,
+        data,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        residual_coef=residual_coef,
+    )
     record(0, data, data, loss)
     with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
         for r, round_seeds in enumerate(dagger_seeds, start=1):
@@ -889,6 +930,7 @@ def run_imitation(
                 batch_size=batch_size,
                 lr=lr,
                 seed=seed + r,
+                residual_coef=residual_coef,
             )
             record(r, data, new, loss)
     return {"states": len(data), "rounds": rounds, "seconds": time.perf_counter() - t0}

@@ -252,20 +252,29 @@ class NodeHeads(nn.Module):
         mx = torch.where(valid > 0, h, torch.full_like(h, -1e4)).max(dim=1).values
         return h, mean, mx
 
-    def forward_actor(self, features: torch.Tensor) -> torch.Tensor:
-        """``(batch, n_nodes)`` node scores."""
+    def actor_parts(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The learned scores and the prior term, ``(batch, n_nodes)`` each (None: no prior).
+
+        The logits are the scores minus the prior term; behaviour cloning can penalise the
+        scores alone (``agents.imitation.bc_train``'s ``residual_coef``).
+        """
         h, mean, mx = self._split(features)
         pooled = torch.cat([mean, mx], dim=1).unsqueeze(1).expand(-1, h.shape[1], -1)
-        logits = self.score(torch.cat([h, pooled], dim=-1)).squeeze(-1)
-        if self.prior_w is not None:
-            n, d = self.n_nodes, self.embed_dim
-            prior = features[:, n * (d + 1) : n * (d + 2)]
-            if self.gate_k is not None:
-                second = features[:, n * (d + 2) : n * (d + 3)]
-                g = torch.sigmoid(self.gate_k * (features[:, n * (d + 3) :] - 0.5))
-                prior = (1.0 - g) * prior + g * second
-            logits = logits - self.prior_w * prior
-        return logits
+        scores = self.score(torch.cat([h, pooled], dim=-1)).squeeze(-1)
+        if self.prior_w is None:
+            return scores, None
+        n, d = self.n_nodes, self.embed_dim
+        prior = features[:, n * (d + 1) : n * (d + 2)]
+        if self.gate_k is not None:
+            second = features[:, n * (d + 2) : n * (d + 3)]
+            g = torch.sigmoid(self.gate_k * (features[:, n * (d + 3) :] - 0.5))
+            prior = (1.0 - g) * prior + g * second
+        return scores, self.prior_w * prior
+
+    def forward_actor(self, features: torch.Tensor) -> torch.Tensor:
+        """``(batch, n_nodes)`` node logits."""
+        scores, prior = self.actor_parts(features)
+        return scores if prior is None else scores - prior
 
     def forward_critic(self, features: torch.Tensor) -> torch.Tensor:
         """``(batch, latent_dim_vf)`` value latent."""

@@ -17,10 +17,17 @@ from wass_env.sim.execute import realize
 from wass_env.sim.plan import Plan, PlanBuilder
 from wass_env.sim.problem import Problem
 
-__all__ = ["DEFAULT_CANDIDATES", "BestHeuristicScheduler"]
+__all__ = [
+    "DEFAULT_CANDIDATES",
+    "PORTFOLIO_CANDIDATES",
+    "BestHeuristicScheduler",
+    "PortfolioScheduler",
+]
 
 #: The heuristics :class:`BestHeuristicScheduler` chooses from by default, in tie-break order.
 DEFAULT_CANDIDATES: tuple[str, ...] = ("heft", "peft", "cpop", "data_locality", "single_node")
+#: The two plans :class:`PortfolioScheduler` chooses between (the plan hints' two schedulers).
+PORTFOLIO_CANDIDATES: tuple[str, ...] = ("heft_lookahead", "single_node")
 
 
 class BestHeuristicScheduler(Scheduler):
@@ -94,3 +101,31 @@ class BestHeuristicScheduler(Scheduler):
 
     def __repr__(self) -> str:
         return f"BestHeuristicScheduler({[c.name for c in self.candidates]})"
+
+
+class PortfolioScheduler(BestHeuristicScheduler):
+    """Per instance, the shorter of HEFT with lookahead's plan and the one-node plan.
+
+    The rule the ``portfolio`` imitation expert follows, and what a policy trained with the plan
+    hints (``env.plan_hints=true``) plays before any training: its gated prior follows the
+    one-node plan where that plan is shorter and HEFT with lookahead elsewhere. Evaluations list
+    it so that a trained policy is compared with its own starting point. Ties go to HEFT with
+    lookahead.
+
+    Args:
+        candidates: As for :class:`BestHeuristicScheduler`; default
+            :data:`PORTFOLIO_CANDIDATES`.
+        seed: Seed passed on to the candidates on :meth:`reset`.
+    """
+
+    name: ClassVar[str] = "portfolio"
+
+    def __init__(
+        self,
+        candidates: Sequence[str | Mapping[str, Any]] = PORTFOLIO_CANDIDATES,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__(candidates, seed)
+
+    def __repr__(self) -> str:
+        return f"PortfolioScheduler({[c.name for c in self.candidates]})"
