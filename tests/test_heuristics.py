@@ -337,6 +337,7 @@ def test_registry_names_match_classes() -> None:
         "single_node",
         "heft_lookahead",
         "best_heuristic",
+        "portfolio",
         "policy",
         "teacher",
     }

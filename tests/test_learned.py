@@ -11,6 +11,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from numpy.typing import NDArray
 
 import wass_env
 from agents.imitation import (
@@ -302,6 +303,8 @@ def test_gated_prior_starts_as_the_portfolio_of_lookahead_and_one_node() -> None
                 assert gap[int(action)] <= gap.min() + 0.01
                 obs, _, term, trunc, info = env.step(int(action))
                 done = term or trunc
+            # The registered portfolio scheduler is this policy's plan.
+            assert info["planned_makespan"] == make_scheduler("portfolio").plan(problem).makespan
             if share > 0.5:
                 assert info["planned_makespan"] == one.plan(problem).makespan
                 opened += 1
@@ -476,6 +479,45 @@ def test_behaviour_cloning_learns_the_obviously_right_node() -> None:
     assert losses[-1] < losses[0]
     assert on_fast(5) == 1.0
     assert before < 1.0  # the untrained policy did not already know
+
+
+def test_residual_penalty_keeps_the_cloned_policy_at_its_prior() -> None:
+    # Labels that contradict the prior (every task on the slow node 0): plain cloning learns
+    # scores that overrule it; with the penalty the scores stay flat and only the prior's own
+    # weight can move.
+    cluster = Cluster([1.0, 4.0], 1, bandwidth=1e12, latency=0.0, name="two")
+    kw = {"workload": {"generator": "chain", "n_tasks": [4, 8]}, "cluster": cluster}
+    kw["lookahead"] = True
+    env = gym.make("WassSched-v0", **kw)
+    data = collect(env, range(20), PilotExpert(k=2))
+    data.label[:] = np.array([1.0, 0.0], dtype=np.float32)
+    obs = {k: torch.as_tensor(v) for k, v in data.obs.items()}
+
+    def cloned(coef: float) -> tuple[float, NDArray[np.int64], list[float]]:
+        agent = MaskablePPOAgent(
+            env_kwargs=kw,
+            policy="node_scoring",
+            seed=0,
+            features_extractor_kwargs={"prior": "lookahead_gap"},
+        )
+        policy = agent.build(make_vec(kw, 1, 0)).policy
+        losses = bc_train(policy, data, epochs=30, lr=3e-3, residual_coef=coef)
+        with torch.no_grad():
+            features = policy.extract_features(obs, policy.pi_features_extractor)
+            scores, prior = policy.mlp_extractor.actor_parts(features)
+        spread = float((scores[:, 0] - scores[:, 1]).abs().mean())
+        return spread, (scores - prior).argmax(-1).numpy(), losses
+
+    free, free_nodes, _ = cloned(0.0)
+    held, held_nodes, losses = cloned(10.0)
+    assert free > 2.0 and (free_nodes == 0).all()  # the scores alone put node 0 ahead
+    assert held < 0.1 * free and (held_nodes == 1).all()  # the prior's fast node
+    assert losses[-1] < losses[0]  # it still learns, within the penalty
+    no_prior = MaskablePPOAgent(
+        env_kwargs=kw, policy="node_scoring", seed=0, features_extractor_kwargs={"prior": None}
+    )
+    with pytest.raises(ValueError, match="residual_coef"):
+        bc_train(no_prior.build(make_vec(kw, 1, 0)).policy, data, epochs=1, residual_coef=1.0)
 
 
 # ---------------------------------------------------------------------------------- scheduler

@@ -11,7 +11,7 @@ from test_heuristics import assert_valid_plan
 
 from agents.baselines import SingleNodeScheduler
 from agents.heft import HEFTLookaheadScheduler, HEFTScheduler
-from agents.portfolio import DEFAULT_CANDIDATES, BestHeuristicScheduler
+from agents.portfolio import DEFAULT_CANDIDATES, BestHeuristicScheduler, PortfolioScheduler
 from agents.registry import make_scheduler
 from wass_env.sim import Cluster, PlanBuilder, Problem, Workflow
 from wass_env.sim.cluster import cluster_from_spec
@@ -143,6 +143,21 @@ def test_best_heuristic_is_the_minimum_of_its_candidates() -> None:
             builder.assign(t, best.select_node(builder, t))
         np.testing.assert_array_equal(builder.plan().node, plan.node)
     assert len(chosen) >= 2  # the choice depends on the instance
+
+
+def test_portfolio_is_the_shorter_of_heft_lookahead_and_the_one_node_plan() -> None:
+    # Fork-joins at CCR 5 on 4 heterogeneous nodes: each of the two plans wins somewhere.
+    spec = {"generator": "fork_join", "n_tasks": [20, 40]}
+    port = make_scheduler("portfolio")
+    assert isinstance(port, PortfolioScheduler)
+    la, one = make_scheduler("heft_lookahead"), make_scheduler("single_node")
+    chosen = []
+    for problem in _instances(spec, 5.0, 12, {"kind": "heterogeneous", "n_nodes": 4}):
+        spans = (la.plan(problem).makespan, one.plan(problem).makespan)
+        assert port.plan(problem).makespan == min(spans)
+        chosen.append(port.last_choice)
+        assert port.last_choice == ("single_node" if spans[1] < spans[0] else "heft_lookahead")
+    assert set(chosen) == {"heft_lookahead", "single_node"}
 
 
 def test_best_heuristic_takes_any_candidate_spec() -> None:

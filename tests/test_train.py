@@ -38,6 +38,7 @@ BASELINES = {
     "single_node",
     "heft",
     "heft_lookahead",
+    "portfolio",
     "best_heuristic",
 }
 
@@ -150,11 +151,11 @@ def test_tiny_imitation_run_end_to_end(tmp_path: Path):
 def test_tiny_training_run_end_to_end(tmp_path: Path):
     cfg = compose_train(TINY)
     out = run_training(cfg, tmp_path)
-    # results: the policy and 7 baselines x 2 fixed evaluation instances, the same for every
+    # results: the policy and 8 baselines x 2 fixed evaluation instances, the same for every
     # scheduler, from the evaluation seed range
     with (tmp_path / "results.csv").open() as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 8 * 2
+    assert len(rows) == 9 * 2
     assert {r["scheduler"] for r in rows} == {"maskable_ppo", *BASELINES}
     assert {int(r["seed"]) for r in rows} == {10**9, 10**9 + 1}
     for seed in {r["seed"] for r in rows}:
