@@ -614,10 +614,7 @@ def bc_train(
     """
     import torch
 
-    heads = getattr(policy, "mlp_extractor", None)
-    if residual_coef > 0 and (
-        not hasattr(heads, "actor_parts") or getattr(heads, "prior_w", None) is None
-    ):
+    if residual_coef > 0 and getattr(policy.mlp_extractor, "prior_w", None) is None:
         raise ValueError(
             f"imitation.residual_coef: {residual_coef} needs a policy with a prior "
             "(NodeScoringPolicy with env.lookahead=true and features_extractor_kwargs.prior)"
@@ -637,14 +634,22 @@ def bc_train(
             obs = {k: torch.as_tensor(v[idx], device=device) for k, v in data.obs.items()}
             mask = data.mask[idx]
             target = torch.as_tensor(data.label[idx], device=device)
-            dist = policy.get_distribution(obs, action_masks=mask)
+            if residual_coef > 0:
+                # get_distribution's own steps, with the logits taken apart: one actor pass
+                # gives the distribution and the scores the penalty reads.
+                features = policy.extract_features(obs, policy.pi_features_extractor)
+                scores, prior = policy.mlp_extractor.actor_parts(features)
+                dist = policy._get_action_dist_from_latent(scores - prior)
+                dist.apply_masking(mask)
+            else:
+                dist = policy.get_distribution(obs, action_masks=mask)
             logp = dist.distribution.logits  # normalised log-probabilities, masked
             ce = -(target * torch.where(target > 0, logp, torch.zeros_like(logp))).sum(-1).mean()
             values = policy.predict_values(obs).squeeze(-1)
             vloss = torch.mean((values - torch.as_tensor(data.ret[idx], device=device)) ** 2)
             loss = ce + value_coef * vloss
             if residual_coef > 0:
-                loss = loss + residual_coef * _score_variance(policy, obs, mask)
+                loss = loss + residual_coef * _score_variance(scores, mask)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(policy.parameters(), max_grad_norm)
@@ -655,12 +660,10 @@ def bc_train(
     return history
 
 
-def _score_variance(policy: Any, obs: dict[str, Any], mask: NDArray[np.bool_]) -> Any:
-    """Mean over the batch of the learned node scores' variance over the feasible nodes."""
+def _score_variance(scores: Any, mask: NDArray[np.bool_]) -> Any:
+    """Mean over the batch of the node scores' variance over the feasible nodes."""
     import torch
 
-    features = policy.extract_features(obs, policy.pi_features_extractor)
-    scores, _ = policy.mlp_extractor.actor_parts(features)
     m = torch.as_tensor(mask, device=scores.device, dtype=scores.dtype)
     n = m.sum(-1).clamp(min=1.0)
     mean = (scores * m).sum(-1) / n

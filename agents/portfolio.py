@@ -100,7 +100,7 @@ class BestHeuristicScheduler(Scheduler):
         return int(self._choose(builder.problem, builder.insertion).node[task])
 
     def __repr__(self) -> str:
-        return f"BestHeuristicScheduler({[c.name for c in self.candidates]})"
+        return f"{type(self).__name__}({[c.name for c in self.candidates]})"
 
 
 class PortfolioScheduler(BestHeuristicScheduler):
@@ -126,6 +126,3 @@ class PortfolioScheduler(BestHeuristicScheduler):
         seed: int | None = None,
     ) -> None:
         super().__init__(candidates, seed)
-
-    def __repr__(self) -> str:
-        return f"PortfolioScheduler({[c.name for c in self.candidates]})"

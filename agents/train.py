@@ -106,6 +106,12 @@ def check_config(cfg: DictConfig) -> None:
             lookahead_column(prior)
         except ValueError as exc:
             raise TrainConfigError(f"agent.features_extractor_kwargs.prior: {exc}") from None
+    if float(cfg.imitation.residual_coef) > 0 and (prior is None or not cfg.env.lookahead):
+        raise TrainConfigError(
+            f"imitation.residual_coef: {cfg.imitation.residual_coef} keeps the policy near its "
+            "prior, and there is none (needs agent.features_extractor_kwargs.prior and "
+            "env.lookahead=true)"
+        )
     if int(cfg.imitation.episodes) > 0:
         from agents.imitation import make_expert
 
@@ -526,7 +532,7 @@ def _imitate(agent: Any, cfg: DictConfig, env_kwargs: dict[str, Any], venv: Any,
         n_jobs=int(im.n_jobs),
         seed=seed,
         label_fraction=float(im.label_fraction),
-        residual_coef=float(im.get("residual_coef", 0.0)),
+        residual_coef=float(im.residual_coef),
         cache_dir=None if im.cache is None else str(im.cache),
         expert_env_kwargs=expert_env,
         exclude_families=exclude,

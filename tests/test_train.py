@@ -233,13 +233,17 @@ def test_heuristic_agent_needs_no_training(tmp_path: Path):
         ("seed=999999", "seed: train seeds 999999..1000000 leave the train range"),
         ("eval.seed=5", "eval.seed: eval seeds 5..6 leave the eval range"),
         ("eval.baselines=[heft,hefty]", r"eval.baselines\[1\]='hefty': unknown scheduler"),
+        (
+            "imitation.residual_coef=1 agent.features_extractor_kwargs.prior=null",
+            "imitation.residual_coef: 1.0 keeps the policy near its prior, and there is none",
+        ),
     ],
 )
 def test_bad_seed_ranges_and_baselines_are_refused(override: str, message: str) -> None:
     from agents.train import TrainConfigError, check_config
 
     with pytest.raises(TrainConfigError, match=message):
-        check_config(compose_train([*SHORT, override]))
+        check_config(compose_train([*SHORT, *override.split()]))
 
 
 def test_a_cluster_mix_becomes_a_list_of_clusters() -> None:
