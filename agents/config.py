@@ -151,6 +151,9 @@ class EnvConfig:
     reward_scale: str = "lower_bound"  # or "reference": rewards relative to its makespan
     lookahead: bool = False  # per-node lookahead features and instance context
     plan_hints: bool = False  # with lookahead: HEFT's and single_node's makespans in the context
+    # With plan_hints: the hints describe the shortest of HEFT with lookahead's plan and these
+    # schedulers' (wass_env.envs.hints.plan_portfolio); None: the single_node plan.
+    plan_hint_candidates: list[str] | None = None
     graph_window: int = 0  # > 0: the DAG neighbourhood of the current task for a graph network
 
 

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from wass_env.envs.hints import HINT_RULE, plan_portfolio, play
 from wass_env.errors import WassError
 from wass_env.io import atomic_write
 from wass_env.scheduling import Scheduler, make_scheduler
@@ -316,26 +317,55 @@ class PortfolioExpert(PilotExpert):
     With ``[heft_lookahead, single_node]`` it is HEFT with lookahead except on the instances
     where moving no data at all is shorter.
 
+    With ``plans=True`` it is the expert of the plan hints with ``plan_hint_candidates``
+    (:func:`wass_env.envs.hints.plan_portfolio`, the same plans through the problem's cache):
+    ``candidates`` are then the plans compared with HEFT with lookahead's; where one of them is
+    strictly shorter its node is the label in every state, elsewhere HEFT with lookahead's
+    choice from the state at hand.
+
     Args:
-        candidates: Registered names (or specs) of the heuristics compared per instance.
+        candidates: Registered names (or specs) of the heuristics compared per instance (with
+            ``plans``: registered names of the candidate plans).
         tie: Relative tolerance under which two makespans count as equal.
+        plans: Compare complete plans as the plan hints do (see above), in the order of the
+            priorities the expert is asked with (the environment's).
     """
 
     def __init__(
         self,
         candidates: tuple[str, ...] | list[str] = ("heft_lookahead", "single_node"),
         tie: float = 1e-9,
+        plans: bool = False,
     ) -> None:
         super().__init__(k=1, base="heft", locality=False, tie=tie)
-        self.candidates: list[Scheduler] = _schedulers(candidates)
+        self.plans = bool(plans)
+        self.plan_candidates = tuple(str(c) for c in candidates) if self.plans else ()
+        self.candidates: list[Scheduler] = _schedulers(
+            (HINT_RULE,) if self.plans else tuple(candidates)
+        )
         self._problem: Any = None
+        self._nodes: NDArray[np.int64] | None = None  # with plans: a winning candidate's nodes
         self.rule: Scheduler = self.candidates[0]  # the current instance's expert
         self.chosen: dict[str, int] = {}  # how often each candidate was the expert (a report)
 
     def _choose(self, builder: PlanBuilder, priority: NDArray[np.float64]) -> None:
-        spans = [PlanExpert.rollout(builder, sch, priority).max_finish for sch in self.candidates]
-        self.rule = self.candidates[argmin_first(np.asarray(spans), self.tie)]
-        self.chosen[self.rule.name] = self.chosen.get(self.rule.name, 0) + 1
+        if self.plans:
+            choice = plan_portfolio(
+                builder.problem,
+                self.plan_candidates,
+                insertion=builder.insertion,
+                priority=priority,
+                tie=self.tie,
+            )
+            self._nodes = None if choice.name == HINT_RULE else choice.nodes
+            name = choice.name
+        else:
+            spans = [
+                PlanExpert.rollout(builder, sch, priority).max_finish for sch in self.candidates
+            ]
+            self.rule = self.candidates[argmin_first(np.asarray(spans), self.tie)]
+            name = self.rule.name
+        self.chosen[name] = self.chosen.get(name, 0) + 1
         self._problem = builder.problem
 
     def scores(
@@ -344,8 +374,11 @@ class PortfolioExpert(PilotExpert):
         """0 on the instance's expert's node for ``task`` in this state, ``inf`` elsewhere."""
         if builder.problem is not self._problem:
             self._choose(builder, priority)
-        self.rule._ensure(builder.problem)
         out = np.full(builder.problem.n_nodes, np.inf)
+        if self._nodes is not None:
+            out[int(self._nodes[task])] = 0.0
+            return out
+        self.rule._ensure(builder.problem)
         out[self.rule.select_node(builder, task)] = 0.0
         return out
 
@@ -357,13 +390,7 @@ def _play(
 ) -> PlanBuilder:
     """A new plan of ``builder``'s problem (same insertion policy): every task in ``priority``
     order, on the node ``choose(plan, task)`` gives."""
-    b = PlanBuilder(builder.problem, insertion=builder.insertion)
-    q = ReadyQueue(b, priority)
-    while not b.done:
-        t = q.pop()
-        b.assign(t, choose(b, t))
-        q.update()
-    return b
+    return play(builder.problem, priority, choose, insertion=builder.insertion)
 
 
 def make_expert(spec: Mapping[str, Any] | None = None) -> PilotExpert:

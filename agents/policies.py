@@ -19,12 +19,16 @@ cluster size. Here:
   with lookahead's choice) rather than the rule itself, which it may not recover on a family it
   never saw.
 * With the plan hints in the observation (``env.plan_hints=true``) the prior is gated between
-  two rules: ``lookahead_gap`` and ``one_node_gap`` (0 on the node the single_node plan uses),
-  weighted by ``g = sigmoid(k (one_node_share - 1/2))`` with ``k`` learned (initially
+  two rules: ``lookahead_gap`` and ``plan_gap`` (0 on the node the single_node plan uses),
+  weighted by ``g = sigmoid(k (plan_share - 1/2))`` with ``k`` learned (initially
   :data:`GATE_SHARPNESS`): where the one-node plan is shorter than HEFT with lookahead's, the
   untrained policy follows it, elsewhere HEFT with lookahead. That is the portfolio of the two
   rules (:class:`agents.imitation.PortfolioExpert` with its default candidates); the network
-  learns where to depart from it.
+  learns where to depart from it. With ``env.plan_hint_candidates`` the other rule is the
+  shortest of several plans (:func:`wass_env.envs.hints.plan_portfolio`, the ``plan_portfolio``
+  scheduler); where none is shorter than HEFT with lookahead's, ``plan_gap`` marks that plan's
+  own node (``plan_share`` 1/2, the gate half open), which breaks the ties of
+  ``lookahead_gap`` the way HEFT with lookahead did.
 
 The policy is permutation-equivariant over nodes, its value is size-agnostic, and one network
 works on any cluster up to ``max_nodes`` and any DAG size. Use it with
@@ -54,8 +58,8 @@ __all__ = ["GATE_SHARPNESS", "NodeHeads", "NodeScoringPolicy", "SchedExtractor",
 #: Initial sharpness of the gated prior: at a one-node share of 0.51 (the one-node plan 4%
 #: shorter than HEFT with lookahead's) the gate is 0.88.
 GATE_SHARPNESS = 200.0
-_SHARE_COL = len(CONTEXT_FEATURES) + PLAN_HINT_FEATURES.index("one_node_share")
-_ONE_NODE_COL = len(LOOKAHEAD_FEATURES) + PLAN_HINT_NODE_FEATURES.index("one_node_gap")
+_SHARE_COL = len(CONTEXT_FEATURES) + PLAN_HINT_FEATURES.index("plan_share")
+_PLAN_COL = len(LOOKAHEAD_FEATURES) + PLAN_HINT_NODE_FEATURES.index("plan_gap")
 
 
 def _mlp(sizes: list[int], *, last_act: bool = True) -> nn.Sequential:
@@ -125,8 +129,8 @@ class SchedExtractor(BaseFeaturesExtractor):
     Output: the per-node embeddings flattened (``max_nodes * embed_dim``), then the ``valid``
     flag of every node (``max_nodes``), so the heads can pool over real nodes only, then (with
     a ``prior``) that lookahead column of every node (``max_nodes``), then (with a prior and
-    the plan hints observed: the gated prior) the ``one_node_gap`` column (``max_nodes``) and
-    the ``one_node_share`` (1).
+    the plan hints observed: the gated prior) the ``plan_gap`` column (``max_nodes``) and
+    the ``plan_share`` (1).
 
     Args:
         observation_space: The env's ``Dict`` space (``task`` and ``nodes``; optionally
@@ -165,7 +169,7 @@ class SchedExtractor(BaseFeaturesExtractor):
         # The plan hints (env plan_hints=true) extend the lookahead table and the context.
         self.gated = (
             prior is not None
-            and sp["lookahead"].shape[1] > _ONE_NODE_COL  # type: ignore[index]
+            and sp["lookahead"].shape[1] > _PLAN_COL  # type: ignore[index]
             and "context" in sp
             and sp["context"].shape[0] > _SHARE_COL  # type: ignore[index]
         )
@@ -204,7 +208,7 @@ class SchedExtractor(BaseFeaturesExtractor):
         if self.prior is not None:
             out.append(observations["lookahead"][..., self._prior_col])
         if self.gated:
-            out.append(observations["lookahead"][..., _ONE_NODE_COL])
+            out.append(observations["lookahead"][..., _PLAN_COL])
             out.append(observations["context"][..., _SHARE_COL : _SHARE_COL + 1])
         return torch.cat(out, dim=1)
 

@@ -12,8 +12,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from agents.heuristics import TIE_RTOL
+from wass_env.envs.hints import PORTFOLIO_PLAN_CANDIDATES, plan_portfolio
 from wass_env.scheduling import Scheduler, make_scheduler
 from wass_env.sim.execute import realize
+from wass_env.sim.ordering import TASK_ORDERS, task_priority
 from wass_env.sim.plan import Plan, PlanBuilder
 from wass_env.sim.problem import Problem
 
@@ -21,6 +23,7 @@ __all__ = [
     "DEFAULT_CANDIDATES",
     "PORTFOLIO_CANDIDATES",
     "BestHeuristicScheduler",
+    "PlanPortfolioScheduler",
     "PortfolioScheduler",
 ]
 
@@ -126,3 +129,61 @@ class PortfolioScheduler(BestHeuristicScheduler):
         seed: int | None = None,
     ) -> None:
         super().__init__(candidates, seed)
+
+
+class PlanPortfolioScheduler(Scheduler):
+    """Per instance, the shortest of HEFT with lookahead's plan and several candidates' plans,
+    each judged in the environment's task order (:func:`wass_env.envs.hints.plan_portfolio`).
+
+    What a policy trained with the plan hints and ``env.plan_hint_candidates`` plays before any
+    training: its gated prior follows the winning candidate's plan where one is strictly
+    shorter than HEFT with lookahead's and HEFT with lookahead elsewhere. Evaluations list it so
+    that such a policy is compared with its own starting point. With HEFT among the candidates
+    it is never longer than HEFT's plan in that order.
+
+    Args:
+        candidates: Registered scheduler names (default
+            :data:`~wass_env.envs.hints.PORTFOLIO_PLAN_CANDIDATES`).
+        task_order: The environment's task order the plans are judged in (``rank``, ``fifo``).
+        seed: Unused (the candidates are deterministic); accepted like every scheduler's.
+
+    Attributes:
+        last_choice: Name of the plan that won on the last problem ("" before any).
+    """
+
+    name: ClassVar[str] = "plan_portfolio"
+
+    def __init__(
+        self,
+        candidates: Sequence[str] = PORTFOLIO_PLAN_CANDIDATES,
+        task_order: str = "rank",
+        seed: int | None = None,
+    ) -> None:
+        self.candidates = tuple(str(c) for c in candidates)
+        if task_order not in TASK_ORDERS:
+            raise ValueError(f"task_order must be one of {TASK_ORDERS}, got {task_order!r}")
+        self.task_order = task_order
+        super().__init__(seed)
+        self.last_choice = ""
+
+    def _choice(self, problem: Problem, insertion: bool) -> Any:
+        self._ensure(problem)
+        choice = plan_portfolio(
+            problem,
+            self.candidates,
+            insertion=insertion,
+            priority=task_priority(problem, self.task_order),
+        )
+        self.last_choice = choice.name
+        return choice
+
+    def priority(self, problem: Problem) -> Any:
+        """The environment's task order: the order the winning plan was judged in."""
+        return task_priority(problem, self.task_order)
+
+    def select_node(self, builder: PlanBuilder, task: int) -> int:
+        """The node the winning plan gives ``task``."""
+        return int(self._choice(builder.problem, builder.insertion).nodes[task])
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({list(self.candidates)})"

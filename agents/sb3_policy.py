@@ -13,7 +13,8 @@ the action mask, whatever the algorithm:
   the feasible nodes, a ranking rather than a probability.
 
 Ties go to the lowest node index. The environment settings the policy was trained with
-(``task_order``, ``lookahead``, ``plan_hints``, ``graph_window``: they change the observation)
+(``task_order``, ``lookahead``, ``plan_hints``, ``plan_hint_candidates``, ``graph_window``: they
+change the observation)
 come from the ``<stem>.env_kwargs.json`` file saved next to the checkpoint by ``wass train``, or
 from ``env_kwargs`` for checkpoints trained elsewhere. The same acting code serves
 :class:`agents.ppo.MaskablePPOAgent` (a policy being trained) and
@@ -61,7 +62,7 @@ ALGORITHMS: dict[str, tuple[str, str]] = {
 #: ``model.env_kwargs.json``).
 ENV_KWARGS_FILE = "env_kwargs.json"
 #: Environment settings that change the observation (the rest do not matter for acting).
-OBSERVATION_SETTINGS = ("task_order", "lookahead", "plan_hints", "graph_window")
+OBSERVATION_SETTINGS = ("task_order", "lookahead", "plan_hints", "plan_hint_candidates", "graph_window")
 
 
 class CheckpointError(WassError):

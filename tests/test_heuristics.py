@@ -338,6 +338,7 @@ def test_registry_names_match_classes() -> None:
         "heft_lookahead",
         "best_heuristic",
         "portfolio",
+        "plan_portfolio",
         "policy",
         "teacher",
     }

@@ -275,7 +275,7 @@ def test_gated_prior_starts_as_the_portfolio_of_lookahead_and_one_node() -> None
     last = heads.score[-1]
     torch.nn.init.zeros_(last.weight)
     torch.nn.init.zeros_(last.bias)
-    # With the scorer zeroed, the logits are -20 x ((1 - g) lookahead_gap + g one_node_gap)
+    # With the scorer zeroed, the logits are -20 x ((1 - g) lookahead_gap + g plan_gap)
     # with g = sigmoid(200 (share - 1/2)): away from a tie the policy plays the one-node plan
     # or follows lookahead_gap's lowest node.
     gap_col = LOOKAHEAD_FEATURES.index("lookahead_gap")

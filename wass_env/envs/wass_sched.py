@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, SupportsFloat
 
 import gymnasium as gym
@@ -11,10 +11,11 @@ from gymnasium import spaces
 from numpy.typing import NDArray
 
 from wass_env.envs.graph import GRAPH_EDGE_FEATURES, GRAPH_TASK_FEATURES, GraphWindow
+from wass_env.envs.hints import plan_portfolio
 from wass_env.envs.lookahead import LOOKAHEAD_FEATURES, Lookahead
 from wass_env.errors import WassError
 from wass_env.limits import whole_number
-from wass_env.scheduling import Scheduler, make_scheduler
+from wass_env.scheduling import Scheduler, make_scheduler, scheduler_names
 from wass_env.sim.cluster import Cluster, ClusterError, cluster_from_spec
 from wass_env.sim.execute import realize
 from wass_env.sim.metrics import schedule_metrics
@@ -74,20 +75,22 @@ CONTEXT_FEATURES: tuple[str, ...] = (
     "remaining",  # unplaced tasks / tasks
 )
 #: Extra ``obs["context"]`` entries with ``plan_hints=True``: what two reference plans of the
-#: instance achieve, planned once per problem, so the policy can tell an instance where moving
-#: no data wins (communication-heavy DAGs that one node runs faster than HEFT with lookahead
-#: spreads them).
+#: instance achieve, planned once per problem, so the policy can tell an instance where another
+#: plan beats HEFT with lookahead (by default the single_node plan: communication-heavy DAGs that
+#: one node runs faster than HEFT with lookahead spreads them; with ``plan_hint_candidates`` the
+#: shortest of several plans, :func:`wass_env.envs.hints.plan_portfolio`).
 PLAN_HINT_FEATURES: tuple[str, ...] = (
     "lookahead_makespan",  # HEFT with lookahead's planned makespan / scale
-    "one_node_makespan",  # the single_node plan's makespan / scale
-    "one_node_share",  # lookahead's / (lookahead's + single_node's): > 0.5 when one node wins
+    "plan_makespan",  # the other plan's makespan / scale
+    "plan_share",  # lookahead's / (lookahead's + the other plan's): > 0.5 when the other wins
 )
-#: The extra ``obs["lookahead"]`` column with ``plan_hints=True``: 0 on the node the
-#: single_node plan puts the task on (its one node, or the earliest finish where the task does
-#: not fit there), 1 on other feasible nodes (the Box bound on infeasible ones, like every
-#: lookahead column).
-PLAN_HINT_NODE_FEATURES: tuple[str, ...] = ("one_node_gap",)
-#: The schedulers behind the plan hints.
+#: The extra ``obs["lookahead"]`` column with ``plan_hints=True``: 0 on the node the other plan
+#: puts the task on (by default the single_node plan's choice: its one node, or the earliest
+#: finish where the task does not fit there; with ``plan_hint_candidates`` the winning plan's
+#: node), 1 on other feasible nodes (the Box bound on infeasible ones, like every lookahead
+#: column).
+PLAN_HINT_NODE_FEATURES: tuple[str, ...] = ("plan_gap",)
+#: The schedulers behind the default plan hints.
 PLAN_HINT_SCHEDULERS: tuple[str, ...] = ("heft_lookahead", "single_node")
 #: Time units the reward terms are divided by (``reward_scale``).
 REWARD_SCALES: tuple[str, ...] = ("lower_bound", "reference")
@@ -251,6 +254,11 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
       ``obs["context"]`` (HEFT with lookahead's and the single_node plan's makespans of the
       instance, planned once per problem and kept with it) and :data:`PLAN_HINT_NODE_FEATURES` to
       ``obs["lookahead"]`` (which node the single_node plan uses).
+    * ``plan_hint_candidates``: with ``plan_hints``, registered scheduler names: the hints then
+      describe the shortest plan among HEFT with lookahead's and these schedulers' (their rules
+      acting in the environment's task order and their own plans replayed in it; HEFT with
+      lookahead's among tied ones: :func:`wass_env.envs.hints.plan_portfolio`), e.g.
+      :data:`~wass_env.envs.hints.PORTFOLIO_PLAN_CANDIDATES`. Default None: the single_node plan.
     * ``graph_window``: if > 0, add the current task's neighbourhood in the DAG, padded to that
       many tasks: ``obs["graph_tasks"]`` and ``obs["graph_edges"]`` (see
       :mod:`wass_env.envs.graph`), for a graph network.
@@ -285,6 +293,7 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         reference: str | Scheduler | None = None,
         lookahead: bool = False,
         plan_hints: bool = False,
+        plan_hint_candidates: Sequence[str] | None = None,
         graph_window: int = 0,
         reward_scale: str = "lower_bound",
         render_mode: str | None = None,
@@ -363,10 +372,32 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         self._n_lookahead = len(LOOKAHEAD_FEATURES) + (
             len(PLAN_HINT_NODE_FEATURES) if self.plan_hints else 0
         )
+        self.plan_hint_candidates: tuple[str, ...] | None = None
+        if plan_hint_candidates is not None:
+            if not self.plan_hints:
+                raise EnvConfigError(
+                    "plan_hint_candidates needs plan_hints=True, got "
+                    f"plan_hint_candidates={list(plan_hint_candidates)!r}"
+                )
+            names = (
+                [plan_hint_candidates]
+                if isinstance(plan_hint_candidates, str)
+                else list(plan_hint_candidates)
+            )
+            for name in names:
+                if not isinstance(name, str) or name not in scheduler_names():
+                    raise EnvConfigError(
+                        f"plan_hint_candidates: {name!r} is not a registered scheduler "
+                        f"(known: {', '.join(scheduler_names())})"
+                    )
+            self.plan_hint_candidates = tuple(names)
         self._hint_schedulers = (
-            [make_scheduler(name) for name in PLAN_HINT_SCHEDULERS] if self.plan_hints else []
+            [make_scheduler(name) for name in PLAN_HINT_SCHEDULERS]
+            if self.plan_hints and self.plan_hint_candidates is None
+            else []
         )
         self._one_node = -1  # the single_node plan's node of the current problem
+        self._hint_nodes: NDArray[np.int64] | None = None  # the winning plan's nodes
         self.graph_window = int(graph_window)
         if reward_scale not in REWARD_SCALES:
             raise EnvConfigError(
@@ -667,7 +698,20 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
                 0.0,
                 0.0,
             ]
-            if self.plan_hints:
+            if self.plan_hint_candidates is not None:
+                # Kept with the problem (plan_portfolio caches it): every policy evaluated on it,
+                # the portfolio expert and the plan_portfolio scheduler share the plans.
+                choice = plan_portfolio(
+                    problem,
+                    self.plan_hint_candidates,
+                    insertion=self.insertion,
+                    priority=task_priority(problem, self.task_order),
+                )
+                self._hint_nodes = choice.nodes
+                ref, other = choice.rule_makespan, choice.makespan
+                total = ref + other
+                ctx += [ref * inv, other * inv, ref / total if total > 0 else 0.5]
+            elif self.plan_hints:
                 # Kept with the problem: every policy evaluated on it shares the two plans.
                 key = f"plan_hints:{self.insertion}"
                 if key not in problem._cache:
@@ -859,12 +903,16 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
                 n_look = len(LOOKAHEAD_FEATURES)
                 look[: p.n_nodes, :n_look] = self._lookahead(b, t, eft, release, self._scale)  # type: ignore[misc]
                 if self.plan_hints:
-                    # single_node's choice (SingleNodeScheduler.select_node) from what the step
-                    # has computed: its node, or the earliest finish where the task does not fit.
                     col = look[: p.n_nodes, n_look]
                     col[:] = np.where(p.fits[t], 1.0, _CLIP)
-                    one = self._one_node
-                    col[one if p.fits[t, one] else argmin_first(eft)] = 0.0
+                    if self._hint_nodes is not None:
+                        col[self._hint_nodes[t]] = 0.0  # the winning plan's node
+                    else:
+                        # single_node's choice (SingleNodeScheduler.select_node) from what the
+                        # step has computed: its node, or the earliest finish where the task
+                        # does not fit.
+                        one = self._one_node
+                        col[one if p.fits[t, one] else argmin_first(eft)] = 0.0
                 ctx[:] = self._context_static
                 ctx[3] = len(b.ready) / p.n_tasks
                 ctx[4] = 1.0 - b.n_placed / p.n_tasks
