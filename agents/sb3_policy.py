@@ -62,7 +62,13 @@ ALGORITHMS: dict[str, tuple[str, str]] = {
 #: ``model.env_kwargs.json``).
 ENV_KWARGS_FILE = "env_kwargs.json"
 #: Environment settings that change the observation (the rest do not matter for acting).
-OBSERVATION_SETTINGS = ("task_order", "lookahead", "plan_hints", "plan_hint_candidates", "graph_window")
+OBSERVATION_SETTINGS = (
+    "task_order",
+    "lookahead",
+    "plan_hints",
+    "plan_hint_candidates",
+    "graph_window",
+)
 
 
 class CheckpointError(WassError):

@@ -115,7 +115,23 @@ def check_config(cfg: DictConfig) -> None:
     if int(cfg.imitation.episodes) > 0:
         from agents.imitation import make_expert
 
-        make_expert(_plain(cfg.imitation.expert))  # the expert's settings
+        spec = _plain(cfg.imitation.expert)
+        hinted = _plain(cfg.env.get("plan_hint_candidates"))
+        if isinstance(spec, dict) and spec.get("plans") and spec.get("kind") == "portfolio":
+            # The expert must compare the plans the hints describe.
+            if not cfg.env.plan_hints or hinted is None:
+                raise TrainConfigError(
+                    "imitation/expert=plan_portfolio follows the plan hints' portfolio: it needs "
+                    "env.plan_hints=true and env.plan_hint_candidates (e.g. "
+                    "[single_node,heft,peft,cpop,data_locality]), got "
+                    f"env.plan_hints={cfg.env.plan_hints}, env.plan_hint_candidates={hinted}"
+                )
+            if list(spec.get("candidates") or []) != list(hinted):
+                raise TrainConfigError(
+                    f"imitation.expert.candidates: {spec.get('candidates')} must be the plans "
+                    f"the hints describe, env.plan_hint_candidates={hinted}"
+                )
+        make_expert(spec)  # the expert's settings
     _check_eval_instances(cfg)
 
 

@@ -339,3 +339,63 @@ def test_plan_hints_give_heft_and_one_node_makespans_in_the_context():
     assert done and not obs["context"].any()  # the terminal observation is blank
     with pytest.raises(ValueError, match="plan_hints=True needs lookahead=True"):
         WassSchedEnv(workload=[wf], cluster=cluster, plan_hints=True)
+
+
+def test_plan_hint_candidates_describe_the_shortest_plan_in_the_env_order():
+    from wass_env.envs import CONTEXT_FEATURES
+    from wass_env.envs.hints import plan_portfolio
+
+    # A diamond a -> {b, c} -> d (1, 4, 3, 1 s) on two 1-core unit-speed nodes, 1 B/s links:
+    # a->b sends 5 s of data, a->c 2 s, b->d 0 s, c->d 3 s. PEFT's own plan a, b on n0 and
+    # c, d on n1: a [0, 1], b [1, 5], c waits for a's data [3, 6], d [6, 7]: 7 s. The one-node
+    # plan is 1 + 4 + 3 + 1 = 9 s.
+    wf = Workflow.from_arrays(
+        [1.0, 4.0, 3.0, 1.0], [(0, 1), (0, 2), (1, 3), (2, 3)], [5.0, 2.0, 0.0, 3.0], name="diamond"
+    )
+    cluster = Cluster([1.0, 1.0], [1, 1], bandwidth=1.0, latency=0.0)
+    problem = Problem(wf, cluster)
+    cands = ["single_node", "heft", "peft", "cpop", "data_locality"]
+    choice = plan_portfolio(problem, cands)
+    assert choice.name == "peft (own order)" and choice.makespan == pytest.approx(7.0)
+    assert choice.nodes.tolist() == [0, 0, 1, 1]
+    rule = make_scheduler("heft_lookahead").plan(problem).makespan
+    assert choice.rule_makespan == pytest.approx(rule) and rule > 7.0
+    assert make_scheduler("single_node").plan(problem).makespan == pytest.approx(9.0)
+    # The registered scheduler plays that plan.
+    assert make_scheduler("plan_portfolio").plan(problem).makespan == pytest.approx(7.0)
+    env = WassSchedEnv(
+        workload=[wf],
+        cluster=cluster,
+        lookahead=True,
+        plan_hints=True,
+        plan_hint_candidates=cands,
+    )
+    obs, _ = env.reset(seed=0, options={"problem": problem})
+    lb = problem.lower_bound()
+    np.testing.assert_allclose(
+        obs["context"][len(CONTEXT_FEATURES) :],
+        [rule / lb, 7.0 / lb, rule / (rule + 7.0)],
+        rtol=1e-6,
+    )
+    # The column marks the winning plan's node of every task; following it gives 7 s.
+    done = False
+    while not done:
+        t = env.current_task
+        col = obs["lookahead"][:2, -1]
+        assert col.tolist() == [0.0 if n == choice.nodes[t] else 1.0 for n in range(2)]
+        obs, _, done, _, info = env.step(int(choice.nodes[t]))
+    assert info["planned_makespan"] == pytest.approx(7.0)
+    # Where the rule's plan is as short as any candidate's, the rule wins the tie: the hint is
+    # its own plan (share 1/2).
+    tie = plan_portfolio(problem, ["heft_lookahead"])
+    assert tie.name == "heft_lookahead" and tie.makespan == tie.rule_makespan
+    with pytest.raises(ValueError, match="plan_hint_candidates needs plan_hints=True"):
+        WassSchedEnv(workload=[wf], cluster=cluster, lookahead=True, plan_hint_candidates=cands)
+    with pytest.raises(ValueError, match="'hft' is not a registered scheduler"):
+        WassSchedEnv(
+            workload=[wf],
+            cluster=cluster,
+            lookahead=True,
+            plan_hints=True,
+            plan_hint_candidates=["heft", "hft"],
+        )

@@ -617,3 +617,63 @@ def test_expert_cache_misses_when_the_observation_changes(tmp_path: Path, monkey
     width = expert_dataset(kw, range(2), cache_dir=tmp_path).obs["lookahead"].shape[2]
     assert width == len(ws.LOOKAHEAD_FEATURES) + 2
     assert len(list(tmp_path.glob("expert-*.npz"))) == 2
+
+
+def test_gated_prior_with_plan_candidates_starts_as_the_plan_portfolio() -> None:
+    # Fork-joins, fan-outs and 49-task genomics workflows across CCR on 6 heterogeneous nodes:
+    # PEFT's, CPOP's or the one-node plan beats HEFT with lookahead's on some of them.
+    cands = ["single_node", "heft", "peft", "cpop", "data_locality"]
+    cluster = {"kind": "heterogeneous", "n_nodes": 6}
+    hints = {"lookahead": True, "plan_hints": True, "plan_hint_candidates": cands}
+    workload = {
+        "mix": [
+            {"generator": "fork_join", "n_tasks": [16, 30], "ccr": [0.5, 10.0]},
+            {"generator": "fan_out", "n_tasks": [16, 30], "ccr": [0.1, 5.0]},
+            {"generator": "genomics49", "ccr": [0.5, 5.0]},
+        ]
+    }
+    kw = {**hints, "workload": workload, "cluster": cluster}
+    agent = MaskablePPOAgent(
+        env_kwargs=kw,
+        policy="node_scoring",
+        seed=0,
+        features_extractor_kwargs={"prior": "lookahead_gap"},
+    )
+    agent.build(make_vec(kw, 1, 0))
+    last = agent.model.policy.mlp_extractor.score[-1]
+    torch.nn.init.zeros_(last.weight)
+    torch.nn.init.zeros_(last.bias)
+    env = gym.make("WassSched-v0", **kw)
+    port, heft = make_scheduler("plan_portfolio"), make_scheduler("heft")
+    won: set[str] = set()
+    for seed in range(14):
+        obs, _ = env.reset(seed=seed)
+        problem = env.unwrapped.problem
+        done = False
+        while not done:
+            mask = env.unwrapped.action_masks()
+            action, _ = agent.model.predict(obs, action_masks=mask, deterministic=True)
+            obs, _, term, trunc, info = env.step(int(action))
+            done = term or trunc
+        # The untrained policy plays the portfolio's plan exactly, never longer than HEFT's.
+        want = port.plan(problem).makespan
+        assert info["planned_makespan"] == pytest.approx(want, rel=1e-12)
+        assert want <= heft.plan(problem).makespan * (1 + 1e-9)
+        won.add(port.last_choice)
+    assert "heft_lookahead" in won and len(won) >= 3
+
+
+def test_plan_portfolio_expert_labels_the_hints_plan() -> None:
+    cands = ["single_node", "heft", "peft", "cpop", "data_locality"]
+    wl = {"generator": "genomics49", "ccr": [1.0, 5.0]}
+    cl = {"kind": "heterogeneous", "n_nodes": 4}
+    env = gym.make("WassSched-v0", workload=wl, cluster=cl, reference="heft")
+    expert = PortfolioExpert(candidates=cands, plans=True)
+    data = collect(env, range(8), expert)
+    port = make_scheduler("plan_portfolio")
+    for seed, info in zip(range(8), data.info, strict=True):
+        env.reset(seed=seed)
+        assert info["makespan"] == pytest.approx(
+            port.plan(env.unwrapped.problem).makespan, rel=1e-12
+        )
+    assert sum(expert.chosen.values()) == 8 and len(expert.chosen) >= 2

@@ -83,6 +83,19 @@ def test_expert_options_replace_each_other_whole():
     }
     for name, spec in got.items():
         assert type(make_expert(spec)) is kinds[name]
+    # The plan hints' expert compares the plans the hints describe (an interpolation).
+    hinted = compose_train(
+        [
+            "imitation/expert=plan_portfolio",
+            "env.plan_hints=true",
+            "env.plan_hint_candidates=[single_node,peft]",
+        ]
+    )
+    spec = dict(hinted.imitation.expert)
+    assert spec == {"kind": "portfolio", "plans": True, "candidates": ["single_node", "peft"]}
+    pp = make_expert(spec)
+    assert isinstance(pp, PortfolioExpert) and pp.plans
+    assert pp.plan_candidates == ("single_node", "peft")
     cfg = compose_train(
         ["imitation/expert=plans", "imitation.expert.candidates=[heft,single_node]"]
     )
@@ -236,6 +249,17 @@ def test_heuristic_agent_needs_no_training(tmp_path: Path):
         (
             "imitation.residual_coef=1 agent.features_extractor_kwargs.prior=null",
             "imitation.residual_coef: 1.0 keeps the policy near its prior, and there is none",
+        ),
+        (
+            "imitation.episodes=2 imitation/expert=plan_portfolio",
+            "imitation/expert=plan_portfolio follows the plan hints' portfolio: it needs "
+            "env.plan_hints=true and env.plan_hint_candidates",
+        ),
+        (
+            "imitation.episodes=2 imitation/expert=plan_portfolio env.lookahead=true "
+            "env.plan_hints=true env.plan_hint_candidates=[heft] "
+            "imitation.expert.candidates=[peft]",
+            r"imitation.expert.candidates: \['peft'\] must be the plans the hints describe",
         ),
     ],
 )

@@ -60,7 +60,13 @@ META_INPUTS = "wass.inputs"
 OUTPUTS: tuple[str, str] = ("action", "probs")
 #: The env settings that shape the observation (the rest, such as rewards, do not matter for
 #: a decision); the same as :meth:`agents.ppo.MaskablePPOAgent.observer` passes on.
-OBSERVATION_KWARGS: tuple[str, ...] = ("task_order", "lookahead", "plan_hints", "plan_hint_candidates", "graph_window")
+OBSERVATION_KWARGS: tuple[str, ...] = (
+    "task_order",
+    "lookahead",
+    "plan_hints",
+    "plan_hint_candidates",
+    "graph_window",
+)
 
 
 class OnnxPolicyError(WassError):

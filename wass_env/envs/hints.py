@@ -39,7 +39,13 @@ HINT_RULE = "heft_lookahead"
 #: The candidates of the plan portfolio by default: the heuristics ``best_heuristic`` chooses
 #: from (HEFT is one of them, so the portfolio is never longer than HEFT's plan in the
 #: environment's order).
-PORTFOLIO_PLAN_CANDIDATES: tuple[str, ...] = ("single_node", "heft", "peft", "cpop", "data_locality")
+PORTFOLIO_PLAN_CANDIDATES: tuple[str, ...] = (
+    "single_node",
+    "heft",
+    "peft",
+    "cpop",
+    "data_locality",
+)
 
 
 @dataclass(frozen=True)
@@ -78,9 +84,16 @@ def play(
     return b
 
 
-def _acted(problem: Problem, sch: Scheduler, priority: NDArray[np.float64], insertion: bool) -> PlanBuilder:
+def _acted(
+    problem: Problem, sch: Scheduler, priority: NDArray[np.float64], insertion: bool
+) -> PlanBuilder:
     sch._ensure(problem)
     return play(problem, priority, sch.select_node, insertion=insertion)
+
+
+def _follow(nodes: NDArray[np.int64]) -> Callable[[PlanBuilder, int], int]:
+    """A ``choose`` for :func:`play` that puts every task on ``nodes[task]``."""
+    return lambda b, t: int(nodes[t])
 
 
 def plan_portfolio(
@@ -122,7 +135,7 @@ def plan_portfolio(
         spans.append(float(acted.max_finish))
         own = np.asarray(sch.plan(problem, insertion=insertion).node, dtype=np.int64)
         if not np.array_equal(own, plans[-1]):
-            replayed = play(problem, priority, lambda b, t: int(own[t]), insertion=insertion)
+            replayed = play(problem, priority, _follow(own), insertion=insertion)
             names.append(f"{name} (own order)")
             plans.append(own)
             spans.append(float(replayed.max_finish))
