@@ -82,9 +82,10 @@ def check_config(cfg: DictConfig) -> None:
     except EvaluationError as exc:
         raise TrainConfigError(str(exc)) from None
     try:
-        agent_name = str(getattr(get_class(cfg.agent._target_), "name", ""))
+        agent_cls = get_class(cfg.agent._target_)
     except Exception:  # a bad _target_ is reported when the agent is instantiated
-        agent_name = ""
+        agent_cls = None
+    agent_name = str(getattr(agent_cls, "name", ""))
     known = {e.name for e in baselines} | {agent_name}
     if cfg.eval.reference is not None and cfg.eval.reference not in known:
         raise TrainConfigError(
@@ -106,13 +107,14 @@ def check_config(cfg: DictConfig) -> None:
             lookahead_column(prior)
         except ValueError as exc:
             raise TrainConfigError(f"agent.features_extractor_kwargs.prior: {exc}") from None
-    if float(cfg.imitation.residual_coef) > 0 and (prior is None or not cfg.env.lookahead):
-        raise TrainConfigError(
-            f"imitation.residual_coef: {cfg.imitation.residual_coef} keeps the policy near its "
-            "prior, and there is none (needs agent.features_extractor_kwargs.prior and "
-            "env.lookahead=true)"
-        )
-    if int(cfg.imitation.episodes) > 0:
+    if int(cfg.imitation.episodes) > 0 and getattr(agent_cls, "trainable", False):
+        # Only a trained agent imitates; the penalty acts in cloning (agents.imitation.bc_train).
+        if float(cfg.imitation.residual_coef) > 0 and (prior is None or not cfg.env.lookahead):
+            raise TrainConfigError(
+                f"imitation.residual_coef: {cfg.imitation.residual_coef} keeps the policy near "
+                "its prior, and there is none (needs agent.features_extractor_kwargs.prior and "
+                "env.lookahead=true)"
+            )
         from agents.imitation import make_expert
 
         spec = _plain(cfg.imitation.expert)
@@ -182,6 +184,9 @@ def env_kwargs_from_config(cfg: DictConfig) -> dict[str, Any]:
     """
     env = OmegaConf.to_container(cfg.env, resolve=True)
     assert isinstance(env, dict)
+    if not env.get("plan_hints"):
+        # The candidates only say what the hints describe: env.plan_hints=false turns both off.
+        env["plan_hint_candidates"] = None
     try:
         clusters = expand_cluster_spec(_plain(cfg.cluster))
     except ClusterError as exc:
@@ -301,7 +306,7 @@ def run_training(
             stages = []
             if int(cfg.imitation.episodes) > 0:
                 stages.append(
-                    f"imitation of {cfg.imitation.expert.get('base', 'the expert')} "
+                    f"imitation of {_expert_name(cfg.imitation.expert)} "
                     f"({cfg.imitation.episodes} expert episodes, {cfg.imitation.dagger_rounds} "
                     f"DAgger rounds of {cfg.imitation.dagger_episodes})"
                 )
@@ -371,6 +376,15 @@ def main(cfg: DictConfig, out_dir: str | os.PathLike[str]) -> int:
         0 on success, 2 on bad input (the message names the field and its value).
     """
     return run_cli(run_training, cfg, out_dir)
+
+
+def _expert_name(spec: Any) -> str:
+    """The expert's name in the log: its scheduler, or the portfolio it compares."""
+    if spec.get("base"):
+        return str(spec.base)
+    if spec.get("kind") == "portfolio":
+        return "the plan portfolio" if spec.get("plans") else "the portfolio"
+    return "the expert"
 
 
 def _train(

@@ -98,7 +98,8 @@ def test_help_lists_the_apps_own_groups(
         r"hydra/launcher +basic, joblib, local, parallel, slurm, submitit_local", groups
     )
     assert re.search(
-        r"imitation/expert +heuristic, pilot, plan_portfolio, plans, portfolio +\(now: heuristic\)",
+        r"imitation/expert +heuristic, pilot, plan_portfolio, plans, portfolio "
+        r"+\(now: plan_portfolio\)",
         groups,
     )
     # experiment/ is evaluate's group: train does not offer it, and refuses it in one line.

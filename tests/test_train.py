@@ -25,6 +25,7 @@ SHORT = [
     "cluster=het16",
     "imitation.episodes=0",
     "env.lookahead=false",
+    "env.plan_hints=false",
     "train.total_timesteps=256",
     "train.progress_bar=false",
     "eval.episodes=2",
@@ -39,6 +40,7 @@ BASELINES = {
     "heft",
     "heft_lookahead",
     "portfolio",
+    "plan_portfolio",
     "best_heuristic",
 }
 
@@ -120,7 +122,12 @@ def test_defaults_compose_into_plain_env_arguments():
     assert {c["network"] for c in kw["cluster"]} == {"contention_free"}
     assert kw["insertion"] is True and kw["reward_weights"]["progress"] == 1.0
     assert kw["lookahead"] is True and kw["reward_scale"] == "reference"
-    assert cfg.imitation.episodes > 0 and cfg.imitation.expert.base == "heft_lookahead"
+    # The expert and the plan hints compare the same portfolio of plans.
+    assert cfg.imitation.episodes > 0 and cfg.imitation.expert.kind == "portfolio"
+    assert cfg.imitation.expert.plans is True and cfg.imitation.residual_coef > 0
+    assert kw["plan_hints"] is True
+    assert kw["plan_hint_candidates"] == ["single_node", "heft", "peft", "cpop", "data_locality"]
+    assert list(cfg.imitation.expert.candidates) == kw["plan_hint_candidates"]
     assert cfg.agent._target_ == "agents.ppo.MaskablePPOAgent"
     cfg2 = compose_train(["cluster=hom32", "agent=slurm"])
     assert env_kwargs_from_config(cfg2)["cluster"] == {
@@ -138,6 +145,7 @@ def test_tiny_imitation_run_end_to_end(tmp_path: Path):
         [
             *SHORT,
             "env.lookahead=true",
+            "env.plan_hints=true",  # the default expert follows the plan hints
             "train.total_timesteps=0",
             "imitation.episodes=4",
             "imitation.dagger_rounds=1",
@@ -164,11 +172,11 @@ def test_tiny_imitation_run_end_to_end(tmp_path: Path):
 def test_tiny_training_run_end_to_end(tmp_path: Path):
     cfg = compose_train(TINY)
     out = run_training(cfg, tmp_path)
-    # results: the policy and 8 baselines x 2 fixed evaluation instances, the same for every
+    # results: the policy and 9 baselines x 2 fixed evaluation instances, the same for every
     # scheduler, from the evaluation seed range
     with (tmp_path / "results.csv").open() as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 9 * 2
+    assert len(rows) == 10 * 2
     assert {r["scheduler"] for r in rows} == {"maskable_ppo", *BASELINES}
     assert {int(r["seed"]) for r in rows} == {10**9, 10**9 + 1}
     for seed in {r["seed"] for r in rows}:
@@ -247,11 +255,12 @@ def test_heuristic_agent_needs_no_training(tmp_path: Path):
         ("eval.seed=5", "eval.seed: eval seeds 5..6 leave the eval range"),
         ("eval.baselines=[heft,hefty]", r"eval.baselines\[1\]='hefty': unknown scheduler"),
         (
-            "imitation.residual_coef=1 agent.features_extractor_kwargs.prior=null",
+            "imitation.episodes=2 imitation.residual_coef=1 "
+            "agent.features_extractor_kwargs.prior=null",
             "imitation.residual_coef: 1.0 keeps the policy near its prior, and there is none",
         ),
         (
-            "imitation.episodes=2 imitation/expert=plan_portfolio",
+            "imitation.episodes=2 imitation/expert=plan_portfolio env.lookahead=true",
             "imitation/expert=plan_portfolio follows the plan hints' portfolio: it needs "
             "env.plan_hints=true and env.plan_hint_candidates",
         ),
