@@ -75,6 +75,8 @@ class MaskablePPOConfig:
         vf_coef: Value loss coefficient.
         max_grad_norm: Gradient clipping norm.
         target_kl: Stop an update's epochs early past this KL divergence (null: never).
+        temperature: node_scoring only: the logits are divided by it (sampling, PPO's ratios and
+            entropy); the greedy plan does not change.
     """
 
     _target_: str = "agents.ppo.MaskablePPOAgent"
@@ -94,6 +96,7 @@ class MaskablePPOConfig:
     target_kl: float | None = None
     deterministic: bool = True  # act greedily when used as a scheduler
     features_extractor_kwargs: dict[str, Any] = field(default_factory=dict)  # agents.policies
+    temperature: float = 1.0  # node_scoring: PPO samples logits / temperature (greedy unchanged)
 
 
 @dataclass

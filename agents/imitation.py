@@ -787,8 +787,9 @@ def collect_parallel(
     return out
 
 
-#: Version of the cached expert episodes (bump when the observation or labels change).
-CACHE_VERSION = 4
+#: Version of the cached expert episodes (bump when the observation, the labels or the episodes
+#: a seed draws change; 5: a seeded reset forgets the recipe pools).
+CACHE_VERSION = 5
 
 
 def expert_dataset(

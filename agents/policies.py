@@ -223,7 +223,8 @@ class NodeHeads(nn.Module):
     the scores minus a learned weight (initially ``prior_weight``) times it. With ``gated`` too,
     they end with a second prior column and the gate's input, and the prior is
     ``(1 - g) * first + g * second`` with ``g = sigmoid(k (share - 1/2))``, ``k`` learned
-    (initially :data:`GATE_SHARPNESS`).
+    (initially :data:`GATE_SHARPNESS`). The logits are divided by ``temperature``: the greedy
+    action is the same for any temperature, the sampled one is more random above 1.
     """
 
     def __init__(
@@ -233,8 +234,12 @@ class NodeHeads(nn.Module):
         vf_arch: list[int],
         prior_weight: float | None = None,
         gated: bool = False,
+        temperature: float = 1.0,
     ) -> None:
         super().__init__()
+        if not temperature > 0:
+            raise ValueError(f"temperature: must be > 0, got {temperature!r}")
+        self.temperature = float(temperature)
         self.n_nodes = n_nodes
         self.embed_dim = embed_dim
         self.prior_w: nn.Parameter | None = None
@@ -276,9 +281,10 @@ class NodeHeads(nn.Module):
         return scores, self.prior_w * prior
 
     def forward_actor(self, features: torch.Tensor) -> torch.Tensor:
-        """``(batch, n_nodes)`` node logits."""
+        """``(batch, n_nodes)`` node logits: (scores - prior term) / temperature."""
         scores, prior = self.actor_parts(features)
-        return scores if prior is None else scores - prior
+        logits = scores if prior is None else scores - prior
+        return logits if self.temperature == 1.0 else logits / self.temperature
 
     def forward_critic(self, features: torch.Tensor) -> torch.Tensor:
         """``(batch, latent_dim_vf)`` value latent."""
@@ -295,10 +301,12 @@ class NodeScoringPolicy(MaskableMultiInputActorCriticPolicy):
 
     Keyword arguments are those of ``MaskableMultiInputActorCriticPolicy``; ``net_arch`` shapes
     the value head only (a list, or ``{"vf": [...]}``); ``features_extractor_kwargs`` go to
-    :class:`SchedExtractor`.
+    :class:`SchedExtractor`; ``temperature`` (default 1) divides the logits
+    (:class:`NodeHeads`).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._temperature = float(kwargs.pop("temperature", 1.0))
         vf = kwargs.pop("net_arch", None)
         if isinstance(vf, dict):
             vf = vf.get("vf", [64, 64])
@@ -317,6 +325,11 @@ class NodeScoringPolicy(MaskableMultiInputActorCriticPolicy):
             **self.optimizer_kwargs,
         )
 
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data["temperature"] = self._temperature
+        return data
+
     def _build_mlp_extractor(self) -> None:
         """SB3's hook for a custom ``mlp_extractor``: the node heads."""
         ext = self.features_extractor
@@ -327,4 +340,5 @@ class NodeScoringPolicy(MaskableMultiInputActorCriticPolicy):
             self._vf_arch,
             prior_weight=ext.prior_weight if ext.prior is not None else None,
             gated=ext.gated,
+            temperature=self._temperature,
         )

@@ -180,6 +180,9 @@ class MaskablePPOAgent(Scheduler):
             ``node_scoring``).
         seed: Seed of the model.
         device: Torch device (``"cpu"`` is fastest for these small MLPs).
+        temperature: ``node_scoring`` only: the policy samples from its logits divided by this
+            (:class:`~agents.policies.NodeScoringPolicy`); above 1 PPO explores around a cloned
+            policy whose prior makes it nearly deterministic, and the greedy plan is unchanged.
         **ppo_kwargs: Other ``MaskablePPO`` arguments (learning_rate, n_steps, batch_size, ...).
     """
 
@@ -197,6 +200,7 @@ class MaskablePPOAgent(Scheduler):
         device: str = "cpu",
         deterministic: bool = True,
         features_extractor_kwargs: Mapping[str, Any] | None = None,
+        temperature: float = 1.0,
         **ppo_kwargs: Any,
     ) -> None:
         super().__init__(seed)
@@ -204,6 +208,12 @@ class MaskablePPOAgent(Scheduler):
             raise AgentConfigError(
                 f"agent.policy: unknown policy {policy!r}; choose one of "
                 f"{sorted([*POLICIES, *SB3_POLICIES])}"
+            )
+        if not float(temperature) > 0:
+            raise AgentConfigError(f"agent.temperature: must be > 0, got {temperature!r}")
+        if float(temperature) != 1.0 and policy != "node_scoring":
+            raise AgentConfigError(
+                f"agent.temperature: {temperature!r} needs policy node_scoring, not {policy!r}"
             )
         self.model = model
         self.env_kwargs = dict(env_kwargs or {})
@@ -213,6 +223,7 @@ class MaskablePPOAgent(Scheduler):
         self.device = device
         self.deterministic = deterministic
         self.features_extractor_kwargs = dict(features_extractor_kwargs or {})
+        self.temperature = float(temperature)
         self.ppo_kwargs = ppo_kwargs
         self._acting: SB3PolicyScheduler | None = None
 
@@ -239,6 +250,8 @@ class MaskablePPOAgent(Scheduler):
             fx.pop("prior", None)  # a NodeScoringPolicy setting: SB3's extractors do not take it
         if fx:
             kw["features_extractor_kwargs"] = fx
+        if self.temperature != 1.0:  # saved with the model (SB3 keeps policy_kwargs)
+            kw["temperature"] = self.temperature
         return kw
 
     def learn(

@@ -501,19 +501,53 @@ def _callbacks(cfg: DictConfig, env_kwargs: dict[str, Any], out: Path) -> list[A
     return out_list
 
 
+#: MaskablePPO arguments a resumed run takes from its own config (the network's shape and the
+#: policy come from the checkpoint).
+RESUME_SETTINGS = (
+    "learning_rate",
+    "n_steps",
+    "batch_size",
+    "n_epochs",
+    "gamma",
+    "gae_lambda",
+    "clip_range",
+    "ent_coef",
+    "vf_coef",
+    "max_grad_norm",
+    "target_kl",
+)
+
+
 def _resume(agent: Any, path: str, venv: Any) -> int:
-    """Load checkpoint ``path`` into ``agent`` to continue training on ``venv``; returns the
-    steps it has already trained.
+    """Load checkpoint ``path`` into ``agent`` to continue training on ``venv`` with the run's
+    PPO settings (:data:`RESUME_SETTINGS`) and ``agent.temperature``; returns the steps it has
+    already trained.
 
     Raises:
         TrainConfigError: if it does not fit the configured env (observation or action space).
     """
     from sb3_contrib import MaskablePPO
 
+    # The run's PPO settings apply, not the checkpoint's (e.g. a smaller learning rate to
+    # fine-tune a cloned policy); SB3 rebuilds the schedules and the rollout buffer from them.
+    settings = {k: v for k, v in getattr(agent, "ppo_kwargs", {}).items() if k in RESUME_SETTINGS}
     try:
-        agent.model = MaskablePPO.load(path, env=venv, device=getattr(agent, "device", "cpu"))
+        agent.model = MaskablePPO.load(
+            path, env=venv, device=getattr(agent, "device", "cpu"), **settings
+        )
     except (ValueError, KeyError) as exc:  # SB3: "Observation spaces do not match", ...
         raise TrainConfigError(f"train.resume={path!r}: cannot continue it here: {exc}") from None
+    # The run's agent.temperature applies to the resumed policy (and is saved with it).
+    heads: Any = getattr(agent.model.policy, "mlp_extractor", None)
+    temperature = float(getattr(agent, "temperature", 1.0))
+    if hasattr(heads, "temperature"):
+        heads.temperature = temperature
+        agent.model.policy._temperature = temperature
+        agent.model.policy_kwargs["temperature"] = temperature
+    elif temperature != 1.0:
+        raise TrainConfigError(
+            f"agent.temperature={temperature}: the checkpoint {path!r} is not a node_scoring policy"
+        )
     return int(agent.model.num_timesteps)
 
 

@@ -106,6 +106,32 @@ def test_same_seed_same_episode_and_obs_in_space():
     )
 
 
+def test_a_seeded_reset_draws_what_a_fresh_env_draws_whatever_came_before():
+    # Recipe pools are drawn lazily from the first episode's generator: without forgetting them
+    # at a seeded reset, a used env's reset(seed=s) drew another workflow than a fresh env's.
+    spec = {
+        "mix": {
+            "montage": {"recipe": "montage", "n_tasks": [58, 90], "pool": 4},
+            "blast": {"recipe": "blast", "n_tasks": [43, 80], "pool": 4},
+        }
+    }
+    kw = {"workload": spec, "cluster": "het16"}
+
+    def drawn(env, seed):
+        env.reset(seed=seed)
+        return env.problem.workflow.name, env.problem.n_tasks
+
+    fresh = [drawn(gym.make("WassSched-v0", **kw).unwrapped, s) for s in (11, 12, 13)]
+    used = gym.make("WassSched-v0", **kw).unwrapped
+    for s in (5, 6, 7, 8):
+        drawn(used, s)
+    assert [drawn(used, s) for s in (11, 12, 13)] == fresh
+    assert [drawn(used, s) for s in (13, 12, 11)] == fresh[::-1]
+    assert len(set(fresh)) == 3
+    used.reset()  # unseeded resets go on drawing from the env's pools and stream
+    assert used.problem is not None
+
+
 def test_masks_match_feasibility_and_masked_rollouts_are_never_illegal():
     env = make_env(cluster="het16")
     for seed in range(5):

@@ -25,7 +25,7 @@ from agents.imitation import (
 )
 from agents.learned import PolicyScheduler
 from agents.policies import NodeScoringPolicy
-from agents.ppo import MaskablePPOAgent, make_vec
+from agents.ppo import AgentConfigError, MaskablePPOAgent, make_vec
 from agents.registry import make_scheduler
 from wass_env.envs.graph import GRAPH_TASK_FEATURES, GraphWindow
 from wass_env.envs.lookahead import LOOKAHEAD_FEATURES, Lookahead
@@ -518,6 +518,42 @@ def test_residual_penalty_keeps_the_cloned_policy_at_its_prior() -> None:
     )
     with pytest.raises(ValueError, match="residual_coef"):
         bc_train(no_prior.build(make_vec(kw, 1, 0)).policy, data, epochs=1, residual_coef=1.0)
+
+
+def test_temperature_divides_the_logits_and_keeps_the_greedy_plan(tmp_path: Path) -> None:
+    # The same weights at temperature 1 and 3: the logits are divided by 3 exactly, so the
+    # greedy node is the same and the sampled one more random; the value is untouched. The
+    # temperature is saved with the model.
+    kw = {"workload": LAYERED, "cluster": "het16", "lookahead": True}
+    fx = {"prior": "lookahead_gap"}  # the prior's weight 20 makes the cold policy peaked
+    cold = MaskablePPOAgent(
+        env_kwargs=kw, policy="node_scoring", seed=0, features_extractor_kwargs=fx
+    )
+    hot = MaskablePPOAgent(
+        env_kwargs=kw, policy="node_scoring", seed=0, features_extractor_kwargs=fx, temperature=3.0
+    )
+    cold_policy = cold.build(make_vec(kw, 1, 0)).policy
+    hot_policy = hot.build(make_vec(kw, 1, 0)).policy
+    hot_policy.load_state_dict(cold_policy.state_dict())
+    env = gym.make("WassSched-v0", **kw)
+    obs, _ = env.reset(seed=3)
+    batch = {k: torch.as_tensor(v).unsqueeze(0) for k, v in obs.items()}
+    mask = env.unwrapped.action_masks()[None]
+    with torch.no_grad():
+        c = cold_policy.get_distribution(batch, action_masks=mask)
+        h = hot_policy.get_distribution(batch, action_masks=mask)
+        c_logits = cold_policy.mlp_extractor.forward_actor(cold_policy.extract_features(batch))
+        h_logits = hot_policy.mlp_extractor.forward_actor(hot_policy.extract_features(batch))
+        assert torch.allclose(h_logits, c_logits / 3.0)
+        assert int(c.get_actions(deterministic=True)) == int(h.get_actions(deterministic=True))
+        assert float(h.entropy()) > float(c.entropy()) + 0.4  # 1.94 against 1.40 nats
+        assert torch.equal(cold_policy.predict_values(batch), hot_policy.predict_values(batch))
+    path = hot.save(tmp_path / "hot.zip")
+    assert MaskablePPOAgent.load(path).model.policy.mlp_extractor.temperature == 3.0
+    with pytest.raises(AgentConfigError, match="agent.temperature: must be > 0"):
+        MaskablePPOAgent(env_kwargs=kw, policy="node_scoring", temperature=0.0)
+    with pytest.raises(AgentConfigError, match="needs policy node_scoring"):
+        MaskablePPOAgent(env_kwargs=kw, policy="MultiInputPolicy", temperature=2.0)
 
 
 # ---------------------------------------------------------------------------------- scheduler

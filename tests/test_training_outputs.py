@@ -82,10 +82,18 @@ def test_outputs_and_resume(tmp_path: Path) -> None:
     # Resume from the 128-step checkpoint up to 256 steps: 128 more, counted from 128.
     resumed = tmp_path / "resumed"
     ckpt = out / "checkpoints" / "model_128_steps.zip"
-    run_training(_compose([*RUN, f"train.resume={ckpt}"]), resumed, quiet=True)
+    # The run's PPO settings and agent.temperature apply to the resumed policy (saved with it).
+    overrides = [*RUN, f"train.resume={ckpt}", "agent.temperature=2.5"]
+    overrides += ["agent.learning_rate=0.00002", "agent.ent_coef=0.0"]
+    run_training(_compose(overrides), resumed, quiet=True)
     from sb3_contrib import MaskablePPO
 
-    assert MaskablePPO.load(resumed / "model.zip").num_timesteps == 256
+    reloaded = MaskablePPO.load(resumed / "model.zip")
+    assert reloaded.num_timesteps == 256
+    assert reloaded.policy.mlp_extractor.temperature == 2.5
+    assert (reloaded.learning_rate, reloaded.ent_coef) == (2e-5, 0.0)
+    assert MaskablePPO.load(ckpt).learning_rate == pytest.approx(_compose(RUN).agent.learning_rate)
+    assert MaskablePPO.load(ckpt).policy.mlp_extractor.temperature == 1.0
     (run_dir,) = [p for p in (resumed / "tb").iterdir() if p.name.startswith("maskable_ppo")]
     assert min(e.step for e in _events(run_dir).Scalars("sched/makespan")) > 128
     # A resume file that does not exist, or a policy for another cluster size, is refused.

@@ -458,6 +458,11 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
             if "workflow" in options:
                 workflow = options["workflow"]
             else:
+                if seed is not None:
+                    # Recipe pools are drawn lazily from the episode's generator; forgotten at
+                    # every seeded reset, the episode is a function of its seed alone (the same
+                    # as a fresh env's), whatever this env drew before.
+                    self.workload.reset()
                 workflow = self.workload.sample(self.np_random, cluster)
             problem = Problem(workflow, cluster)
         if problem.n_nodes > self.max_nodes:
