@@ -597,6 +597,10 @@ def test_guarded_and_rollout_policies_are_never_worse_than_heft(
     assert guarded.last["heft_makespan"] == heft
     rollout = PolicyScheduler(agent=tiny_agent, rollout=2)
     assert rollout.plan(p).makespan <= heft
+    # Over the portfolio: rollouts finished with its plan, never longer than that plan.
+    portfolio = make_scheduler("plan_portfolio").plan(p).makespan
+    over = PolicyScheduler(agent=tiny_agent, rollout=2, rollout_base="plan_portfolio")
+    assert over.plan(p).makespan <= portfolio <= heft
 
 
 def test_policy_scheduler_stepwise_equals_plan_and_labels(tiny_agent: MaskablePPOAgent) -> None:
