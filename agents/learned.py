@@ -18,8 +18,9 @@ Three modes, always reported under different names:
 * **rollout** (``rollout=k``): at every decision, the policy's ``k`` most likely nodes and HEFT's
   own node are each tried, the rest of the plan is completed with HEFT, and the node whose
   completed plan is shortest is taken (a pilot method over the policy's proposals; Bertsekas,
-  Tsitsiklis & Wu 1997). The final plan is compared with HEFT's own plan, so the mode is no worse
-  than HEFT by construction; it costs ``k + 1`` HEFT completions per decision.
+  Tsitsiklis & Wu 1997). The final plan is compared with HEFT's own plan and with the raw
+  policy's, so the mode is no worse than either by construction; it costs ``k + 1`` HEFT
+  completions per decision.
 
 :attr:`PolicyScheduler.last` records, for the last ``plan()``, the raw policy's makespan, the
 guard's, and which plan was returned.
@@ -151,18 +152,31 @@ class PolicyScheduler(Scheduler):
         own = super().plan(problem, insertion=insertion)
         self.last = {"policy_makespan": own.makespan, "chosen": "policy"}
         best = own
-        others: list[tuple[str, Scheduler]] = []
+        others: list[tuple[str, Scheduler | None]] = []
         if self.rollout:
+            others.append(("raw_policy", None))
             others.append((self.rollout_base.name, self.rollout_base))
         if self.guard is not None:
             others.append((self.guard.name, self.guard))
         for label, sch in others:
-            alt = sch.plan(problem, insertion=insertion)
+            alt = (
+                self._raw_plan(problem, insertion)
+                if sch is None
+                else sch.plan(problem, insertion=insertion)
+            )
             self.last[f"{label}_makespan"] = alt.makespan
             if alt.makespan < best.makespan:
                 best = alt
                 self.last["chosen"] = label
         return best
+
+    def _raw_plan(self, problem: Problem, insertion: bool) -> Plan:
+        """The policy's own plan (its most likely node for every task), without rollouts."""
+        k, self.rollout = self.rollout, 0
+        try:
+            return super().plan(problem, insertion=insertion)
+        finally:
+            self.rollout = k
 
     def __repr__(self) -> str:
         return f"PolicyScheduler({self.checkpoint!r}, label={self.label!r})"

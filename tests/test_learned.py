@@ -596,7 +596,8 @@ def test_guarded_and_rollout_policies_are_never_worse_than_heft(
     assert guarded.plan(p).makespan <= heft
     assert guarded.last["heft_makespan"] == heft
     rollout = PolicyScheduler(agent=tiny_agent, rollout=2)
-    assert rollout.plan(p).makespan <= heft
+    assert rollout.plan(p).makespan <= min(heft, PolicyScheduler(agent=tiny_agent).plan(p).makespan)
+    assert rollout.last["raw_policy_makespan"] == PolicyScheduler(agent=tiny_agent).plan(p).makespan
     # Over the portfolio: rollouts finished with its plan, never longer than that plan.
     portfolio = make_scheduler("plan_portfolio").plan(p).makespan
     over = PolicyScheduler(agent=tiny_agent, rollout=2, rollout_base="plan_portfolio")
