@@ -152,18 +152,14 @@ class PolicyScheduler(Scheduler):
         own = super().plan(problem, insertion=insertion)
         self.last = {"policy_makespan": own.makespan, "chosen": "policy"}
         best = own
-        others: list[tuple[str, Scheduler | None]] = []
+        others: list[tuple[str, Plan]] = []
         if self.rollout:
-            others.append(("raw_policy", None))
-            others.append((self.rollout_base.name, self.rollout_base))
+            others.append(("raw_policy", self._raw_plan(problem, insertion)))
+            base = self.rollout_base
+            others.append((base.name, base.plan(problem, insertion=insertion)))
         if self.guard is not None:
-            others.append((self.guard.name, self.guard))
-        for label, sch in others:
-            alt = (
-                self._raw_plan(problem, insertion)
-                if sch is None
-                else sch.plan(problem, insertion=insertion)
-            )
+            others.append((self.guard.name, self.guard.plan(problem, insertion=insertion)))
+        for label, alt in others:
             self.last[f"{label}_makespan"] = alt.makespan
             if alt.makespan < best.makespan:
                 best = alt

@@ -306,7 +306,7 @@ class NodeScoringPolicy(MaskableMultiInputActorCriticPolicy):
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._temperature = float(kwargs.pop("temperature", 1.0))
+        self._initial_temperature = float(kwargs.pop("temperature", 1.0))  # for the heads
         vf = kwargs.pop("net_arch", None)
         if isinstance(vf, dict):
             vf = vf.get("vf", [64, 64])
@@ -325,9 +325,24 @@ class NodeScoringPolicy(MaskableMultiInputActorCriticPolicy):
             **self.optimizer_kwargs,
         )
 
+    @property
+    def temperature(self) -> float:
+        """The logits' divisor (:class:`NodeHeads`); set it to change how the policy samples."""
+        heads = self.mlp_extractor
+        assert isinstance(heads, NodeHeads)
+        return heads.temperature
+
+    @temperature.setter
+    def temperature(self, value: float) -> None:
+        if not value > 0:
+            raise ValueError(f"temperature: must be > 0, got {value!r}")
+        heads = self.mlp_extractor
+        assert isinstance(heads, NodeHeads)
+        heads.temperature = float(value)
+
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
-        data["temperature"] = self._temperature
+        data["temperature"] = self.temperature
         return data
 
     def _build_mlp_extractor(self) -> None:
@@ -340,5 +355,5 @@ class NodeScoringPolicy(MaskableMultiInputActorCriticPolicy):
             self._vf_arch,
             prior_weight=ext.prior_weight if ext.prior is not None else None,
             gated=ext.gated,
-            temperature=self._temperature,
+            temperature=self._initial_temperature,
         )

@@ -537,12 +537,13 @@ def _resume(agent: Any, path: str, venv: Any) -> int:
         )
     except (ValueError, KeyError) as exc:  # SB3: "Observation spaces do not match", ...
         raise TrainConfigError(f"train.resume={path!r}: cannot continue it here: {exc}") from None
-    # The run's agent.temperature applies to the resumed policy (and is saved with it).
-    heads: Any = getattr(agent.model.policy, "mlp_extractor", None)
+    # The run's agent.temperature applies to the resumed policy (and, through the model's
+    # policy_kwargs, to what it saves).
+    from agents.policies import NodeScoringPolicy
+
     temperature = float(getattr(agent, "temperature", 1.0))
-    if hasattr(heads, "temperature"):
-        heads.temperature = temperature
-        agent.model.policy._temperature = temperature
+    if isinstance(agent.model.policy, NodeScoringPolicy):
+        agent.model.policy.temperature = temperature
         agent.model.policy_kwargs["temperature"] = temperature
     elif temperature != 1.0:
         raise TrainConfigError(

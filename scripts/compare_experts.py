@@ -53,12 +53,9 @@ def run(experts: list[dict[str, Any]], overrides: list[str], n: int) -> list[dic
     for spec in experts:
         expert = make_expert(spec)
         t0 = time.perf_counter()
-        info = []
-        for s in seeds:
-            # Recipe pools are drawn on first use: reset them so that every instance is a
-            # function of its seed alone, the same for every expert (as in the evaluation).
-            env.unwrapped.workload.reset()
-            info += collect(env, [s], expert).info
+        # collect's seeded resets forget the recipe pools: every instance is a function of
+        # its seed alone, the same for every expert (as in the evaluation).
+        info = collect(env, seeds, expert).info
         rows.append(
             {
                 "expert": json.dumps(spec, separators=(",", ":")),

@@ -6,9 +6,10 @@ On ``--episodes`` instances of the checkpoint's own training distribution (episo
 ``--seed`` onwards, outside the training and evaluation ranges) the policy plays each instance
 greedily once and sampling once per temperature (``agent.temperature``, the logits divided by
 it). Printed per temperature: the mean entropy of the sampled decisions [nats], the share of
-sampled decisions that are not the greedy node, and the mean makespan / HEFT of the sampled
-and of the greedy episodes. A temperature whose sampled episodes are far above the greedy
-ones explores more than PPO can learn from; one with an entropy near 0 gives PPO no gradient.
+sampled decisions less likely than the greedy node (ties, e.g. identical nodes, do not count),
+and the mean makespan / HEFT of the sampled and of the greedy episodes. A temperature whose
+sampled episodes are far above the greedy ones explores more than PPO can learn from; one with
+an entropy near 0 gives PPO no gradient.
 """
 
 from __future__ import annotations
@@ -44,14 +45,14 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     import wass_env  # noqa: F401  (registers WassSched-v0)
+    from agents.policies import NodeScoringPolicy
     from agents.ppo import MaskablePPOAgent
 
     torch.set_num_threads(1)
     agent = MaskablePPOAgent.load(args.checkpoint)
     assert agent.model is not None
     policy = agent.model.policy
-    heads = policy.mlp_extractor
-    if not hasattr(heads, "temperature"):
+    if not isinstance(policy, NodeScoringPolicy):
         print(f"{args.checkpoint}: not a node_scoring policy (no temperature)", file=sys.stderr)
         return 2
     kw = dict(agent.env_kwargs)
@@ -74,13 +75,13 @@ def main(argv: list[str] | None = None) -> int:
             if rng is not None:
                 entropies.append(float(dist.entropy()))
                 action = int(rng.choice(len(p), p=p / p.sum()))
-                off += action != greedy
+                off += p[action] < p[greedy]  # a tied node is as likely as the greedy one
             obs, _, terminated, truncated, info = env.step(action)
             if terminated or truncated:
                 return float(info["ratio_to_reference"]), entropies, off
 
     for t in temps:
-        heads.temperature = t
+        policy.temperature = t
         sampled, greedy_r, ents, offs = [], [], [], 0
         for i in range(args.episodes):
             seed = args.seed + i

@@ -556,6 +556,40 @@ def test_temperature_divides_the_logits_and_keeps_the_greedy_plan(tmp_path: Path
         MaskablePPOAgent(env_kwargs=kw, policy="MultiInputPolicy", temperature=2.0)
 
 
+def test_probe_temperature_reports_greedy_play_cold_and_exploration_hot(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location(
+        "probe_temperature", Path(__file__).parents[1] / "scripts" / "probe_temperature.py"
+    )
+    assert spec is not None and spec.loader is not None
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+    kw = {"workload": LAYERED, "cluster": "het16", "lookahead": True, "reference": "heft"}
+    agent = MaskablePPOAgent(
+        env_kwargs=kw,
+        policy="node_scoring",
+        seed=0,
+        features_extractor_kwargs={"prior": "lookahead_gap"},
+    )
+    agent.build(make_vec(kw, 1, 0))
+    path = agent.save(tmp_path / "m.zip")
+    capsys.readouterr()
+    assert probe.main([str(path), "--temperatures", "0.001,50", "--episodes", "2"]) == 0
+    cold, hot = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    # Near 0 the samples are the greedy node or one tied with it (the untrained policy ties on
+    # identical nodes, hence some entropy); very hot, most decisions leave them.
+    assert cold["off_greedy"] == 0.0 and cold["entropy"] < 0.5 * hot["entropy"]
+    assert cold["sampled_ratio_to_heft"] == cold["greedy_ratio_to_heft"]
+    assert hot["off_greedy"] > 0.3 and hot["entropy"] > 1.0
+    assert hot["greedy_ratio_to_heft"] == cold["greedy_ratio_to_heft"]  # greedy: any temperature
+    assert probe.main([str(path), "--temperatures", "0"]) == 2
+    assert probe.main([str(tmp_path / "none.zip")]) == 2
+
+
 # ---------------------------------------------------------------------------------- scheduler
 @pytest.fixture(scope="module")
 def tiny_agent() -> MaskablePPOAgent:

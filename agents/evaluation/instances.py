@@ -2,9 +2,9 @@
 
 A cell is a workload spec on a cluster spec. Its instance for seed ``s`` is what
 ``WassSchedEnv(workload=..., cluster=...).reset(seed=s)`` draws (the cluster first when the spec
-stands for several, then the workflow), with the sampler's recipe pools forgotten before every
-seed (:meth:`~wass_env.workloads.WorkloadSampler.reset`): the instance does not depend on which
-other seeds are evaluated, or in which order, and a pool cannot make two seeds share a
+stands for several, then the workflow); a seeded reset forgets the sampler's recipe pools
+first (:meth:`~wass_env.workloads.WorkloadSampler.reset`), so the instance does not depend on
+which other seeds are evaluated, or in which order, and a pool cannot make two seeds share a
 workflow. Every scheduler, every training seed and every variant is scored on these same
 instances.
 
@@ -44,8 +44,7 @@ def episode_problems(env_kwargs: Mapping[str, Any], seeds: Iterable[int]) -> lis
     env = WassSchedEnv(**kwargs)
     out = []
     for s in seeds:
-        env.workload.reset()
-        env.reset(seed=int(s))
+        env.reset(seed=int(s))  # a seeded reset forgets the recipe pools first
         assert env.problem is not None
         out.append(env.problem)
     return out
