@@ -32,6 +32,7 @@ terminal reward:
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -310,10 +311,17 @@ class TeacherScheduler(Scheduler):
     files (once per process, see :func:`load_teacher`); ``teacher=`` takes a ready
     :class:`Teacher` instead.
 
+    With ``margin > 0`` it is the teacher's judgement inside a trust region: the task goes to
+    the ``fallback`` scheduler's node (HEFT's by default) unless ``a*_t`` is predicted to be
+    more than ``margin`` (relative) shorter than it, ``Pred(f) - Pred(a*_t) > margin *
+    Pred(f)``. ``margin=0`` is the plain greedy teacher; a very large margin is the fallback.
+
     Args:
         teacher: The teacher (evaluated at every decision, in order).
         kb: Knowledge base file (keyed by ``model``), when ``teacher`` is not given.
         model: Teacher model file, when ``teacher`` is not given.
+        margin: Relative predicted gain ``a*_t`` needs over the fallback's node (>= 0).
+        fallback: Scheduler (or registered name) whose node is kept inside the margin.
         seed: Unused (the policy is deterministic); kept for the scheduler interface.
         **teacher_kwargs: :class:`Teacher` arguments with ``kb``/``model`` (``k``,
             ``reference``, ``index``, ...).
@@ -331,9 +339,13 @@ class TeacherScheduler(Scheduler):
         *,
         kb: str | os.PathLike[str] | None = None,
         model: str | os.PathLike[str] | None = None,
+        margin: float = 0.0,
+        fallback: str | Scheduler = "heft",
         seed: int | None = None,
         **teacher_kwargs: Any,
     ) -> None:
+        if not (isinstance(margin, (int, float)) and math.isfinite(margin) and margin >= 0):
+            raise TeacherConfigError(f"teacher margin must be a number >= 0, got {margin!r}")
         if teacher is None:
             if kb is None or model is None:
                 raise TeacherConfigError(
@@ -345,6 +357,17 @@ class TeacherScheduler(Scheduler):
         elif kb is not None or model is not None or teacher_kwargs:
             raise TeacherConfigError("give either teacher= or kb= and model=, not both")
         self.teacher = teacher
+        self.margin = float(margin)
+        self.fallback_name = fallback if isinstance(fallback, str) else type(fallback).__name__
+        self._fallback: Scheduler | None = None
+        if self.margin > 0:
+            from agents.registry import make_scheduler
+            from wass_env.scheduling import UnknownSchedulerError
+
+            try:
+                self._fallback = make_scheduler(fallback)
+            except UnknownSchedulerError as exc:
+                raise TeacherConfigError(f"teacher fallback: {exc}") from None
         super().__init__(seed)
 
     def begin(self, problem: Problem) -> None:
@@ -352,12 +375,25 @@ class TeacherScheduler(Scheduler):
         self.teacher.begin(problem)
 
     def select_node(self, builder: PlanBuilder, task: int) -> int:
-        """``a*_t`` for placing ``task``."""
+        """``a*_t`` for placing ``task`` (the fallback's node inside the margin)."""
         self._ensure(builder.problem)
-        return self.teacher.evaluate(builder, task).best
+        ev = self.teacher.evaluate(builder, task)
+        if self._fallback is None:
+            return ev.best
+        self._fallback._ensure(builder.problem)
+        f = int(self._fallback.select_node(builder, task))
+        pf = float(ev.pred[f])
+        if math.isfinite(pf) and pf - ev.best_value <= self.margin * pf:
+            return f
+        return ev.best
 
     def __repr__(self) -> str:
-        return f"TeacherScheduler({self.teacher!r})"
+        if self._fallback is None:
+            return f"TeacherScheduler({self.teacher!r})"
+        return (
+            f"TeacherScheduler({self.teacher!r}, margin={self.margin:g}, "
+            f"fallback={self.fallback_name!r})"
+        )
 
 
 _CACHE: dict[tuple[Any, ...], tuple[TeacherModel, KnowledgeBase]] = {}

@@ -313,6 +313,60 @@ def test_greedy_teacher_with_an_eft_predictor_is_heft() -> None:
     assert cmp["heft"]["mean_ratio_to_lb"] >= 1.0
 
 
+def test_teacher_margin_keeps_the_fallback_node_unless_the_predicted_gain_is_larger() -> None:
+    """One task, 10 s on n0 and 12 s on n1; the hand model predicts 1 + softplus(finish / LB),
+    so a*_t is n0; a fallback that picks n1 wins exactly while its predicted loss is inside the
+    margin."""
+    from agents.heuristics import DataLocalityScheduler
+    from teacher.teacher import TeacherConfigError, TeacherScheduler
+    from wass_env.scheduling import Scheduler
+    from wass_env.sim import preset
+    from wass_env.workloads import make_sampler
+
+    class LastNode(Scheduler):
+        name = "last_node"
+
+        def select_node(self, builder: PlanBuilder, task: int) -> int:
+            return int(np.flatnonzero(builder.problem.fits[task])[-1])
+
+    wf = Workflow.from_arrays([11.0], [], [], ids=["T"], name="one", family="one")
+    cl = Cluster([1.0, 1.0], [1, 1], bandwidth=1e9, latency=0.0, name="two")
+    p = Problem(wf, cl, cost_matrix=np.array([[10.0, 12.0]]))
+    ev = Teacher(hand_model(), None).evaluate(PlanBuilder(p), 0)
+    lb = p.lower_bound()
+    assert lb == pytest.approx(10.0)
+    assert ev.pred.tolist() == pytest.approx([1 + softplus(1.0), 1 + softplus(1.2)], rel=1e-5)
+    gain = (ev.pred[1] - ev.pred[0]) / ev.pred[1]  # 0.0609
+    assert gain == pytest.approx(0.0609, abs=1e-3)
+    for margin, node in ((0.0, 0), (0.9 * gain, 0), (1.1 * gain, 1)):
+        sch = TeacherScheduler(Teacher(hand_model(), None), margin=margin, fallback=LastNode())
+        assert sch.plan(p).node.tolist() == [node]
+    # A margin nothing beats is the fallback's plan, decision for decision.
+    rng = np.random.default_rng(2)
+    het = preset("het16")
+    sampler = make_sampler({"generator": "layered", "n_tasks": [10, 30], "ccr": 0.05})
+    differs = 0
+    for _ in range(3):
+        q = Problem(sampler.sample(rng, het), het)
+        sch = TeacherScheduler(Teacher(hand_model(), None), margin=1e9, fallback="data_locality")
+        dl = DataLocalityScheduler()
+        b = PlanBuilder(q, insertion=True)  # as Scheduler.plan builds
+        queue = ReadyQueue(b, sch.priority(q))
+        dl._ensure(q)
+        while not b.done:
+            t = queue.pop()
+            b.assign(t, dl.select_node(b, t))
+            queue.update()
+        assert sch.plan(q).node.tolist() == b.node.tolist()
+        greedy = TeacherScheduler(Teacher(hand_model(), None)).plan(q).node.tolist()
+        differs += greedy != b.node.tolist()
+    assert differs >= 1  # the margin mattered: a*_t is not data locality's node everywhere
+    with pytest.raises(TeacherConfigError, match="margin must be a number >= 0, got -0.1"):
+        TeacherScheduler(Teacher(hand_model(), None), margin=-0.1)
+    with pytest.raises(TeacherConfigError, match="unknown scheduler 'nope'"):
+        TeacherScheduler(Teacher(hand_model(), None), margin=0.1, fallback="nope")
+
+
 # ------------------------------------------------------------------------ the wrapper
 
 
