@@ -158,7 +158,7 @@ def check_train_predictor(cfg: DictConfig) -> None:
         value = cfg[field]
         if not low <= value <= high:
             raise TeacherAppError(f"{field}: must be in [{low}, {high}], got {value!r}")
-    for field in ("rank_weight", "family_weight"):
+    for field in ("rank_weight", "family_weight", "margin"):
         value = cfg[field]
         if not 0.0 <= float(value) < float("inf"):
             raise TeacherAppError(f"{field}: must be a finite number >= 0, got {value!r}")
@@ -271,6 +271,7 @@ def run_train_predictor(cfg: DictConfig) -> dict[str, Any]:
             unseen_episodes=int(cfg.eval_episodes),
             seen_episodes=int(cfg.seen_episodes),
             workers=int(cfg.workers),
+            margin=float(cfg.margin),
             progress=bar,
         )
     finally:

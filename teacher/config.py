@@ -81,6 +81,9 @@ class TrainPredictorConfig:
         seen_episodes: The same for each family the base holds (new instances).
         unseen: Families the base left out, for the greedy evaluation.
         workers: Processes of the greedy evaluation.
+        margin: The greedy evaluation's trust region: HEFT's node unless ``a*_t`` is predicted
+            more than ``margin`` (relative) shorter (``TeacherScheduler(margin=...)``; 0: the
+            plain greedy teacher).
         rekey: Only re-key this base with ``model`` (no training).
         model: The model for ``rekey``.
     """
@@ -101,6 +104,7 @@ class TrainPredictorConfig:
     eval_episodes: int = 10
     seen_episodes: int = 2
     unseen: list[str] = field(default_factory=lambda: list(DEFAULT_HOLDOUT))
+    margin: float = 0.0
     workers: int = 1
     rekey: str | None = None
     model: str | None = None

@@ -76,6 +76,7 @@ def run_stage2(
     unseen_episodes: int = 10,
     seen_episodes: int = 2,
     workers: int = 1,
+    margin: float = 0.0,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Train, re-key, save and measure (see the module docstring).
@@ -90,6 +91,9 @@ def run_stage2(
         unseen_episodes: Instances per cell on unseen families (0: skip).
         seen_episodes: Instances per cell on the base's families (0: skip).
         workers: Processes for the greedy evaluation.
+        margin: The greedy teacher's trust region (:class:`~teacher.teacher.TeacherScheduler`:
+            HEFT's node unless ``a*_t`` is predicted more than ``margin`` shorter; 0: plain
+            ``a*_t``), recorded as ``greedy_margin``.
         progress: Called with status lines.
 
     Returns:
@@ -112,16 +116,30 @@ def run_stage2(
         "seen": ({f: s for f, s in mix.items() if f in held}, seen_episodes),
     }
     greedy: dict[str, Any] = {}
-    spec = {"scheduler": "teacher", "kb": str(out / "kb.wkb"), "model": str(out / "model.wtm")}
+    spec = {
+        "scheduler": "teacher",
+        "kb": str(out / "kb.wkb"),
+        "model": str(out / "model.wtm"),
+        "margin": float(margin),
+    }
     for part, (families, episodes) in sets.items():
         if not families or episodes <= 0:
             continue
         say(f"greedy teacher on {len(families)} {part} families, {episodes} instances per cell")
-        sch: Any = spec if workers > 1 else TeacherScheduler(Teacher(result.model, kb))
+        sch: Any = (
+            spec
+            if workers > 1
+            else TeacherScheduler(Teacher(result.model, kb), margin=float(margin))
+        )
         g = greedy_evaluation(sch, families, episodes=episodes, workers=workers)
         g.pop("rows")
         g.pop("summary")
         greedy[part] = g
-    report = {**headline(training, greedy), "training": training, "greedy": greedy}
+    report = {
+        **headline(training, greedy),
+        "greedy_margin": float(margin),
+        "training": training,
+        "greedy": greedy,
+    }
     atomic_write(out / "report.json", json.dumps(report, indent=2, default=str))
     return report

@@ -66,7 +66,9 @@ def test_ablation_run_writes_its_table(tmp_path: Path) -> None:
     assert "| DRL w/o RAG (sparse) | 1 |" in table
 
 
-def test_build_kb_then_train_predictor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_build_kb_then_train_predictor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from teacher.apps import build_kb, train_predictor
     from teacher.kb import KnowledgeBase
 
@@ -79,13 +81,18 @@ def test_build_kb_then_train_predictor(tmp_path: Path, monkeypatch: pytest.Monke
     assert (tmp_path / "r1" / "build_kb.log").read_text().count("records") >= 1
     out = tmp_path / "teacher"
     argv = [f"kb={kb}", f"out={out}", "epochs=1", "context_epochs=1", "eval_episodes=0"]
-    argv += ["seen_episodes=0", "rank_weight=0.5", "context=mean"]
+    argv += ["seen_episodes=0", "rank_weight=0.5", "context=mean", "margin=0.05"]
     assert train_predictor([*argv, f"hydra.run.dir={tmp_path / 'r2'}"]) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["training"]["instances"]["train"] + report["training"]["instances"]["val"] == 4
     config = report["training"]["config"]
+    assert report["greedy_margin"] == 0.05
     assert config["rank_weight"] == 0.5 and config["predictor"]["context"] == "mean"
     for key in ("r2", "pair_accuracy", "family_hit_rate", "greedy_ratio_to_heft"):
         assert key in report  # the headline figures (greedy: NaN, skipped here)
     assert len(KnowledgeBase.load(out / "kb.wkb")) == len(base)
     assert "predictor on held-out data" in (tmp_path / "r2" / "train_predictor.log").read_text()
+    bad = [f"kb={kb}", f"out={tmp_path / 'bad'}", "margin=-0.1", f"hydra.run.dir={tmp_path / 'r3'}"]
+    assert train_predictor(bad) == 2
+    assert "margin: must be a finite number >= 0, got -0.1" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
