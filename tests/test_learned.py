@@ -38,6 +38,21 @@ torch.set_num_threads(1)
 LAYERED = {"generator": "layered", "n_tasks": [8, 14], "ccr": 1.0}
 
 
+def scoring_agent(
+    kw: dict, prior: str | None = "lookahead_gap", **kwargs: object
+) -> MaskablePPOAgent:
+    """A built ``node_scoring`` agent on one env of ``kw`` (seed 0) with ``prior``."""
+    agent = MaskablePPOAgent(
+        env_kwargs=kw,
+        policy="node_scoring",
+        seed=0,
+        features_extractor_kwargs={"prior": prior},
+        **kwargs,  # type: ignore[arg-type]
+    )
+    agent.build(make_vec(kw, 1, 0))
+    return agent
+
+
 # ---------------------------------------------------------------------------------- features
 def test_lookahead_features_hand_computed() -> None:
     # t -> c1, t -> c2; 3 bytes per edge at 1 byte/s, no latency; node 0 speed 1, node 1 speed 2,
@@ -218,13 +233,7 @@ def test_one_policy_schedules_smaller_clusters_and_any_dag_size() -> None:
 
 def test_prior_policy_starts_as_the_lowest_child_eft_rule() -> None:
     kw = {"workload": LAYERED, "cluster": "het16", "lookahead": True}
-    agent = MaskablePPOAgent(
-        env_kwargs=kw,
-        policy="node_scoring",
-        seed=0,
-        features_extractor_kwargs={"prior": "child_eft_gap"},
-    )
-    agent.build(make_vec(kw, 1, 0))
+    agent = scoring_agent(kw, prior="child_eft_gap")
     policy = agent.model.policy
     heads = policy.mlp_extractor
     assert heads.prior_w is not None and heads.prior_w.item() == 20.0
@@ -525,15 +534,9 @@ def test_temperature_divides_the_logits_and_keeps_the_greedy_plan(tmp_path: Path
     # greedy node is the same and the sampled one more random; the value is untouched. The
     # temperature is saved with the model.
     kw = {"workload": LAYERED, "cluster": "het16", "lookahead": True}
-    fx = {"prior": "lookahead_gap"}  # the prior's weight 20 makes the cold policy peaked
-    cold = MaskablePPOAgent(
-        env_kwargs=kw, policy="node_scoring", seed=0, features_extractor_kwargs=fx
-    )
-    hot = MaskablePPOAgent(
-        env_kwargs=kw, policy="node_scoring", seed=0, features_extractor_kwargs=fx, temperature=3.0
-    )
-    cold_policy = cold.build(make_vec(kw, 1, 0)).policy
-    hot_policy = hot.build(make_vec(kw, 1, 0)).policy
+    # The lookahead_gap prior's weight 20 makes the cold policy peaked.
+    cold, hot = scoring_agent(kw), scoring_agent(kw, temperature=3.0)
+    cold_policy, hot_policy = cold.model.policy, hot.model.policy
     hot_policy.load_state_dict(cold_policy.state_dict())
     env = gym.make("WassSched-v0", **kw)
     obs, _ = env.reset(seed=3)
@@ -569,13 +572,7 @@ def test_probe_temperature_reports_greedy_play_cold_and_exploration_hot(
     probe = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(probe)
     kw = {"workload": LAYERED, "cluster": "het16", "lookahead": True, "reference": "heft"}
-    agent = MaskablePPOAgent(
-        env_kwargs=kw,
-        policy="node_scoring",
-        seed=0,
-        features_extractor_kwargs={"prior": "lookahead_gap"},
-    )
-    agent.build(make_vec(kw, 1, 0))
+    agent = scoring_agent(kw)
     path = agent.save(tmp_path / "m.zip")
     capsys.readouterr()
     assert probe.main([str(path), "--temperatures", "0.001,50", "--episodes", "2"]) == 0
@@ -708,13 +705,7 @@ def test_gated_prior_with_plan_candidates_starts_as_the_plan_portfolio() -> None
         ]
     }
     kw = {**hints, "workload": workload, "cluster": cluster}
-    agent = MaskablePPOAgent(
-        env_kwargs=kw,
-        policy="node_scoring",
-        seed=0,
-        features_extractor_kwargs={"prior": "lookahead_gap"},
-    )
-    agent.build(make_vec(kw, 1, 0))
+    agent = scoring_agent(kw)
     last = agent.model.policy.mlp_extractor.score[-1]
     torch.nn.init.zeros_(last.weight)
     torch.nn.init.zeros_(last.bias)
