@@ -358,7 +358,6 @@ class TeacherScheduler(Scheduler):
             raise TeacherConfigError("give either teacher= or kb= and model=, not both")
         self.teacher = teacher
         self.margin = float(margin)
-        self.fallback_name = fallback if isinstance(fallback, str) else type(fallback).__name__
         self._fallback: Scheduler | None = None
         if self.margin > 0:
             from agents.registry import make_scheduler
@@ -392,7 +391,7 @@ class TeacherScheduler(Scheduler):
             return f"TeacherScheduler({self.teacher!r})"
         return (
             f"TeacherScheduler({self.teacher!r}, margin={self.margin:g}, "
-            f"fallback={self.fallback_name!r})"
+            f"fallback={self._fallback.name!r})"
         )
 
 
