@@ -13,6 +13,10 @@ on the same instances without ``cpsat`` (HEFT among the schedulers) and passing 
 the later file's schedulers replace the earlier's, and HEFT's makespans must agree on every
 instance (the check that they are the same instances).
 
+A second table, from the first file, is the floor under every scheduler: per instance with a
+``cpsat`` row the proven optimum, else the best lower bound, ÷ HEFT. No scheduler's mean ratio to
+HEFT can be below the floor's mean, so it says whether a target relative to HEFT is reachable.
+
     python scripts/evaluate.py experiment=optimality checkpoint=NEW.zip 'schedulers=[heft]'
     python scripts/optimality_summary.py runs/eval/<cpsat run>/episodes.csv \
         runs/eval/<new run>/episodes.csv
@@ -24,7 +28,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from agents.evaluation.optimality import OptimalityError, load_proven, optimality_table
+from agents.evaluation.optimality import (
+    OptimalityError,
+    floor_table,
+    load_floors,
+    load_proven,
+    optimality_table,
+)
 from wass_env.io import atomic_write
 
 
@@ -40,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         text = optimality_table(load_proven(*args.episodes))
+        text += "\n\n" + floor_table(load_floors(args.episodes[0]))
     except OptimalityError as exc:
         print(f"optimality_summary: {exc}", file=sys.stderr)
         return 2

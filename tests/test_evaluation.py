@@ -693,6 +693,56 @@ def test_optimality_summary_scores_a_later_run_against_earlier_optima(tmp_path: 
     assert proc.returncode == 2 and "other.csv" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_optimality_floor_is_the_optimum_or_the_best_bound_by_hand(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from agents.evaluation.optimality import OptimalityError, floor_table, load_floors
+
+    cols = (
+        "workload,cluster,seed,episode,scheduler,makespan,cpsat_optimal,"
+        "lower_bound,cpsat_lower_bound"
+    )
+    rows = [
+        # instance 0: proven optimum 10 (its bounds do not count); heft 11 -> floor 10/11
+        "a,c,1,0,heft,11.0,True,8.0,8.0",
+        "a,c,1,0,cpsat,10.0,True,8.0,9.0",
+        # instance 1: no proof; best bound max(30, 35) = 35; heft 50 -> floor 0.7, best 0.8
+        "a,c,2,1,heft,50.0,False,30.0,",
+        "a,c,2,1,cpsat,40.0,False,30.0,35.0",
+        # a cell without cpsat rows is not in the table
+        "b,c,1,0,heft,11.0,,8.0,",
+    ]
+    path = tmp_path / "episodes.csv"
+    path.write_text("\n".join([cols, *rows]) + "\n")
+    floors = load_floors(path)
+    assert list(floors) == [("a", "c")]
+    assert floors[("a", "c")] == [
+        pytest.approx((10 / 11, 10 / 11, True)),
+        pytest.approx((0.7, 0.8, False)),
+    ]
+    # floor mean (0.90909 + 0.7) / 2 = 0.805, lowest 0.700; best (0.90909 + 0.8) / 2 = 0.855,
+    # 95% t-interval of two values: 12.706 * 0.10909 / 2 = 0.693.
+    assert "| a | c | 2 | 1 | 0.805 [0.700] | 0.855 ± 0.693 |" in floor_table(floors)
+    # The script prints it after the proven-optimum table.
+    proc = subprocess.run(
+        [sys.executable, "scripts/optimality_summary.py", str(path)], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "| a | c | 2 | 1 | 0.805 [0.700] | 0.855 ± 0.693 |" in proc.stdout
+    # No proof and no bound: no floor. A bound that is not a number: named.
+    unbounded = tmp_path / "unbounded.csv"
+    unbounded.write_text(cols + "\na,c,1,0,heft,11.0,,,\na,c,1,0,cpsat,10.0,False,,\n")
+    with pytest.raises(
+        OptimalityError, match=r"unbounded.csv: no proven optimum and no lower bound"
+    ):
+        load_floors(unbounded)
+    bad = tmp_path / "bad.csv"
+    bad.write_text(cols + "\na,c,1,0,heft,11.0,,8.0,x\n")
+    with pytest.raises(OptimalityError, match=r"bad.csv: line 2: cpsat_lower_bound 'x'"):
+        load_floors(bad)
+
+
 def test_compare_experts_plans_are_never_worse_than_heft_lookahead() -> None:
     import importlib.util
 

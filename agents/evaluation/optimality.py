@@ -3,6 +3,12 @@
 Reads an evaluation's ``episodes.csv`` (or several, matched by instance: a new policy scored
 against an earlier run's optima); only instances whose ``cpsat`` row is proven optimal for the
 simulator's own durations (``cpsat_optimal``) count.
+
+:func:`floor_table` asks the opposite question, over every instance with a ``cpsat`` row: how far
+below a reference (HEFT) could any plan go? Per instance the floor is the optimum where it is
+proven and otherwise the best lower bound known (the critical-path/work bound or CP-SAT's own,
+``lower_bound`` / ``cpsat_lower_bound``); every scheduler's mean ratio to the reference is at
+least the mean of these floors, so a target below it cannot be met on those instances.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from agents.evaluation.stats import ci95
 from agents.evaluation.tables import format_mean_ci
 from wass_env.errors import WassError
 
-__all__ = ["OptimalityError", "load_proven", "optimality_table"]
+__all__ = ["OptimalityError", "floor_table", "load_floors", "load_proven", "optimality_table"]
 
 REQUIRED = ("workload", "cluster", "seed", "episode", "scheduler", "makespan", "cpsat_optimal")
 
@@ -82,6 +88,7 @@ class _Row(NamedTuple):
     scheduler: str
     makespan: float
     optimal: bool  # cpsat_optimal
+    bound: float  # the best lower bound on the optimum in the row (nan: none)
 
 
 def _read(path: Path) -> list[_Row]:
@@ -110,9 +117,26 @@ def _read(path: Path) -> list[_Row]:
                 r["scheduler"],
                 span,
                 r["cpsat_optimal"] == "True",
+                _bound(path, i, r),
             )
         )
     return rows
+
+
+def _bound(path: Path, line: int, r: dict[str, str]) -> float:
+    """The larger of the row's ``lower_bound`` and ``cpsat_lower_bound`` (absent or empty: nan)."""
+    best = math.nan
+    for col in ("lower_bound", "cpsat_lower_bound"):
+        text = r.get(col) or ""
+        if not text:
+            continue
+        try:
+            x = float(text)
+        except ValueError:
+            raise OptimalityError(f"{path}: line {line}: {col} {text!r} is not a number") from None
+        if math.isfinite(x) and not x <= best:
+            best = x
+    return best
 
 
 def _check_same_instances(
@@ -177,3 +201,75 @@ def _cell(ratios: list[float]) -> str:
         return "—"
     within = sum(x <= 1.05 + 1e-12 for x in ratios) / len(ratios)
     return f"{format_mean_ci(*ci95(ratios), decimals=3)} [{max(ratios):.2f}; {within:.0%}]"
+
+
+def load_floors(
+    path: Path, reference: str = "heft"
+) -> dict[tuple[str, str], list[tuple[float, float, bool]]]:
+    """``{(workload, cluster): [(floor, best, proven), ...]}`` per instance with a ``cpsat`` and a
+    ``reference`` row in one evaluation's ``episodes.csv``, both ÷ the reference's makespan.
+
+    ``floor`` is the optimum where CP-SAT proves it (its makespan) and otherwise the largest lower
+    bound in the instance's rows; ``best`` is CP-SAT's plan (the best known). An instance with
+    neither a proof nor a bound is refused: it has no floor.
+    """
+    rows = _read(path)
+    by_inst: dict[tuple[tuple[str, str], tuple[str, str]], dict[str, _Row]] = defaultdict(dict)
+    bounds: dict[tuple[tuple[str, str], tuple[str, str]], float] = {}
+    for r in rows:
+        key = (r.cell, r.instance)
+        by_inst[key][r.scheduler] = r
+        if math.isfinite(r.bound) and not r.bound <= bounds.get(key, -math.inf):
+            bounds[key] = r.bound
+    out: dict[tuple[str, str], list[tuple[float, float, bool]]] = defaultdict(list)
+    for key, v in by_inst.items():
+        if "cpsat" not in v or reference not in v:
+            continue
+        ref, cp = v[reference].makespan, v["cpsat"]
+        where = f"workload={key[0][0]} cluster={key[0][1]} seed={key[1][0]} episode={key[1][1]}"
+        if not ref > 0:
+            raise OptimalityError(f"{path}: {reference} makespan {ref!r} for {where} is not > 0")
+        if cp.optimal:
+            floor = cp.makespan
+        elif key in bounds:
+            floor = min(bounds[key], cp.makespan)
+        else:
+            raise OptimalityError(
+                f"{path}: no proven optimum and no lower bound for {where} "
+                "(columns lower_bound, cpsat_lower_bound)"
+            )
+        out[key[0]].append((floor / ref, cp.makespan / ref, cp.optimal))
+    if not out:
+        raise OptimalityError(f"{path}: no instance with both cpsat and {reference} rows")
+    return dict(out)
+
+
+def floor_table(
+    floors: dict[tuple[str, str], list[tuple[float, float, bool]]], reference: str = "heft"
+) -> str:
+    """How far below ``reference`` any plan can go, per cell and pooled (:func:`load_floors`)."""
+    out = [
+        f"The floor under every scheduler, ÷ {reference} (per instance the proven optimum, "
+        "else the best lower bound): no scheduler's mean ratio can be below the floor's mean",
+        "",
+        f"| workload | cluster | instances | proven | floor ÷ {reference}, mean [lowest] "
+        f"| best known (CP-SAT) ÷ {reference} |",
+        "|---|---|---|---|---|---|",
+    ]
+    pooled: list[tuple[float, float, bool]] = []
+    for (wl, cl), xs in floors.items():
+        pooled.extend(xs)
+        out.append(_floor_row(f"{wl} | {cl}", xs))
+    if len(floors) > 1:
+        out.append(_floor_row("**all** | ", pooled))
+    return "\n".join(out)
+
+
+def _floor_row(label: str, xs: list[tuple[float, float, bool]]) -> str:
+    floor = [f for f, _, _ in xs]
+    best = [b for _, b, _ in xs]
+    proven = sum(p for _, _, p in xs)
+    return (
+        f"| {label} | {len(xs)} | {proven} | {sum(floor) / len(floor):.3f} [{min(floor):.3f}] "
+        f"| {format_mean_ci(*ci95(best), decimals=3)} |"
+    )
