@@ -776,10 +776,9 @@ def collect_parallel(
     if n_jobs <= 1 or len(jobs) <= 1:
         parts = [_collect_job(j) for j in jobs]
     else:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
+        from wass_env.workers import process_pool
 
-        with ProcessPoolExecutor(max_workers=n_jobs, mp_context=mp.get_context("spawn")) as ex:
+        with process_pool(n_jobs, "spawn") as ex:
             parts = list(ex.map(_collect_job, jobs))
     out = Dataset()
     for part in parts:

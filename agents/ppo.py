@@ -31,6 +31,7 @@ from wass_env.io import atomic_path, atomic_write
 from wass_env.scheduling import Scheduler, resolve_target
 from wass_env.sim.plan import Plan, PlanBuilder
 from wass_env.sim.problem import Problem
+from wass_env.workers import standard_start_method
 
 __all__ = [
     "SCHED_METRICS",
@@ -104,6 +105,8 @@ def make_vec(
 ) -> VecEnv:
     """``n_envs`` monitored copies of the env (optionally wrapped, see :func:`make_env_fn`),
     seeded ``seed, seed + 1, ...``."""
+    if subproc:
+        standard_start_method()  # SubprocVecEnv's children, also inside a loky worker
     return make_vec_env(
         make_env_fn(env_kwargs, wrappers),
         n_envs=n_envs,

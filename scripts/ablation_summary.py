@@ -75,7 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     write_text(table + "\n", args.sweep / "ablation.md")
     write_csv(summary, args.sweep / "ablation.csv")
     png = plot_curves(runs, args.sweep / "curves.png", window=args.window)
-    held = sorted({f for r in runs for f in r.held_out})
+    # The families left out of training that the evaluation set holds (the others do not count).
+    held = sorted(
+        {x["family"] for r in runs for x in r.agent_rows() if x.get("family") in r.held_out}
+    )
     print(
         f"\n{len(runs)} runs. Trained policy ÷ HEFT on {summary[0]['instances']} fixed "
         f"evaluation instances per run, mean ± 95% CI over seeds (held-out families: "

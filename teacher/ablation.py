@@ -13,6 +13,9 @@ training), and writing ``results.csv`` (one row per scheduler x instance) and ``
 * **final quality**: the trained policy's paired makespan / HEFT (and / ``best_heuristic``),
   first averaged over the evaluation instances of each seed, then mean ± 95% CI over seeds; on
   every instance, on the families seen in training and on the held-out ones;
+* **paired against the first variant** (the baseline, ``sparse`` in the ablation): per seed the
+  mean over the instances both runs of that seed scored of the variant's makespan ÷ the
+  baseline's, then mean ± 95% CI over seeds, and on how many seeds the variant is better;
 * **sample efficiency**: the environment steps until the training episodes reach HEFT parity
   (the mean makespan / HEFT over the last ``window`` training episodes <= 1), per seed, mean ±
   95% CI over the seeds that reached it and how many did; the steps of the expert episodes of a
@@ -243,7 +246,57 @@ def summarize_ablation(
         w, t, lo = outcome_counts(outcomes)
         entry["vs_heft"] = f"{w}/{t}/{lo}"
         out.append(entry)
+    _paired_to_first(out, variants, runs)
     return out
+
+
+def _instance_key(row: Mapping[str, Any]) -> tuple[Any, ...]:
+    return (
+        row.get("workload"),
+        row.get("cluster"),
+        row.get("seed"),
+        row.get("episode"),
+        row.get("family"),
+    )
+
+
+def _paired_to_first(
+    entries: list[dict[str, Any]], variants: Sequence[str], runs: Sequence[Run]
+) -> None:
+    """Add ``ratio_to_baseline`` (+ ``_ci95``) and ``better_than_baseline`` (``"k/n"`` seeds) to
+    every entry: per seed, the mean over shared instances of the ratio to HEFT of the variant ÷
+    the first variant's (HEFT is the same on both, so this is the makespan ratio)."""
+    if not entries:
+        return
+    base = entries[0]["variant"]
+    by_seed = {
+        r.seed: {_instance_key(x): float(x["ratio_to_heft"]) for x in r.agent_rows()}
+        for r in runs
+        if r.variant == base
+    }
+    for entry in entries:
+        per_seed = []
+        for r in (r for r in runs if r.variant == entry["variant"]):
+            ref = by_seed.get(r.seed)
+            if ref is None:
+                continue
+            ratios = [
+                float(x["ratio_to_heft"]) / ref[k]
+                for x in r.agent_rows()
+                if (k := _instance_key(x)) in ref
+                and _finite(x.get("ratio_to_heft"))
+                and ref[k] > 0
+                and math.isfinite(ref[k])
+            ]
+            if ratios:
+                per_seed.append(float(np.mean(ratios)))
+        entry["baseline"] = base
+        if per_seed:
+            entry["ratio_to_baseline"], entry["ratio_to_baseline_ci95"] = ci95(per_seed)
+        else:
+            entry["ratio_to_baseline"] = entry["ratio_to_baseline_ci95"] = math.nan
+        better = sum(x < 1.0 - 1e-12 for x in per_seed)
+        entry["better_than_baseline"] = f"{better}/{len(per_seed)}"
 
 
 #: The columns of the ablation table.
@@ -261,8 +314,16 @@ ABLATION_COLUMNS: tuple[Column, ...] = (
 
 
 def ablation_table(summary: Sequence[Mapping[str, Any]]) -> str:
-    """The Markdown table of :func:`summarize_ablation`."""
-    return markdown_table(summary, list(ABLATION_COLUMNS))
+    """The Markdown table of :func:`summarize_ablation` (with the paired columns when the
+    summary has them)."""
+    cols = list(ABLATION_COLUMNS)
+    if summary and "ratio_to_baseline" in summary[0]:
+        base = summary[0]["baseline"]
+        cols[3:3] = [
+            Column("ratio_to_baseline", f"÷ {base}, paired per seed", 3),
+            Column("better_than_baseline", f"seeds better than {base}"),
+        ]
+    return markdown_table(summary, cols)
 
 
 def plot_curves(

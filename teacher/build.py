@@ -27,7 +27,6 @@ import copy
 import hashlib
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -46,6 +45,7 @@ from wass_env.sim.ordering import ReadyQueue, task_priority
 from wass_env.sim.plan import PlanBuilder
 from wass_env.sim.problem import Problem
 from wass_env.sim.workflow import Workflow
+from wass_env.workers import process_pool
 
 __all__ = [
     "DEFAULT_HOLDOUT",
@@ -571,7 +571,7 @@ def build_knowledge_base(
             if progress:
                 progress(f"instances {e}/{n}, records {sum(len(p) for p in parts)}")
     else:
-        with ProcessPoolExecutor(max_workers=config.workers) as pool:
+        with process_pool(config.workers) as pool:
             futures = [pool.submit(_build_range, config, s, e) for s, e in bounds]
             for (_, e), fut in zip(bounds, futures, strict=True):
                 parts.append(fut.result())

@@ -229,3 +229,8 @@ def test_ablation_summary_of_a_sweep_by_hand(tmp_path: Path) -> None:
     # Seed 0 at step 200 (0.9), seed 1 at once (1.0 <= 1): 150 on average.
     assert r["parity_reached"] == "2/2" and r["parity_steps"] == pytest.approx(150)
     assert r["vs_heft"] == "1/0/3" and r["final_train_ratio"] == pytest.approx(0.85)
+    # Paired with sparse per seed: seed 0 (0.9/1.2 + 1.1/1.4) / 2 = 0.76786, seed 1
+    # (1.1/1.0 + 1.3/1.2) / 2 = 1.09167; better on seed 0 only.
+    assert r["ratio_to_baseline"] == pytest.approx((0.76786 + 1.09167) / 2, rel=1e-4)
+    assert r["better_than_baseline"] == "1/2" and r["baseline"] == "sparse"
+    assert s["ratio_to_baseline"] == 1.0 and s["better_than_baseline"] == "0/2"

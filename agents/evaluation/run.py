@@ -26,7 +26,6 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +41,7 @@ from wass_env.sim.execute import realize
 from wass_env.sim.metrics import schedule_metrics
 from wass_env.sim.plan import Plan, Schedule
 from wass_env.sim.problem import Problem
+from wass_env.workers import process_pool
 
 __all__ = ["Episode", "GridResult", "run_episode", "run_grid", "worker_start_method"]
 
@@ -331,13 +331,8 @@ def run_grid(
         if workers == 1:
             results = [_run_cell(j, schedulers, bar) for j in jobs]
         else:
-            import multiprocessing
-
             method = worker_start_method(start_method)
-            ctx = None if method is None else multiprocessing.get_context(method)
-            with ProcessPoolExecutor(
-                max_workers=workers, mp_context=ctx, initializer=_one_thread_worker
-            ) as pool:
+            with process_pool(workers, method, initializer=_one_thread_worker) as pool:
                 futures = [pool.submit(_run_cell, j) for j in jobs]
                 for j, fut in zip(jobs, futures, strict=True):
                     results.append(fut.result())
