@@ -28,8 +28,8 @@ rag: teacher  ## the WASS-RAG pipeline: the teacher, then the generalist fine-tu
 	$(PY) scripts/train.py teacher=none train.total_timesteps=30000 agent.learning_rate=0.0001 agent.ent_coef=0.0 hydra.run.dir=runs/rag/plain
 	$(PY) scripts/ablation_summary.py --runs plain=runs/rag/plain rag=runs/rag/rag
 
-ablation: setup  ## the reduced ablation (a Hydra multirun; needs make teacher first), then its summary
-	$(PY) scripts/train.py -m +ablation=reduced \
+ablation: setup  ## the reduced ablation (a Hydra multirun, one job per core; needs make teacher first), then its summary
+	$(PY) scripts/train.py -m +ablation=reduced hydra/launcher=parallel \
 		+variant=sparse,dense,rag_eq3,rag_history,rag_potential,bc,bc_rag seed=0,1,2,3,4
 	$(PY) scripts/ablation_summary.py runs/ablation/reduced
 
