@@ -12,6 +12,12 @@ evaluation instances, mean ± 95% CI over seeds, on all, seen and held-out famil
 sample efficiency (environment steps to HEFT parity on the training distribution), and writes
 ``ablation.md``, ``ablation.csv`` and ``curves.png`` into the sweep directory.
 
+    python scripts/ablation_summary.py runs/ablation/reduced \\
+        --reference runs/ablation/ref heft_lookahead
+
+also pairs every seed with one scheduler of another run on the same instances (here the untrained
+policy's rule, HEFT with lookahead, from a run with ``eval.baselines`` holding it).
+
     python scripts/ablation_summary.py --runs plain=runs/rag/plain rag=runs/rag/rag
 
 puts single runs side by side (what ``make rag`` ends with). The logic is in
@@ -29,6 +35,7 @@ from teacher.ablation import (
     collect_runs,
     compare_runs,
     plot_curves,
+    reference_rows,
     summarize_ablation,
 )
 from wass_env.cli import ArgumentParser, cli
@@ -47,6 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument(
         "--window", type=int, default=50, help="training episodes averaged for HEFT parity"
+    )
+    ap.add_argument(
+        "--reference",
+        nargs=2,
+        metavar=("DIR", "SCHEDULER"),
+        help="also pair every seed with SCHEDULER's rows in the run DIR (same instances)",
     )
     args = ap.parse_args(argv)
     if (args.sweep is None) == (args.runs is None):
@@ -70,7 +83,11 @@ def main(argv: list[str] | None = None) -> int:
         print(table)
         return 0
     runs = collect_runs(args.sweep)
-    summary = summarize_ablation(runs, window=args.window, order=ORDER)
+    reference = None
+    if args.reference is not None:
+        run, name = args.reference
+        reference = (name, reference_rows(run, name))
+    summary = summarize_ablation(runs, window=args.window, order=ORDER, reference=reference)
     table = ablation_table(summary)
     write_text(table + "\n", args.sweep / "ablation.md")
     write_csv(summary, args.sweep / "ablation.csv")

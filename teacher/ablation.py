@@ -49,6 +49,7 @@ __all__ = [
     "collect_runs",
     "compare_runs",
     "plot_curves",
+    "reference_rows",
     "steps_to_parity",
     "summarize_ablation",
 ]
@@ -197,7 +198,11 @@ def _mean(rows: Sequence[Mapping[str, Any]], col: str) -> float:
 
 
 def summarize_ablation(
-    runs: Sequence[Run], *, window: int = 50, order: Sequence[str] | None = None
+    runs: Sequence[Run],
+    *,
+    window: int = 50,
+    order: Sequence[str] | None = None,
+    reference: tuple[str, Sequence[Mapping[str, Any]]] | None = None,
 ) -> list[dict[str, Any]]:
     """One entry per variant (see the module docstring for the columns).
 
@@ -205,7 +210,11 @@ def summarize_ablation(
     ``ratio_to_heft`` (+ ``_ci95``), ``ratio_to_best_heuristic``, ``seen_ratio_to_heft``,
     ``held_out_ratio_to_heft`` (each with ``_ci95``), ``vs_heft`` (wins/ties/losses over every
     seed's instances), ``parity_steps`` (+ ``_ci95``), ``parity_reached`` (``"k/n"``),
-    ``final_train_ratio`` (the last window's mean ratio to HEFT during training).
+    ``final_train_ratio`` (the last window's mean ratio to HEFT during training),
+    ``ratio_to_baseline`` (+ ``_ci95``) and ``better_than_baseline`` (paired per seed with the
+    first variant, ``baseline``); with ``reference = (label, rows)`` (evaluation rows of one
+    scheduler on the same instances, e.g. the untrained policy's rule in another run) also
+    ``ratio_to_reference`` and ``better_than_reference``, every seed paired with those rows.
     """
     variants = list(dict.fromkeys(order or [])) + [
         v for v in dict.fromkeys(r.variant for r in runs) if v not in (order or [])
@@ -246,7 +255,18 @@ def summarize_ablation(
         w, t, lo = outcome_counts(outcomes)
         entry["vs_heft"] = f"{w}/{t}/{lo}"
         out.append(entry)
-    _paired_to_first(out, variants, runs)
+    if out:  # every variant paired per seed with the first (the baseline)
+        base = out[0]["variant"]
+        by_seed = {r.seed: _ratios_by_instance(r.agent_rows()) for r in runs if r.variant == base}
+        for entry in out:
+            entry["baseline"] = base
+            _paired(entry, runs, by_seed, "baseline")
+    if reference is not None:  # and with one scheduler of another run, on every seed
+        label, ref_rows = reference
+        ref = _ratios_by_instance(ref_rows)
+        for entry in out:
+            entry["reference"] = label
+            _paired(entry, runs, {r.seed: ref for r in runs}, "reference")
     return out
 
 
@@ -260,43 +280,38 @@ def _instance_key(row: Mapping[str, Any]) -> tuple[Any, ...]:
     )
 
 
-def _paired_to_first(
-    entries: list[dict[str, Any]], variants: Sequence[str], runs: Sequence[Run]
+def _ratios_by_instance(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[Any, ...], float]:
+    """``{instance: ratio_to_heft}`` of evaluation rows (finite, positive ratios only)."""
+    out: dict[tuple[Any, ...], float] = {}
+    for x in rows:
+        v: Any = x.get("ratio_to_heft")
+        if _finite(v) and v > 0:
+            out[_instance_key(x)] = float(v)
+    return out
+
+
+def _paired(
+    entry: dict[str, Any],
+    runs: Sequence[Run],
+    ref_of_seed: Mapping[int, Mapping[tuple[Any, ...], float]],
+    name: str,
 ) -> None:
-    """Add ``ratio_to_baseline`` (+ ``_ci95``) and ``better_than_baseline`` (``"k/n"`` seeds) to
-    every entry: per seed, the mean over shared instances of the ratio to HEFT of the variant ÷
-    the first variant's (HEFT is the same on both, so this is the makespan ratio)."""
-    if not entries:
-        return
-    base = entries[0]["variant"]
-    by_seed = {
-        r.seed: {_instance_key(x): float(x["ratio_to_heft"]) for x in r.agent_rows()}
-        for r in runs
-        if r.variant == base
-    }
-    for entry in entries:
-        per_seed = []
-        for r in (r for r in runs if r.variant == entry["variant"]):
-            ref = by_seed.get(r.seed)
-            if ref is None:
-                continue
-            ratios = [
-                float(x["ratio_to_heft"]) / ref[k]
-                for x in r.agent_rows()
-                if (k := _instance_key(x)) in ref
-                and _finite(x.get("ratio_to_heft"))
-                and ref[k] > 0
-                and math.isfinite(ref[k])
-            ]
-            if ratios:
-                per_seed.append(float(np.mean(ratios)))
-        entry["baseline"] = base
-        if per_seed:
-            entry["ratio_to_baseline"], entry["ratio_to_baseline_ci95"] = ci95(per_seed)
-        else:
-            entry["ratio_to_baseline"] = entry["ratio_to_baseline_ci95"] = math.nan
-        better = sum(x < 1.0 - 1e-12 for x in per_seed)
-        entry["better_than_baseline"] = f"{better}/{len(per_seed)}"
+    """Add ``ratio_to_<name>`` (+ ``_ci95``) and ``better_than_<name>`` (``"k/n"`` seeds) to
+    ``entry``: per seed of its variant, the mean over the instances ``ref_of_seed[seed]`` also
+    scored of the variant's ratio to HEFT ÷ the reference's (HEFT is the same on both, so this
+    is the makespan ratio); then mean ± 95% CI over seeds."""
+    per_seed = []
+    for r in runs:
+        ref = ref_of_seed.get(r.seed) if r.variant == entry["variant"] else None
+        if not ref:
+            continue
+        own = _ratios_by_instance(r.agent_rows())
+        ratios = [v / ref[k] for k, v in own.items() if k in ref]
+        if ratios:
+            per_seed.append(float(np.mean(ratios)))
+    key = f"ratio_to_{name}"
+    entry[key], entry[f"{key}_ci95"] = ci95(per_seed) if per_seed else (math.nan, math.nan)
+    entry[f"better_than_{name}"] = f"{sum(x < 1.0 - 1e-12 for x in per_seed)}/{len(per_seed)}"
 
 
 #: The columns of the ablation table.
@@ -317,12 +332,13 @@ def ablation_table(summary: Sequence[Mapping[str, Any]]) -> str:
     """The Markdown table of :func:`summarize_ablation` (with the paired columns when the
     summary has them)."""
     cols = list(ABLATION_COLUMNS)
-    if summary and "ratio_to_baseline" in summary[0]:
-        base = summary[0]["baseline"]
-        cols[3:3] = [
-            Column("ratio_to_baseline", f"÷ {base}, paired per seed", 3),
-            Column("better_than_baseline", f"seeds better than {base}"),
-        ]
+    for name in ("reference", "baseline"):  # inserted after the first ratio column
+        if summary and name in summary[0]:
+            label = summary[0][name]
+            cols[3:3] = [
+                Column(f"ratio_to_{name}", f"÷ {label}, paired per seed", 3),
+                Column(f"better_than_{name}", f"seeds better than {label}"),
+            ]
     return markdown_table(summary, cols)
 
 
@@ -439,6 +455,16 @@ def compare_runs(runs: Mapping[str, str | Path]) -> tuple[list[dict[str, Any]], 
         Column("ratio_to_lower_bound", "÷ lower bound", 3),
     ]
     return entries, markdown_table(entries, cols)
+
+
+def reference_rows(run: str | Path, scheduler: str) -> list[dict[str, Any]]:
+    """The evaluation rows of ``scheduler`` in a run directory's ``results.csv`` (the
+    ``reference`` of :func:`summarize_ablation`)."""
+    results = _results(Path(run))
+    rows = [r for r in _read_csv(results) if r.get("scheduler") == scheduler]
+    if not rows:
+        raise AblationError(f"{results}: no rows of scheduler {scheduler!r}")
+    return rows
 
 
 def _results(path: Path) -> Path:

@@ -205,7 +205,13 @@ def _job(root: Path, variant: str, seed: int, ratios: dict[str, float], curve: l
 
 
 def test_ablation_summary_of_a_sweep_by_hand(tmp_path: Path) -> None:
-    from teacher.ablation import collect_runs, summarize_ablation
+    from teacher.ablation import (
+        AblationError,
+        ablation_table,
+        collect_runs,
+        reference_rows,
+        summarize_ablation,
+    )
 
     _job(tmp_path, "sparse", 0, {"layered": 1.2, "montage": 1.4}, [1.5, 1.3, 1.2])
     _job(tmp_path, "sparse", 1, {"layered": 1.0, "montage": 1.2}, [1.4, 1.1, 1.0])
@@ -234,3 +240,21 @@ def test_ablation_summary_of_a_sweep_by_hand(tmp_path: Path) -> None:
     assert r["ratio_to_baseline"] == pytest.approx((0.76786 + 1.09167) / 2, rel=1e-4)
     assert r["better_than_baseline"] == "1/2" and r["baseline"] == "sparse"
     assert s["ratio_to_baseline"] == 1.0 and s["better_than_baseline"] == "0/2"
+    # Paired with one scheduler of another run (the same on every seed): layered 1.0, montage
+    # 1.25; sparse seed 0 (1.2/1.0 + 1.4/1.25) / 2 = 1.16, seed 1 (1.0/1.0 + 1.2/1.25) / 2 = 0.98.
+    ref = [
+        {"family": "layered", "ratio_to_heft": 1.0},
+        {"family": "montage", "ratio_to_heft": 1.25},
+    ]
+    paired = summarize_ablation(runs, window=1, order=["sparse"], reference=("hl", ref))
+    assert paired[0]["ratio_to_reference"] == pytest.approx((1.16 + 0.98) / 2)
+    assert paired[0]["better_than_reference"] == "1/2" and paired[0]["reference"] == "hl"
+    assert "| ÷ hl, paired per seed | seeds better than hl |" in ablation_table(paired)
+    ref_run = tmp_path / "ref"
+    ref_run.mkdir()
+    (ref_run / "results.csv").write_text("scheduler,family,ratio_to_heft\nheft,layered,1.0\n")
+    assert reference_rows(ref_run, "heft") == [
+        {"scheduler": "heft", "family": "layered", "ratio_to_heft": 1}
+    ]
+    with pytest.raises(AblationError, match=r"ref/results.csv: no rows of scheduler 'hl'"):
+        reference_rows(ref_run, "hl")
