@@ -157,6 +157,8 @@ class EnvConfig:
     # With plan_hints: the hints describe the shortest of HEFT with lookahead's plan and these
     # schedulers' (wass_env.envs.hints.plan_portfolio); None: the single_node plan.
     plan_hint_candidates: list[str] | None = None
+    # With plan_hint_candidates: pilot passes that shorten the winning plan (wass_env.sim.improve)
+    plan_hint_improve: int = 0
     graph_window: int = 0  # > 0: the DAG neighbourhood of the current task for a graph network
 
 

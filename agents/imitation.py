@@ -43,6 +43,7 @@ from wass_env.envs.hints import HINT_RULE, plan_portfolio, play
 from wass_env.errors import WassError
 from wass_env.io import atomic_write
 from wass_env.scheduling import Scheduler, make_scheduler
+from wass_env.sim.improve import local_nodes
 from wass_env.sim.ordering import ReadyQueue, argmin_first, task_priority
 from wass_env.sim.plan import PlanBuilder
 
@@ -158,30 +159,8 @@ class PilotExpert:
 
     @staticmethod
     def _local_nodes(builder: PlanBuilder, task: int) -> list[int]:
-        """Nodes that keep data local: the one holding most of the task's input bytes, and the
-        one holding most of its children's inputs from their other placed parents."""
-        wf = builder.problem.workflow
-        n = builder.problem.n_nodes
-        out: list[int] = []
-        sl = wf.parent_edge_slice(task)
-        if sl.stop > sl.start:
-            local = np.bincount(
-                builder.node[wf.edge_src[sl]], weights=wf.edge_bytes[sl], minlength=n
-            )
-            if local.max() > 0:
-                out.append(int(local.argmax()))
-        co = np.zeros(n)
-        for c in wf.children(task).tolist():
-            csl = wf.parent_edge_slice(c)
-            par = wf.edge_src[csl]
-            placed = (builder.node[par] >= 0) & (par != task)
-            if placed.any():
-                co += np.bincount(
-                    builder.node[par[placed]], weights=wf.edge_bytes[csl][placed], minlength=n
-                )
-        if co.max() > 0:
-            out.append(int(co.argmax()))
-        return out
+        """Nodes that keep data local (:func:`wass_env.sim.improve.local_nodes`)."""
+        return local_nodes(builder, task)
 
     def label(self, scores: NDArray[np.float64]) -> NDArray[np.float64]:
         """The label distribution: uniform over the nodes tied for the best score."""
@@ -329,6 +308,9 @@ class PortfolioExpert(PilotExpert):
         tie: Relative tolerance under which two makespans count as equal.
         plans: Compare complete plans as the plan hints do (see above), in the order of the
             priorities the expert is asked with (the environment's).
+        improve: With ``plans``, the pilot passes the hints make over the winning plan
+            (``env.plan_hint_improve``): the improved plan's node is then the label wherever
+            the passes changed it.
     """
 
     def __init__(
@@ -336,9 +318,16 @@ class PortfolioExpert(PilotExpert):
         candidates: tuple[str, ...] | list[str] = ("heft_lookahead", "single_node"),
         tie: float = 1e-9,
         plans: bool = False,
+        improve: int = 0,
     ) -> None:
         super().__init__(k=1, base="heft", locality=False, tie=tie)
         self.plans = bool(plans)
+        self.improve = int(improve)
+        if self.improve and not self.plans:
+            raise ImitationError(
+                f"imitation.expert.improve: {improve!r} improves the plan hints' plan; it "
+                "needs plans: true"
+            )
         self.plan_candidates = tuple(str(c) for c in candidates) if self.plans else ()
         self.candidates: list[Scheduler] = _schedulers(
             (HINT_RULE,) if self.plans else tuple(candidates)
@@ -356,6 +345,7 @@ class PortfolioExpert(PilotExpert):
                 insertion=builder.insertion,
                 priority=priority,
                 tie=self.tie,
+                improve=self.improve,
             )
             self._nodes = None if choice.name == HINT_RULE else choice.nodes
             name = choice.name

@@ -146,23 +146,31 @@ class PlanPortfolioScheduler(Scheduler):
             :data:`~wass_env.envs.hints.PORTFOLIO_PLAN_CANDIDATES`).
         task_order: The environment's task order the plans are judged in (``rank``, ``fifo``).
         seed: Unused (the candidates are deterministic); accepted like every scheduler's.
+        improve: Pilot passes over the winning plan (``env.plan_hint_improve``,
+            :mod:`wass_env.sim.improve`); default :attr:`default_improve`.
 
     Attributes:
         last_choice: Name of the plan that won on the last problem ("" before any).
     """
 
     name: ClassVar[str] = "plan_portfolio"
+    #: Pilot passes over the winning plan when ``improve`` is not given.
+    default_improve: ClassVar[int] = 0
 
     def __init__(
         self,
         candidates: Sequence[str] = PORTFOLIO_PLAN_CANDIDATES,
         task_order: str = "rank",
         seed: int | None = None,
+        improve: int | None = None,
     ) -> None:
         self.candidates = tuple(str(c) for c in candidates)
         if task_order not in TASK_ORDERS:
             raise ValueError(f"task_order must be one of {TASK_ORDERS}, got {task_order!r}")
         self.task_order = task_order
+        self.improve = self.default_improve if improve is None else int(improve)
+        if not 0 <= self.improve <= 100:
+            raise ValueError(f"improve must be an integer in [0, 100], got {improve!r}")
         super().__init__(seed)
         self.last_choice = ""
 
@@ -173,6 +181,7 @@ class PlanPortfolioScheduler(Scheduler):
             self.candidates,
             insertion=insertion,
             priority=task_priority(problem, self.task_order),
+            improve=self.improve,
         )
         self.last_choice = choice.name
         return choice
@@ -186,4 +195,16 @@ class PlanPortfolioScheduler(Scheduler):
         return int(self._choice(builder.problem, builder.insertion).nodes[task])
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({list(self.candidates)})"
+        return f"{type(self).__name__}({list(self.candidates)}, improve={self.improve})"
+
+
+class ImprovedPortfolioScheduler(PlanPortfolioScheduler):
+    """The plan portfolio's plan made shorter by up to three pilot passes
+    (:func:`wass_env.sim.improve.improve_plan`: per task the 2 earliest-finish and the
+    data-local nodes, the rest of the plan kept, a change kept only where the whole plan gets
+    shorter): never longer than :class:`PlanPortfolioScheduler`'s plan. What a policy trained
+    with ``env.plan_hint_improve=3`` plays before any training.
+    """
+
+    name: ClassVar[str] = "improved_portfolio"
+    default_improve: ClassVar[int] = 3

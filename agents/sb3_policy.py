@@ -13,10 +13,10 @@ the action mask, whatever the algorithm:
   the feasible nodes, a ranking rather than a probability.
 
 Ties go to the lowest node index. The environment settings the policy was trained with
-(``task_order``, ``lookahead``, ``plan_hints``, ``plan_hint_candidates``, ``graph_window``: they
-change the observation)
-come from the ``<stem>.env_kwargs.json`` file saved next to the checkpoint by ``wass train``, or
-from ``env_kwargs`` for checkpoints trained elsewhere. The same acting code serves
+(``task_order``, ``lookahead``, ``plan_hints``, ``plan_hint_candidates``,
+``plan_hint_improve``, ``graph_window``: they change the observation) come from the
+``<stem>.env_kwargs.json`` file saved next to the checkpoint by ``wass train``, or from
+``env_kwargs`` for checkpoints trained elsewhere. The same acting code serves
 :class:`agents.ppo.MaskablePPOAgent` (a policy being trained) and
 :class:`agents.learned.PolicyScheduler` (guarded and rollout modes on top of any of these).
 """
@@ -67,6 +67,7 @@ OBSERVATION_SETTINGS = (
     "lookahead",
     "plan_hints",
     "plan_hint_candidates",
+    "plan_hint_improve",
     "graph_window",
 )
 

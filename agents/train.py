@@ -187,6 +187,8 @@ def env_kwargs_from_config(cfg: DictConfig) -> dict[str, Any]:
     if not env.get("plan_hints"):
         # The candidates only say what the hints describe: env.plan_hints=false turns both off.
         env["plan_hint_candidates"] = None
+    if env.get("plan_hint_candidates") is None:
+        env.pop("plan_hint_improve", None)  # it improves the candidates' plan: none to improve
     try:
         clusters = expand_cluster_spec(_plain(cfg.cluster))
     except ClusterError as exc:

@@ -339,6 +339,7 @@ def test_registry_names_match_classes() -> None:
         "best_heuristic",
         "portfolio",
         "plan_portfolio",
+        "improved_portfolio",
         "policy",
         "teacher",
     }

@@ -91,12 +91,18 @@ def test_expert_options_replace_each_other_whole():
             "imitation/expert=plan_portfolio",
             "env.plan_hints=true",
             "env.plan_hint_candidates=[single_node,peft]",
+            "env.plan_hint_improve=2",
         ]
     )
     spec = dict(hinted.imitation.expert)
-    assert spec == {"kind": "portfolio", "plans": True, "candidates": ["single_node", "peft"]}
+    assert spec == {
+        "kind": "portfolio",
+        "plans": True,
+        "candidates": ["single_node", "peft"],
+        "improve": 2,
+    }
     pp = make_expert(spec)
-    assert isinstance(pp, PortfolioExpert) and pp.plans
+    assert isinstance(pp, PortfolioExpert) and pp.plans and pp.improve == 2
     assert pp.plan_candidates == ("single_node", "peft")
     cfg = compose_train(
         ["imitation/expert=plans", "imitation.expert.candidates=[heft,single_node]"]

@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from wass_env.scheduling import Scheduler, make_scheduler
+from wass_env.sim.improve import improve_plan
 from wass_env.sim.ordering import TIE_RTOL, ReadyQueue, argmin_first, task_priority
 from wass_env.sim.plan import PlanBuilder
 from wass_env.sim.problem import Problem
@@ -103,10 +104,13 @@ def plan_portfolio(
     insertion: bool = True,
     priority: NDArray[np.float64] | None = None,
     tie: float = TIE_RTOL,
+    improve: int = 0,
+    improve_k: int = 2,
 ) -> PortfolioChoice:
     """The shortest of :data:`HINT_RULE`'s plan and the candidates' plans, in the environment's
-    task order (see the module docstring). Computed once per problem, insertion policy, order
-    and candidate list, and kept in the problem's cache.
+    task order (see the module docstring), optionally made shorter by pilot passes. Computed
+    once per problem, insertion policy, order, candidate list and improvement, and kept in the
+    problem's cache.
 
     Args:
         problem: The problem.
@@ -115,11 +119,29 @@ def plan_portfolio(
         priority: The environment's task priorities (default: the ``rank`` order,
             :func:`~wass_env.sim.ordering.task_priority`).
         tie: Relative tolerance under which two makespans count as equal.
+        improve: Pilot passes over the winning plan (:func:`wass_env.sim.improve.improve_plan`;
+            0: none). Where they make it shorter by more than ``tie`` the choice is named
+            ``"<winner>+improved"`` and holds the improved plan; never longer than without.
+        improve_k: Earliest-finish nodes the passes try per task (besides the data-local ones).
     """
     if priority is None:
         priority = task_priority(problem, "rank")
     priority = np.asarray(priority, dtype=np.float64)
     key = f"plan_portfolio:{insertion}:{','.join(candidates)}:{tie}:{hash(priority.tobytes())}"
+    if improve > 0:
+        base = plan_portfolio(problem, candidates, insertion=insertion, priority=priority, tie=tie)
+        key += f":improve{int(improve)}x{int(improve_k)}"
+        hit = problem._cache.get(key)
+        if hit is None:
+            nodes, span, _ = improve_plan(
+                problem, base.nodes, priority, k=improve_k, insertion=insertion, passes=improve
+            )
+            hit = base
+            if span < base.makespan * (1.0 - tie):
+                hit = PortfolioChoice(f"{base.name}+improved", span, base.rule_makespan, nodes)
+                hit.nodes.setflags(write=False)
+            problem._cache[key] = hit
+        return hit  # type: ignore[no-any-return]
     hit = problem._cache.get(key)
     if hit is not None:
         return hit  # type: ignore[no-any-return]

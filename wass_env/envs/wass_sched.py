@@ -259,6 +259,9 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
       acting in the environment's task order and their own plans replayed in it; HEFT with
       lookahead's among tied ones: :func:`wass_env.envs.hints.plan_portfolio`), e.g.
       :data:`~wass_env.envs.hints.PORTFOLIO_PLAN_CANDIDATES`. Default None: the single_node plan.
+    * ``plan_hint_improve``: with ``plan_hint_candidates``, pilot passes that make the winning
+      plan shorter before it becomes the hint (:mod:`wass_env.sim.improve`; 0, the default:
+      none). The hint is then never longer than the portfolio's plan.
     * ``graph_window``: if > 0, add the current task's neighbourhood in the DAG, padded to that
       many tasks: ``obs["graph_tasks"]`` and ``obs["graph_edges"]`` (see
       :mod:`wass_env.envs.graph`), for a graph network.
@@ -294,6 +297,7 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         lookahead: bool = False,
         plan_hints: bool = False,
         plan_hint_candidates: Sequence[str] | None = None,
+        plan_hint_improve: int = 0,
         graph_window: int = 0,
         reward_scale: str = "lower_bound",
         render_mode: str | None = None,
@@ -391,6 +395,20 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
                         f"(known: {', '.join(scheduler_names())})"
                     )
             self.plan_hint_candidates = tuple(names)
+        if (
+            isinstance(plan_hint_improve, bool)
+            or not isinstance(plan_hint_improve, (int, np.integer))
+            or not 0 <= plan_hint_improve <= 100
+        ):
+            raise EnvConfigError(
+                f"plan_hint_improve must be an integer in [0, 100], got {plan_hint_improve!r}"
+            )
+        if plan_hint_improve and self.plan_hint_candidates is None:
+            raise EnvConfigError(
+                "plan_hint_improve needs plan_hint_candidates (it improves the portfolio's "
+                f"plan), got plan_hint_improve={plan_hint_improve!r}"
+            )
+        self.plan_hint_improve = int(plan_hint_improve)
         self._hint_schedulers = (
             [make_scheduler(name) for name in PLAN_HINT_SCHEDULERS]
             if self.plan_hints and self.plan_hint_candidates is None
@@ -711,6 +729,7 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
                     self.plan_hint_candidates,
                     insertion=self.insertion,
                     priority=task_priority(problem, self.task_order),
+                    improve=self.plan_hint_improve,
                 )
                 self._hint_nodes = choice.nodes
                 ref, other = choice.rule_makespan, choice.makespan
