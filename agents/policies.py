@@ -55,9 +55,12 @@ from wass_env.envs.wass_sched import (
 
 __all__ = ["GATE_SHARPNESS", "NodeHeads", "NodeScoringPolicy", "SchedExtractor", "WindowGNN"]
 
-#: Initial sharpness of the gated prior: at a one-node share of 0.51 (the one-node plan 4%
-#: shorter than HEFT with lookahead's) the gate is 0.88.
-GATE_SHARPNESS = 200.0
+#: Initial sharpness of the gated prior, in effect a step: the gate is above 0.99 wherever the
+#: other plan is more than 2e-5 (relative) shorter than HEFT with lookahead's (``plan_share``
+#: above 0.5 + 5e-6), so the untrained policy follows that plan exactly, and 1/2 at a tie,
+#: where the two rules agree on the plan's path. (At 200, the value before, a plan 1% shorter
+#: opened the gate only to 0.6, and the mixed prior followed neither plan.)
+GATE_SHARPNESS = 1e6
 _SHARE_COL = len(CONTEXT_FEATURES) + PLAN_HINT_FEATURES.index("plan_share")
 _PLAN_COL = len(LOOKAHEAD_FEATURES) + PLAN_HINT_NODE_FEATURES.index("plan_gap")
 

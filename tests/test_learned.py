@@ -24,7 +24,7 @@ from agents.imitation import (
     make_expert,
 )
 from agents.learned import PolicyScheduler
-from agents.policies import NodeScoringPolicy
+from agents.policies import GATE_SHARPNESS, NodeScoringPolicy
 from agents.ppo import AgentConfigError, MaskablePPOAgent, make_vec
 from agents.registry import make_scheduler
 from wass_env.envs.graph import GRAPH_TASK_FEATURES, GraphWindow
@@ -280,13 +280,13 @@ def test_gated_prior_starts_as_the_portfolio_of_lookahead_and_one_node() -> None
     agent.build(make_vec({**hints, "workload": workloads[0]}, 1, 0))
     heads = agent.model.policy.mlp_extractor
     assert agent.model.policy.features_extractor.gated
-    assert heads.gate_k is not None and heads.gate_k.item() == 200.0
+    assert heads.gate_k is not None and heads.gate_k.item() == GATE_SHARPNESS
     last = heads.score[-1]
     torch.nn.init.zeros_(last.weight)
     torch.nn.init.zeros_(last.bias)
     # With the scorer zeroed, the logits are -20 x ((1 - g) lookahead_gap + g plan_gap)
-    # with g = sigmoid(200 (share - 1/2)): away from a tie the policy plays the one-node plan
-    # or follows lookahead_gap's lowest node.
+    # with g = sigmoid(k (share - 1/2)), in effect a step: away from an exact tie the policy
+    # plays the one-node plan or follows lookahead_gap's lowest node.
     gap_col = LOOKAHEAD_FEATURES.index("lookahead_gap")
     one_col = len(LOOKAHEAD_FEATURES)
     opened = closed = 0
@@ -295,7 +295,7 @@ def test_gated_prior_starts_as_the_portfolio_of_lookahead_and_one_node() -> None
         for seed in seeds:
             obs, _ = env.reset(seed=seed)
             share = float(obs["context"][-1])
-            if abs(share - 0.5) < 0.02:
+            if abs(share - 0.5) < 1e-5:
                 continue
             problem = env.unwrapped.problem
             one = make_scheduler("single_node")
@@ -727,6 +727,48 @@ def test_gated_prior_with_plan_candidates_starts_as_the_plan_portfolio() -> None
         assert want <= heft.plan(problem).makespan * (1 + 1e-9)
         won.add(port.last_choice)
     assert "heft_lookahead" in won and len(won) >= 3
+
+
+def test_gated_prior_with_improved_hints_plays_the_improved_plan_at_near_ties() -> None:
+    # Fan-outs at CCR 5 on 16 heterogeneous nodes with the pilot passes: the improved plan is
+    # 2-8% shorter than HEFT with lookahead's and differs from it on many tasks, where
+    # lookahead_gap is large. The gate must open fully there: a partly open gate (sharpness
+    # 200, before: g = 0.73 on seed 5, plan_share 0.5048) mixed the two rules into a plan that
+    # followed neither, 1.116 x the improved plan on seed 5.
+    cands = ["single_node", "heft", "peft", "cpop", "data_locality"]
+    kw = {
+        "lookahead": True,
+        "plan_hints": True,
+        "plan_hint_candidates": cands,
+        "plan_hint_improve": 3,
+        "workload": {"generator": "fan_out", "n_tasks": [20, 200], "ccr": 5.0},
+        "cluster": {"kind": "heterogeneous", "n_nodes": 16},
+    }
+    agent = scoring_agent(kw)
+    heads = agent.model.policy.mlp_extractor
+    assert heads.gate_k is not None and heads.gate_k.item() == GATE_SHARPNESS
+    last = heads.score[-1]
+    torch.nn.init.zeros_(last.weight)
+    torch.nn.init.zeros_(last.bias)
+    import wass_env.envs.wass_sched as ws
+
+    share_col = len(ws.CONTEXT_FEATURES) + ws.PLAN_HINT_FEATURES.index("plan_share")
+    env = gym.make("WassSched-v0", **kw)
+    improved = make_scheduler("improved_portfolio")
+    shares = []
+    for seed in range(8):
+        obs, _ = env.reset(seed=seed)
+        problem = env.unwrapped.problem
+        shares.append(float(obs["context"][share_col]))
+        done = False
+        while not done:
+            mask = env.unwrapped.action_masks()
+            action, _ = agent.model.predict(obs, action_masks=mask, deterministic=True)
+            obs, _, term, trunc, info = env.step(int(action))
+            done = term or trunc
+        want = improved.plan(problem).makespan
+        assert info["planned_makespan"] == pytest.approx(want, rel=1e-12), seed
+    assert 0.5 < min(shares) < 0.506
 
 
 def test_plan_portfolio_expert_labels_the_hints_plan() -> None:
