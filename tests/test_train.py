@@ -41,6 +41,7 @@ BASELINES = {
     "heft_lookahead",
     "portfolio",
     "plan_portfolio",
+    "improved_portfolio",
     "best_heuristic",
 }
 
@@ -178,11 +179,11 @@ def test_tiny_imitation_run_end_to_end(tmp_path: Path):
 def test_tiny_training_run_end_to_end(tmp_path: Path):
     cfg = compose_train(TINY)
     out = run_training(cfg, tmp_path)
-    # results: the policy and 9 baselines x 2 fixed evaluation instances, the same for every
+    # results: the policy and 10 baselines x 2 fixed evaluation instances, the same for every
     # scheduler, from the evaluation seed range
     with (tmp_path / "results.csv").open() as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 10 * 2
+    assert len(rows) == (1 + len(BASELINES)) * 2 == 11 * 2
     assert {r["scheduler"] for r in rows} == {"maskable_ppo", *BASELINES}
     assert {int(r["seed"]) for r in rows} == {10**9, 10**9 + 1}
     for seed in {r["seed"] for r in rows}:
