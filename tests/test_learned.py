@@ -53,6 +53,20 @@ def scoring_agent(
     return agent
 
 
+def play_greedy(agent: MaskablePPOAgent, env: gym.Env, seed: int) -> tuple[Problem, dict, dict]:
+    """One episode of ``env`` from ``seed`` with the agent's most likely masked action at every
+    step: the episode's problem, its first observation and the last step's info."""
+    obs, _ = env.reset(seed=seed)
+    first, problem = obs, env.unwrapped.problem
+    done = False
+    while not done:
+        mask = env.unwrapped.action_masks()
+        action, _ = agent.model.predict(obs, action_masks=mask, deterministic=True)
+        obs, _, term, trunc, info = env.step(int(action))
+        done = term or trunc
+    return problem, first, info
+
+
 # ---------------------------------------------------------------------------------- features
 def test_lookahead_features_hand_computed() -> None:
     # t -> c1, t -> c2; 3 bytes per edge at 1 byte/s, no latency; node 0 speed 1, node 1 speed 2,
@@ -713,14 +727,7 @@ def test_gated_prior_with_plan_candidates_starts_as_the_plan_portfolio() -> None
     port, heft = make_scheduler("plan_portfolio"), make_scheduler("heft")
     won: set[str] = set()
     for seed in range(14):
-        obs, _ = env.reset(seed=seed)
-        problem = env.unwrapped.problem
-        done = False
-        while not done:
-            mask = env.unwrapped.action_masks()
-            action, _ = agent.model.predict(obs, action_masks=mask, deterministic=True)
-            obs, _, term, trunc, info = env.step(int(action))
-            done = term or trunc
+        problem, _, info = play_greedy(agent, env, seed)
         # The untrained policy plays the portfolio's plan exactly, never longer than HEFT's.
         want = port.plan(problem).makespan
         assert info["planned_makespan"] == pytest.approx(want, rel=1e-12)
@@ -757,15 +764,8 @@ def test_gated_prior_with_improved_hints_plays_the_improved_plan_at_near_ties() 
     improved = make_scheduler("improved_portfolio")
     shares = []
     for seed in range(8):
-        obs, _ = env.reset(seed=seed)
-        problem = env.unwrapped.problem
-        shares.append(float(obs["context"][share_col]))
-        done = False
-        while not done:
-            mask = env.unwrapped.action_masks()
-            action, _ = agent.model.predict(obs, action_masks=mask, deterministic=True)
-            obs, _, term, trunc, info = env.step(int(action))
-            done = term or trunc
+        problem, first, info = play_greedy(agent, env, seed)
+        shares.append(float(first["context"][share_col]))
         want = improved.plan(problem).makespan
         assert info["planned_makespan"] == pytest.approx(want, rel=1e-12), seed
     assert 0.5 < min(shares) < 0.506
