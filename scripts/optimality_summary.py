@@ -16,6 +16,13 @@ instance (the check that they are the same instances).
 A second table, from the first file, is the floor under every scheduler: per instance with a
 ``cpsat`` row the proven optimum, else the best lower bound, ÷ HEFT. No scheduler's mean ratio to
 HEFT can be below the floor's mean, so it says whether a target relative to HEFT is reachable.
+``--floors`` prints only that table, over every instance (CP-SAT's or not; the larger ones get
+the best lower bound: the critical-path/work bound or the fork-join bound), so it also runs on
+an evaluation without ``cpsat``, e.g. the generalisation cells:
+
+    python scripts/evaluate.py experiment=generalisation 'generalisation.families=[bwa]' \
+        'generalisation.real_ccrs=[]' 'schedulers=[heft,improved_portfolio]'
+    python scripts/optimality_summary.py --floors runs/eval/<run>/episodes.csv
 
     python scripts/evaluate.py experiment=optimality checkpoint=NEW.zip 'schedulers=[heft]'
     python scripts/optimality_summary.py runs/eval/<cpsat run>/episodes.csv \
@@ -47,10 +54,19 @@ def main(argv: list[str] | None = None) -> int:
         help="episodes.csv of an evaluation run with cpsat, then any later runs on its instances",
     )
     ap.add_argument("--markdown", type=Path, default=None, help="also write the table here")
+    ap.add_argument(
+        "--floors",
+        action="store_true",
+        help="only the floor table, over every instance of the first file (with or without a "
+        "cpsat row: instances too large for CP-SAT get the best lower bound)",
+    )
     args = ap.parse_args(argv)
     try:
-        text = optimality_table(load_proven(*args.episodes))
-        text += "\n\n" + floor_table(load_floors(args.episodes[0]))
+        if args.floors:
+            text = floor_table(load_floors(args.episodes[0], every_instance=True))
+        else:
+            text = optimality_table(load_proven(*args.episodes))
+            text += "\n\n" + floor_table(load_floors(args.episodes[0]))
     except OptimalityError as exc:
         print(f"optimality_summary: {exc}", file=sys.stderr)
         return 2

@@ -150,6 +150,16 @@ def test_grid_rows_pairing_and_cpsat_optimum() -> None:
     assert all(r["ratio_to_cpsat"] >= 1.0 - 1e-12 for r in rows)
     assert all(r["makespan"] >= r["cpsat_lower_bound"] - 1e-9 for r in rows)
     assert all(r["makespan"] >= r["lower_bound"] - 1e-9 for r in rows)
+    # The fork-join bound is the problem's own, one per instance, and under every optimum.
+    for wl in ("a", "b"):
+        problems = episode_problems(
+            {"workload": grid.workloads[wl], "cluster": TINY_CLUSTER}, grid.seeds
+        )
+        for seed, problem in zip(grid.seeds, problems, strict=True):
+            fjb = problem.fork_join_bound()
+            ours = [r for r in rows if r["workload"] == wl and r["seed"] == seed]
+            assert all(r["fork_join_bound"] == fjb for r in ours)
+            assert fjb <= min(r["makespan"] for r in ours) * (1 + 1e-9)
     # CP-SAT strictly beats HEFT on some of them (the instances are not trivial).
     assert any(r["ratio_to_heft"] < 1.0 for r in rows if r["scheduler"] == "cpsat")
 
@@ -741,6 +751,55 @@ def test_optimality_floor_is_the_optimum_or_the_best_bound_by_hand(tmp_path: Pat
     bad.write_text(cols + "\na,c,1,0,heft,11.0,,8.0,x\n")
     with pytest.raises(OptimalityError, match=r"bad.csv: line 2: cpsat_lower_bound 'x'"):
         load_floors(bad)
+
+
+def test_optimality_floors_of_every_instance_use_the_fork_join_bound(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from agents.evaluation.optimality import OptimalityError, floor_table, load_floors
+
+    cols = (
+        "workload,cluster,seed,episode,scheduler,makespan,cpsat_optimal,"
+        "lower_bound,fork_join_bound,cpsat_lower_bound"
+    )
+    rows = [
+        # no cpsat row: floor = max(6, 9) / heft 10 = 0.9; best known = the shortest plan, 9.5
+        "a,c,1,0,heft,10.0,False,6.0,9.0,",
+        "a,c,1,0,improved_portfolio,9.5,False,6.0,9.0,",
+        # a proven optimum still wins over the bounds: 8 / 10
+        "a,c,2,1,heft,10.0,True,6.0,7.0,",
+        "a,c,2,1,cpsat,8.0,True,6.0,7.0,8.0",
+    ]
+    path = tmp_path / "episodes.csv"
+    path.write_text("\n".join([cols, *rows]) + "\n")
+    # Without every_instance only the instance with a cpsat row counts.
+    assert load_floors(path) == {("a", "c"): [pytest.approx((0.8, 0.8, True))]}
+    floors = load_floors(path, every_instance=True)
+    assert floors[("a", "c")] == [
+        pytest.approx((0.9, 0.95, False)),
+        pytest.approx((0.8, 0.8, True)),
+    ]
+    # floor mean 0.85, lowest 0.8; best (0.95 + 0.8) / 2 = 0.875 ± 12.706 * 0.075 = 0.953
+    assert "| a | c | 2 | 1 | 0.850 [0.800] | 0.875 ± 0.953 |" in floor_table(floors)
+    proc = subprocess.run(
+        [sys.executable, "scripts/optimality_summary.py", "--floors", str(path)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "| a | c | 2 | 1 | 0.850 [0.800] | 0.875 ± 0.953 |" in proc.stdout
+    # A bound above a plan is a wrong bound (or noisy runtimes), not a floor.
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text(cols + "\na,c,1,0,heft,10.0,False,6.0,10.5,\n")
+    with pytest.raises(OptimalityError, match=r"wrong.csv: a lower bound \(10.5 s\) above a plan"):
+        load_floors(wrong, every_instance=True)
+    proc = subprocess.run(
+        [sys.executable, "scripts/optimality_summary.py", "--floors", str(wrong)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2 and "wrong.csv" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_compare_experts_plans_are_never_worse_than_heft_lookahead() -> None:

@@ -15,7 +15,9 @@ Rows (``episodes.csv``): ``workload``, ``cluster`` (the grid's labels), ``seed``
 ``n_nodes``, ``ccr``, ``planned_makespan`` and the realized schedule's metrics
 (:func:`wass_env.sim.metrics.schedule_metrics`: ``makespan`` [s], ``mean_wait`` [s],
 ``utilization``, ``cross_node_bytes``, ``locality_hit_rate``, ``slr``, ``lower_bound`` [s],
-``ratio_to_lower_bound``), the CP-SAT columns, and the paired ``ratio_to_<x>`` of the reference,
+``ratio_to_lower_bound``), ``fork_join_bound`` [s] (the problem's communication-aware bound,
+:meth:`~wass_env.sim.problem.Problem.fork_join_bound`, for its own durations), the CP-SAT
+columns, and the paired ``ratio_to_<x>`` of the reference,
 of every comparison scheduler and of CP-SAT (NaN where that scheduler has no row).
 """
 
@@ -191,6 +193,7 @@ def _run_cell(
             "cpsat_optimal": False,
             "cpsat_lower_bound": math.nan,
         }
+        bounds = {"fork_join_bound": problem.fork_join_bound()}
         for i, entry in enumerate(job.entries):
             sch = schedulers[i]
             is_cpsat = getattr(sch, "name", "") == "cpsat"
@@ -236,6 +239,7 @@ def _run_cell(
             if bar is not None:
                 bar.update()
         for r in episode_rows:
+            r.update(bounds)
             r.update(cpsat_info)
         rows.extend(episode_rows)
     return rows, timings, kept

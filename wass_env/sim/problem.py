@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from wass_env.sim.bounds import fork_join_bound
 from wass_env.sim.cluster import Cluster
 from wass_env.sim.workflow import Workflow, WorkflowError
 
@@ -409,6 +410,18 @@ class Problem:
     def lower_bound(self) -> float:
         """``max(critical_path(), work_bound())``: no schedule can finish sooner [s]."""
         return max(self.critical_path(), self.work_bound())
+
+    def fork_join_bound(self) -> float:
+        """A lower bound that counts data movement at forks and joins (cached) [s].
+
+        Every plan either keeps a task's children (parents) on its node, where they share its
+        cores, or pays their transfers; see :mod:`wass_env.sim.bounds`. Often far above
+        :meth:`lower_bound` where data is heavy, 0 without edges or on one node. Not part of
+        :meth:`lower_bound`, which observations and rewards are normalised by.
+        """
+        if "fjb" not in self._cache:
+            self._cache["fjb"] = fork_join_bound(self)
+        return self._cache["fjb"]  # type: ignore[no-any-return]
 
     def ccr(self) -> float:
         """Communication-to-computation ratio: mean edge cost / mean task runtime.
