@@ -561,6 +561,22 @@ def test_generalisation_cells_policies_and_summary(tmp_path: Path) -> None:
     assert line_a.split(" | ")[-1].startswith("1.000 ± 0.000 (0/4/0)")  # the policy is HEFT
     assert "| mean over families |" in text
     assert "No checkpoint for: b." in text
+    # The floor: per instance the larger bound ÷ HEFT, averaged over the family's instances.
+    heft = {
+        (r["workload"], r["seed"]): r
+        for r in result.rows
+        if r["scheduler"] == "heft" and r["workload"].startswith("a@")
+    }
+    floor_a = sum(
+        max(r["lower_bound"], r["fork_join_bound"]) / r["makespan"] for r in heft.values()
+    ) / len(heft)
+    assert len(heft) == 4 and 0 < floor_a <= 1.0
+    first = text[: text.index("## Held-out families, the cells at CCR >= 1")]
+    assert "| held-out family | instances | floor | heft | single_node |" in first
+    assert line_a.startswith(f"| a | 4 | {floor_a:.3f} | 1.000 ± 0.000 (0/4/0) |")
+    assert (
+        heldout_sections(result.rows, _gen_cfg(), result.names, floor=False)[0].count("floor") == 0
+    )
     # Without best_heuristic in the run (a cheaper evaluation), its sections are left out.
     rows = [r for r in result.rows if r["scheduler"] != "best_heuristic"]
     names = [n for n in result.names if n != "best_heuristic"]

@@ -141,6 +141,7 @@ def run_evaluation(
             result.names,
             reference=grid.reference,
             compare=grid.compare,
+            floor=grid.noise == 0,
         )
     markdown = grid_markdown(
         summary,

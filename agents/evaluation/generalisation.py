@@ -19,8 +19,8 @@ get no policy column (the report lists them).
 :func:`expand` turns the ``generalisation`` config into grid cells and scheduler entries;
 :func:`heldout_sections` writes the summary over held-out families: per family, over all its
 cells and over the cells at CCR >= 1, the mean paired ratio with its 95% CI and the
-wins/ties/losses, and a last row averaging the families (each family weighs the same; the CI is
-over families).
+wins/ties/losses, the floor (the mean of the instances' best lower bounds ÷ the reference), and a
+last row averaging the families (each family weighs the same; the CI is over families).
 """
 
 from __future__ import annotations
@@ -139,8 +139,32 @@ def expand(gen: Any) -> tuple[dict[str, Any], list[SchedulerEntry]]:
     return workloads, entries
 
 
+def _floors(rows: Sequence[Mapping[str, Any]], reference: str) -> dict[str, list[float]]:
+    """Per held-out family, each instance's floor ÷ ``reference``'s makespan: the largest lower
+    bound in the instance's rows (``lower_bound``, ``fork_join_bound``)."""
+    ref: dict[tuple[Any, ...], float] = {}
+    bound: dict[tuple[Any, ...], float] = {}
+    for r in rows:
+        key = (r["held_out"], r["workload"], r["cluster"], r["seed"], r["episode"])
+        if r["scheduler"] == reference:
+            ref[key] = float(r["makespan"])
+        for col in ("lower_bound", "fork_join_bound"):
+            x = float(r.get(col, math.nan))
+            if math.isfinite(x) and not x <= bound.get(key, -math.inf):
+                bound[key] = x
+    out: dict[str, list[float]] = {}
+    for key, span in ref.items():
+        if key in bound and span > 0:
+            out.setdefault(key[0], []).append(bound[key] / span)
+    return out
+
+
 def _family_rows(
-    summary: Sequence[Mapping[str, Any]], names: Sequence[str], metric: str, outcome: str
+    summary: Sequence[Mapping[str, Any]],
+    names: Sequence[str],
+    metric: str,
+    outcome: str,
+    floors: Mapping[str, Sequence[float]] | None = None,
 ) -> tuple[list[dict[str, Any]], list[Column]]:
     by = {(e["held_out"], e["scheduler"]): e for e in summary}
     fams = list(dict.fromkeys(e["held_out"] for e in summary))
@@ -150,6 +174,9 @@ def _family_rows(
     for f in fams:
         entry: dict[str, Any] = {"held-out family": f}
         entry["instances"] = max(int(by[f, n]["episodes"]) for n in present if (f, n) in by)
+        if floors is not None:
+            xs = floors.get(f, [])
+            entry["floor"] = f"{sum(xs) / len(xs):.3f}" if xs else "-"
         for n in present:
             entry[n] = format_cell(by[f, n], col) if (f, n) in by else "-"
         entries.append(entry)
@@ -163,9 +190,13 @@ def _family_rows(
             mean_row[n] = f"{m:.3f} ± {h:.3f}"
         else:
             mean_row[n] = f"({len(vals)}/{len(fams)} families)" if vals else "-"
+    if floors is not None:
+        means = [sum(floors[f]) / len(floors[f]) for f in fams if floors.get(f)]
+        mean_row["floor"] = f"{sum(means) / len(means):.3f}" if len(means) == len(fams) else "-"
     entries.append(mean_row)
-    cols = [Column("held-out family"), Column("instances")] + [Column(n) for n in present]
-    return entries, cols
+    cols = [Column("held-out family"), Column("instances")]
+    cols += [Column("floor")] if floors is not None else []
+    return entries, cols + [Column(n) for n in present]
 
 
 def heldout_sections(
@@ -175,8 +206,13 @@ def heldout_sections(
     *,
     reference: str = "heft",
     compare: Sequence[str] = ("heft", "best_heuristic"),
+    floor: bool = True,
 ) -> list[str]:
-    """Markdown sections summarising the grid by held-out family (see the module docstring)."""
+    """Markdown sections summarising the grid by held-out family (see the module docstring).
+
+    With ``floor`` (for noise-free runs: the bounds hold for the problems' own durations) each
+    family's table has a ``floor`` column: the mean over its instances of the largest lower
+    bound ÷ the table's reference, below which no scheduler's mean can go."""
     labels = cell_labels(gen)
     tagged = []
     for r in rows:
@@ -200,11 +236,18 @@ def heldout_sections(
             continue
         summary = summarize(subset, by=("held_out", "scheduler"), order=names, compare=compare)
         for c in [reference, *others]:
-            entries, cols = _family_rows(summary, names, f"ratio_to_{c}", c)
+            floors = _floors(subset, c) if floor else None
+            entries, cols = _family_rows(summary, names, f"ratio_to_{c}", c, floors)
+            note = (
+                " `floor`: the mean of each instance's largest lower bound (`lower_bound`, "
+                f"`fork_join_bound`) ÷ {c}; no scheduler's mean can be below it."
+                if floor
+                else ""
+            )
             out.append(
                 f"## Held-out families, {what}: makespan / {c}\n\n"
                 "Mean of the paired ratios over the family's instances ± 95% CI "
-                f"(wins/ties/losses against {c}).\n\n" + markdown_table(entries, cols)
+                f"(wins/ties/losses against {c}).{note}\n\n" + markdown_table(entries, cols)
             )
     if real:
         summary = summarize(real, by=("workload", "cluster", "scheduler"), order=names)
