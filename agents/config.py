@@ -159,6 +159,8 @@ class EnvConfig:
     plan_hint_candidates: list[str] | None = None
     # With plan_hint_candidates: pilot passes that shorten the winning plan (wass_env.sim.improve)
     plan_hint_improve: int = 0
+    # With plan_hint_improve: also the passes that move a task with its followers
+    plan_hint_follow: bool = False
     graph_window: int = 0  # > 0: the DAG neighbourhood of the current task for a graph network
 
 

@@ -311,6 +311,7 @@ class PortfolioExpert(PilotExpert):
         improve: With ``plans``, the pilot passes the hints make over the winning plan
             (``env.plan_hint_improve``): the improved plan's node is then the label wherever
             the passes changed it.
+        follow: With ``improve``, the hints' group passes too (``env.plan_hint_follow``).
     """
 
     def __init__(
@@ -319,10 +320,12 @@ class PortfolioExpert(PilotExpert):
         tie: float = 1e-9,
         plans: bool = False,
         improve: int = 0,
+        follow: bool = False,
     ) -> None:
         super().__init__(k=1, base="heft", locality=False, tie=tie)
         self.plans = bool(plans)
         self.improve = int(improve)
+        self.follow = bool(follow) and self.improve > 0
         if self.improve and not self.plans:
             raise ImitationError(
                 f"imitation.expert.improve: {improve!r} improves the plan hints' plan; it "
@@ -346,6 +349,7 @@ class PortfolioExpert(PilotExpert):
                 priority=priority,
                 tie=self.tie,
                 improve=self.improve,
+                follow=self.follow,
             )
             self._nodes = None if choice.name == HINT_RULE else choice.nodes
             name = choice.name

@@ -148,6 +148,8 @@ class PlanPortfolioScheduler(Scheduler):
         seed: Unused (the candidates are deterministic); accepted like every scheduler's.
         improve: Pilot passes over the winning plan (``env.plan_hint_improve``,
             :mod:`wass_env.sim.improve`); default :attr:`default_improve`.
+        follow: With ``improve``, also the passes that move a task with its followers
+            (``env.plan_hint_follow``); default :attr:`default_follow`.
 
     Attributes:
         last_choice: Name of the plan that won on the last problem ("" before any).
@@ -156,6 +158,8 @@ class PlanPortfolioScheduler(Scheduler):
     name: ClassVar[str] = "plan_portfolio"
     #: Pilot passes over the winning plan when ``improve`` is not given.
     default_improve: ClassVar[int] = 0
+    #: Whether the passes also move followers when ``follow`` is not given.
+    default_follow: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -163,6 +167,7 @@ class PlanPortfolioScheduler(Scheduler):
         task_order: str = "rank",
         seed: int | None = None,
         improve: int | None = None,
+        follow: bool | None = None,
     ) -> None:
         self.candidates = tuple(str(c) for c in candidates)
         if task_order not in TASK_ORDERS:
@@ -171,6 +176,7 @@ class PlanPortfolioScheduler(Scheduler):
         self.improve = self.default_improve if improve is None else int(improve)
         if not 0 <= self.improve <= 100:
             raise ValueError(f"improve must be an integer in [0, 100], got {improve!r}")
+        self.follow = (self.default_follow if follow is None else bool(follow)) and self.improve > 0
         super().__init__(seed)
         self.last_choice = ""
 
@@ -182,6 +188,7 @@ class PlanPortfolioScheduler(Scheduler):
             insertion=insertion,
             priority=task_priority(problem, self.task_order),
             improve=self.improve,
+            follow=self.follow,
         )
         self.last_choice = choice.name
         return choice
@@ -195,16 +202,22 @@ class PlanPortfolioScheduler(Scheduler):
         return int(self._choice(builder.problem, builder.insertion).nodes[task])
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({list(self.candidates)}, improve={self.improve})"
+        return (
+            f"{type(self).__name__}({list(self.candidates)}, improve={self.improve}, "
+            f"follow={self.follow})"
+        )
 
 
 class ImprovedPortfolioScheduler(PlanPortfolioScheduler):
     """The plan portfolio's plan made shorter by up to three pilot passes
     (:func:`wass_env.sim.improve.improve_plan`: per task the 2 earliest-finish and the
     data-local nodes, the rest of the plan kept, a change kept only where the whole plan gets
-    shorter): never longer than :class:`PlanPortfolioScheduler`'s plan. What a policy trained
-    with ``env.plan_hint_improve=3`` plays before any training.
+    shorter), then up to three that also move each task's followers along: never longer than
+    :class:`PlanPortfolioScheduler`'s plan. What a policy trained with
+    ``env.plan_hint_improve=3 env.plan_hint_follow=true`` (the defaults of ``conf/train.yaml``)
+    plays before any training; ``follow=False`` is the plain passes alone.
     """
 
     name: ClassVar[str] = "improved_portfolio"
     default_improve: ClassVar[int] = 3
+    default_follow: ClassVar[bool] = True

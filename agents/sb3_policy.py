@@ -68,6 +68,7 @@ OBSERVATION_SETTINGS = (
     "plan_hints",
     "plan_hint_candidates",
     "plan_hint_improve",
+    "plan_hint_follow",
     "graph_window",
 )
 

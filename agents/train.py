@@ -189,6 +189,7 @@ def env_kwargs_from_config(cfg: DictConfig) -> dict[str, Any]:
         env["plan_hint_candidates"] = None
     if env.get("plan_hint_candidates") is None:
         env.pop("plan_hint_improve", None)  # it improves the candidates' plan: none to improve
+        env.pop("plan_hint_follow", None)
     try:
         clusters = expand_cluster_spec(_plain(cfg.cluster))
     except ClusterError as exc:

@@ -101,9 +101,10 @@ def test_expert_options_replace_each_other_whole():
         "plans": True,
         "candidates": ["single_node", "peft"],
         "improve": 2,
+        "follow": True,  # env.plan_hint_follow's default in conf/train.yaml
     }
     pp = make_expert(spec)
-    assert isinstance(pp, PortfolioExpert) and pp.plans and pp.improve == 2
+    assert isinstance(pp, PortfolioExpert) and pp.plans and pp.improve == 2 and pp.follow
     assert pp.plan_candidates == ("single_node", "peft")
     cfg = compose_train(
         ["imitation/expert=plans", "imitation.expert.candidates=[heft,single_node]"]

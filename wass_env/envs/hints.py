@@ -106,6 +106,7 @@ def plan_portfolio(
     tie: float = TIE_RTOL,
     improve: int = 0,
     improve_k: int = 2,
+    follow: bool = False,
 ) -> PortfolioChoice:
     """The shortest of :data:`HINT_RULE`'s plan and the candidates' plans, in the environment's
     task order (see the module docstring), optionally made shorter by pilot passes. Computed
@@ -123,6 +124,8 @@ def plan_portfolio(
             0: none). Where they make it shorter by more than ``tie`` the choice is named
             ``"<winner>+improved"`` and holds the improved plan; never longer than without.
         improve_k: Earliest-finish nodes the passes try per task (besides the data-local ones).
+        follow: With ``improve``, also the passes that move a task with its followers
+            (:func:`wass_env.sim.improve.improve_plan`'s ``follow``).
     """
     if priority is None:
         priority = task_priority(problem, "rank")
@@ -130,11 +133,17 @@ def plan_portfolio(
     key = f"plan_portfolio:{insertion}:{','.join(candidates)}:{tie}:{hash(priority.tobytes())}"
     if improve > 0:
         base = plan_portfolio(problem, candidates, insertion=insertion, priority=priority, tie=tie)
-        key += f":improve{int(improve)}x{int(improve_k)}"
+        key += f":improve{int(improve)}x{int(improve_k)}{':follow' if follow else ''}"
         hit = problem._cache.get(key)
         if hit is None:
             nodes, span, _ = improve_plan(
-                problem, base.nodes, priority, k=improve_k, insertion=insertion, passes=improve
+                problem,
+                base.nodes,
+                priority,
+                k=improve_k,
+                insertion=insertion,
+                passes=improve,
+                follow=follow,
             )
             hit = base
             if span < base.makespan * (1.0 - tie):

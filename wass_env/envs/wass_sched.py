@@ -262,6 +262,8 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
     * ``plan_hint_improve``: with ``plan_hint_candidates``, pilot passes that make the winning
       plan shorter before it becomes the hint (:mod:`wass_env.sim.improve`; 0, the default:
       none). The hint is then never longer than the portfolio's plan.
+    * ``plan_hint_follow``: with ``plan_hint_improve``, also the passes that move a task with
+      its followers, the children that read most of their input from it (default False).
     * ``graph_window``: if > 0, add the current task's neighbourhood in the DAG, padded to that
       many tasks: ``obs["graph_tasks"]`` and ``obs["graph_edges"]`` (see
       :mod:`wass_env.envs.graph`), for a graph network.
@@ -298,6 +300,7 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         plan_hints: bool = False,
         plan_hint_candidates: Sequence[str] | None = None,
         plan_hint_improve: int = 0,
+        plan_hint_follow: bool = False,
         graph_window: int = 0,
         reward_scale: str = "lower_bound",
         render_mode: str | None = None,
@@ -409,6 +412,16 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
                 f"plan), got plan_hint_improve={plan_hint_improve!r}"
             )
         self.plan_hint_improve = int(plan_hint_improve)
+        if not isinstance(plan_hint_follow, (bool, np.bool_)):
+            raise EnvConfigError(
+                f"plan_hint_follow must be true or false, got {plan_hint_follow!r}"
+            )
+        if plan_hint_follow and not plan_hint_improve:
+            raise EnvConfigError(
+                "plan_hint_follow needs plan_hint_improve > 0 (it adds passes to the pilot "
+                "passes), got plan_hint_improve=0"
+            )
+        self.plan_hint_follow = bool(plan_hint_follow)
         self._hint_schedulers = (
             [make_scheduler(name) for name in PLAN_HINT_SCHEDULERS]
             if self.plan_hints and self.plan_hint_candidates is None
@@ -730,6 +743,7 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
                     insertion=self.insertion,
                     priority=task_priority(problem, self.task_order),
                     improve=self.plan_hint_improve,
+                    follow=self.plan_hint_follow,
                 )
                 self._hint_nodes = choice.nodes
                 ref, other = choice.rule_makespan, choice.makespan

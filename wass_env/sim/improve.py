@@ -11,8 +11,15 @@ incumbent. The makespan never grows, so the result is never longer than the plan
 from. A completion stops as soon as its partial makespan reaches the incumbent's (a list
 schedule's makespan only grows as tasks are added), which makes most tries short.
 
-Cost: per task at most ``k + 2`` partial replays of the tasks after it, so O(n^2) placements per
-pass in the worst case; 0.1-1 s for 50-200 tasks on 4-64 nodes, usually one to three passes.
+With ``follow``, passes that move groups come after: each candidate is tried once more with
+the task's *followers* (its children on its node that get most of their input bytes from it)
+moved along. A task whose output is heavy cannot move alone, since its child would then fetch
+that output; moved with it, it can (SRASearch: each ``fasterq-dump`` hands terabytes to its one
+``bowtie2``). These passes start from the plain passes' result, so they are never longer.
+
+Cost: per task at most ``k + 2`` partial replays of the tasks after it (twice that in a group
+pass for a task with followers), so O(n^2) placements per pass in the worst case; 0.1-1 s for
+50-200 tasks on 4-64 nodes, usually one to three passes.
 Used by the plan hints (``plan_hint_improve``, :func:`wass_env.envs.hints.plan_portfolio`) and
 the ``improved_portfolio`` scheduler.
 """
@@ -28,7 +35,7 @@ from numpy.typing import NDArray
 from wass_env.sim.plan import PlanBuilder
 from wass_env.sim.problem import Problem
 
-__all__ = ["improve_plan", "list_order", "local_nodes"]
+__all__ = ["followers", "improve_plan", "list_order", "local_nodes"]
 
 #: Relative margin a completion must beat the incumbent by (below it: a tie, no change).
 _GAIN = 1e-12
@@ -78,6 +85,22 @@ def local_nodes(builder: PlanBuilder, task: int) -> list[int]:
     return out
 
 
+def followers(problem: Problem, nodes: Sequence[int], task: int) -> list[int]:
+    """The children of ``task`` on its node (``nodes[task]``) whose heaviest input edge (most
+    bytes, more than 0; the first on ties) comes from ``task``."""
+    wf = problem.workflow
+    out: list[int] = []
+    for c in dict.fromkeys(wf.children(task).tolist()):
+        if nodes[c] != nodes[task]:
+            continue
+        sl = wf.parent_edge_slice(c)
+        by = wf.edge_bytes[sl]
+        i = int(np.argmax(by))
+        if by[i] > 0 and int(wf.edge_src[sl][i]) == task:
+            out.append(int(c))
+    return out
+
+
 def improve_plan(
     problem: Problem,
     nodes: NDArray[np.integer],
@@ -88,9 +111,11 @@ def improve_plan(
     insertion: bool = True,
     passes: int = 1,
     order: Sequence[int] | None = None,
+    follow: bool = False,
 ) -> tuple[NDArray[np.int64], float, int]:
     """Pilot passes over the plan ``nodes`` (module docstring), until a pass changes nothing or
-    ``passes`` have run.
+    ``passes`` have run; with ``follow``, then as many passes that also move each task's
+    followers along.
 
     Args:
         problem: The problem.
@@ -101,6 +126,7 @@ def improve_plan(
         insertion: The plan builder's insertion policy.
         passes: Most passes over the tasks (at least one).
         order: The placement order (default: :func:`list_order` of ``priority``).
+        follow: Also run the passes that move a task with its followers (:func:`followers`).
 
     Returns:
         ``(nodes, makespan, changes)``: the improved plan's nodes, its makespan [s] placed in
@@ -109,11 +135,12 @@ def improve_plan(
     inc = np.asarray(nodes, dtype=np.int64).copy()
     seq = list_order(problem, priority) if order is None else [int(t) for t in order]
     span, changes = np.inf, 0
-    for _ in range(max(int(passes), 1)):
-        span, c = _pass(problem, inc, seq, k, locality, insertion)
-        changes += c
-        if not c:
-            break
+    for group in (False, True) if follow else (False,):
+        for _ in range(max(int(passes), 1)):
+            span, c = _pass(problem, inc, seq, k, locality, insertion, group)
+            changes += c
+            if not c:
+                break
     return inc, span, changes
 
 
@@ -124,9 +151,11 @@ def _pass(
     k: int,
     locality: bool,
     insertion: bool,
+    group: bool = False,
 ) -> tuple[float, int]:
-    """One pilot pass over the tasks in ``seq`` order; ``inc`` is improved in place. Returns
-    the plan's makespan [s] and the number of decisions changed."""
+    """One pilot pass over the tasks in ``seq`` order; ``inc`` is improved in place (``group``:
+    each candidate also with the task's followers moved along). Returns the plan's makespan
+    [s] and the number of decisions changed."""
     b = PlanBuilder(problem, insertion=insertion)
     full = b.copy()
     for t in seq:
@@ -140,20 +169,28 @@ def _pass(
         if locality:
             cand += local_nodes(b, t)
         won, won_span = -1, best * (1.0 - _GAIN)
+        won_moved: tuple[int, ...] = ()
+        fol = tuple(followers(problem, nodes, t)) if group else ()
         for n in dict.fromkeys(cand):  # unique, in order
             if n == nodes[t] or not np.isfinite(eft[n]):
                 continue
-            c = b.copy()
-            c.assign(t, n)
-            j = i + 1
-            while c.max_finish < won_span and j < len(seq):
-                u = seq[j]
-                c.assign(u, nodes[u])
-                j += 1
-            if j == len(seq) and c.max_finish < won_span:
-                won, won_span = n, float(c.max_finish)
+            tries: list[tuple[int, ...]] = [()]
+            if fol and all(problem.fits[u, n] for u in fol):
+                tries.append(fol)
+            for moved in tries:
+                c = b.copy()
+                c.assign(t, n)
+                j = i + 1
+                while c.max_finish < won_span and j < len(seq):
+                    u = seq[j]
+                    c.assign(u, n if u in moved else nodes[u])
+                    j += 1
+                if j == len(seq) and c.max_finish < won_span:
+                    won, won_span, won_moved = n, float(c.max_finish), moved
         if won >= 0:
             nodes[t] = won
+            for u in won_moved:
+                nodes[u] = won
             best = won_span
             changes += 1
         b.assign(t, nodes[t])
