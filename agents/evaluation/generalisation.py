@@ -33,6 +33,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from agents.evaluation.config import EvaluationError
+from agents.evaluation.optimality import BOUND_COLUMNS
 from agents.evaluation.specs import SchedulerEntry, checkpoint_entry
 from agents.evaluation.stats import ci95, summarize
 from agents.evaluation.tables import Column, format_cell, markdown_table, pivot
@@ -141,14 +142,14 @@ def expand(gen: Any) -> tuple[dict[str, Any], list[SchedulerEntry]]:
 
 def _floors(rows: Sequence[Mapping[str, Any]], reference: str) -> dict[str, list[float]]:
     """Per held-out family, each instance's floor ÷ ``reference``'s makespan: the largest lower
-    bound in the instance's rows (``lower_bound``, ``fork_join_bound``)."""
+    bound in the instance's rows (:data:`~agents.evaluation.optimality.BOUND_COLUMNS`)."""
     ref: dict[tuple[Any, ...], float] = {}
     bound: dict[tuple[Any, ...], float] = {}
     for r in rows:
         key = (r["held_out"], r["workload"], r["cluster"], r["seed"], r["episode"])
         if r["scheduler"] == reference:
             ref[key] = float(r["makespan"])
-        for col in ("lower_bound", "fork_join_bound"):
+        for col in BOUND_COLUMNS:
             x = float(r.get(col, math.nan))
             if math.isfinite(x) and not x <= bound.get(key, -math.inf):
                 bound[key] = x
@@ -240,7 +241,8 @@ def heldout_sections(
             entries, cols = _family_rows(summary, names, f"ratio_to_{c}", c, floors)
             note = (
                 " `floor`: the mean of each instance's largest lower bound (`lower_bound`, "
-                f"`fork_join_bound`) ÷ {c}; no scheduler's mean can be below it."
+                f"`fork_join_bound`, `cpsat_lower_bound`) ÷ {c}; no scheduler's mean can be below "
+                "it."
                 if floor
                 else ""
             )

@@ -240,8 +240,8 @@ def load_floors(
         if not ref > 0:
             raise OptimalityError(f"{path}: {reference} makespan {ref!r} for {where} is not > 0")
         cp = v.get("cpsat")
-        best = cp.makespan if cp is not None else min(r.makespan for r in v.values())
         shortest = min(r.makespan for r in v.values())
+        best = cp.makespan if cp is not None else shortest
         if key in bounds and bounds[key] > shortest * (1.0 + ROUNDING):
             raise OptimalityError(
                 f"{path}: a lower bound ({bounds[key]!r} s) above a plan ({shortest!r} s) for "

@@ -159,51 +159,32 @@ def fork_join_bound(problem: Problem) -> float:
     cost = np.where(problem.fits, problem.exec_time, np.inf)  # (T, N) [s]
     cores_t = wf.cores.astype(np.float64)
     share = cost * cores_t[:, None] / problem.cluster.cores.astype(np.float64)[None, :]
-    me = problem.min_exec
     elsewhere = _cheapest_elsewhere(cost)
-    # est: the critical path's earliest start (stage-in included); tail: the path after a task.
-    src, dst, ptr = wf.edge_src.tolist(), wf.edge_dst.tolist(), wf.parent_ptr.tolist()
-    mel, stage = me.tolist(), problem.stage_in.tolist()
-    finish = [0.0] * wf.n_tasks
-    for v in wf.topo_order.tolist():
-        s = stage[v]
-        for e in range(ptr[v], ptr[v + 1]):
-            s = max(s, finish[src[e]])
-        finish[v] = s + mel[v]
-    est = np.asarray(finish) - me
-    cptr, cedges = wf.child_ptr.tolist(), wf.child_edges.tolist()
-    after = [0.0] * wf.n_tasks
-    for v in reversed(wf.topo_order.tolist()):
-        best = 0.0
-        for k in range(cptr[v], cptr[v + 1]):
-            c = dst[cedges[k]]
-            best = max(best, after[c] + mel[c])
-        after[v] = best
-    tail = np.asarray(after)
-    edge_src, edge_dst, edge_bytes = wf.edge_src, wf.edge_dst, wf.edge_bytes
+    est = problem.earliest_finish() - problem.min_exec  # the critical path's earliest start
+    tail = problem.path_after()
+
+    def side(
+        hub_time: FloatArray,
+        nbrs: NDArray[np.int64],
+        nb: FloatArray,
+        outgoing: bool,
+        level: FloatArray,
+    ) -> float:
+        """The hub's bound over neighbours ``nbrs`` (``level``: their tails or heads)."""
+        lv = level[nbrs]
+        off = _off_min(problem, nb, cost[nbrs], elsewhere[nbrs], outgoing)
+        away = hub_time[None, :] + off + lv[:, None]
+        return hub_bound(hub_time, away, share[nbrs], cost[nbrs] + lv[:, None], lv)
+
+    cptr = wf.child_ptr
     best = 0.0
     for t in range(wf.n_tasks):
-        lo, hi = cptr[t], cptr[t + 1]
-        if hi > lo:  # fork at t
-            edges = wf.child_edges[lo:hi]
-            kids, nb = _neighbours(edge_dst[edges], edge_bytes[edges])
-            f = est[t] + cost[t]  # (N,)
-            away = (
-                f[None, :]
-                + _off_min(problem, nb, cost[kids], elsewhere[kids], True)
-                + tail[kids][:, None]
-            )
-            own = cost[kids] + tail[kids][:, None]
-            best = max(best, hub_bound(f, away, share[kids], own, tail[kids]))
-        lo, hi = ptr[t], ptr[t + 1]
-        if hi > lo:  # join at t
-            pars, nb = _neighbours(edge_src[lo:hi], edge_bytes[lo:hi])
-            g = cost[t] + tail[t]  # (N,)
-            away = (
-                g[None, :]
-                + _off_min(problem, nb, cost[pars], elsewhere[pars], False)
-                + est[pars][:, None]
-            )
-            own = cost[pars] + est[pars][:, None]
-            best = max(best, hub_bound(g, away, share[pars], own, est[pars]))
+        if cptr[t + 1] > cptr[t]:  # fork at t: children wait for its finish on h
+            edges = wf.child_edges[cptr[t] : cptr[t + 1]]
+            kids, nb = _neighbours(wf.edge_dst[edges], wf.edge_bytes[edges])
+            best = max(best, side(est[t] + cost[t], kids, nb, True, tail))
+        sl = wf.parent_edge_slice(t)
+        if sl.stop > sl.start:  # join at t: parents deliver before its runtime and tail on h
+            pars, nb = _neighbours(wf.edge_src[sl], wf.edge_bytes[sl])
+            best = max(best, side(cost[t] + tail[t], pars, nb, False, est))
     return best

@@ -358,6 +358,13 @@ class Problem:
         Stage-in of external inputs is node-independent, so it is included.
         """
         if "cp" not in self._cache:
+            self._cache["cp"] = float(self.earliest_finish().max())
+        return self._cache["cp"]  # type: ignore[no-any-return]
+
+    def earliest_finish(self) -> FloatArray:
+        """Each task's finish on the critical path's terms: every task on its fastest node, no
+        communication, stage-in included [s] (cached, read-only)."""
+        if "ef" not in self._cache:
             wf = self.workflow
             w = self.min_exec.tolist()
             s = self.stage_in.tolist()
@@ -371,8 +378,19 @@ class Problem:
                     if f > start:
                         start = f
                 finish[v] = start + w[v]
-            self._cache["cp"] = max(finish)
-        return self._cache["cp"]  # type: ignore[no-any-return]
+            ef = np.asarray(finish)
+            ef.setflags(write=False)
+            self._cache["ef"] = ef
+        return self._cache["ef"]  # type: ignore[no-any-return]
+
+    def path_after(self) -> FloatArray:
+        """The longest path after each task finishes, on the critical path's terms (fastest
+        nodes, no communication) [s] (cached, read-only)."""
+        if "after" not in self._cache:
+            after = self._longest_path_to_exit(self.min_exec, None) - self.min_exec
+            after.setflags(write=False)
+            self._cache["after"] = after
+        return self._cache["after"]  # type: ignore[no-any-return]
 
     def work_bound(self) -> float:
         """Total work over total capacity [s].
