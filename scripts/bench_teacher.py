@@ -44,6 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workload", default="layered", help="generator name for the episodes")
     ap.add_argument("--n-tasks", default="20,60", help="task count range lo,hi")
     ap.add_argument("--cluster", default="het16")
+    ap.add_argument(
+        "--lookahead",
+        action="store_true",
+        help="both environments observe the lookahead features (the main job's observation)",
+    )
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=2.0)
     args = ap.parse_args(argv)
@@ -62,10 +67,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     lo, hi = (int(x) for x in args.n_tasks.split(","))
     spec = {"generator": args.workload, "n_tasks": [lo, hi], "ccr": 1.0}
-    bare = gym.make("WassSched-v0", workload=spec, cluster=args.cluster)
-    wrapped = RAGRewardWrapper(
-        gym.make("WassSched-v0", workload=spec, cluster=args.cluster), teacher, lam=0.1
-    )
+    env_kw: dict[str, Any] = {
+        "workload": spec,
+        "cluster": args.cluster,
+        "lookahead": args.lookahead,
+    }
+    bare = gym.make("WassSched-v0", **env_kw)
+    wrapped = RAGRewardWrapper(gym.make("WassSched-v0", **env_kw), teacher, lam=0.1)
     print(
         f"base: {len(kb)} records ({args.index} index, loaded in {load_s:.1f} s); "
         f"episodes: {args.workload} {lo}-{hi} tasks on {args.cluster}; mode {args.mode}"

@@ -248,7 +248,7 @@ class ProblemFeatures:
             self._log_slowdown = np.where(
                 p.fits & (min_exec[:, None] > 0), np.log(np.maximum(ratio, 1e-300)), 0.0
             )
-        self.lookahead = Lookahead(problem, clip=_CLIP)  # per-node lookahead columns
+        self.lookahead = Lookahead.of(problem, _CLIP)  # per-node lookahead columns
 
     @property
     def n_tasks(self) -> int:

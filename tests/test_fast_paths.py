@@ -99,6 +99,41 @@ def test_planner_queries_match_the_definitions(insertion: bool) -> None:
     assert checked > 100
 
 
+def test_inputs_from_placed_parents_match_the_definition() -> None:
+    """``placed_parents_ready`` (the scalar form HEFT with lookahead's trials use for a child
+    with unplaced parents) equals the arrival matrix's maximum over the placed parents."""
+    checked = 0
+    for p in _problems(2):
+        b = PlanBuilder(p, insertion=True)
+        rng = np.random.default_rng(p.n_tasks)
+        wf = p.workflow
+        while not b.done:
+            for task in range(p.n_tasks):
+                if b.node[task] >= 0:
+                    continue
+                got = b.placed_parents_ready(task)
+                sl = wf.parent_edge_slice(task)
+                if got is None:
+                    assert sl.stop - sl.start > 8
+                    continue
+                want = np.full(p.n_nodes, p.stage_in[task])
+                parents = wf.edge_src[sl]
+                placed = b.node[parents] >= 0
+                if placed.any():
+                    arr = p.arrival_times(
+                        sl,
+                        np.where(placed, b.node[parents], 0),
+                        np.where(placed, b.finish[parents], -np.inf),
+                    )
+                    want = np.maximum(want, arr.max(axis=0))
+                np.testing.assert_array_equal(got, want)
+                checked += int(placed.any() and not placed.all())
+            ready = sorted(b.ready)
+            task = ready[int(rng.integers(len(ready)))]
+            b.assign(task, int(rng.choice(np.flatnonzero(p.fits[task]))))
+    assert checked > 100  # partly placed parents, the case the trials meet
+
+
 def test_replacing_edge_bytes_equals_rebuilding() -> None:
     wf = layered(30, np.random.default_rng(3), width=4, density=0.4)
     before = wf.edge_bytes.copy()
@@ -301,3 +336,35 @@ def test_layered_generator_matches_its_layer_by_layer_definition(seed: int) -> N
         assert got.ids == want.ids
         for field in ("edge_src", "edge_dst", "edge_bytes", "work", "cores", "memory"):
             np.testing.assert_array_equal(getattr(got, field), getattr(want, field), field)
+
+
+def test_shared_lookahead_columns_follow_the_state() -> None:
+    """The environment and the teacher share one :class:`Lookahead` per problem, which keeps
+    the last state's columns: every answer equals a fresh computation, for the episode's plan
+    and for a copy that moves on."""
+    from wass_env.envs.lookahead import Lookahead
+
+    p = _problems(3, n=2)[1]
+    shared = Lookahead.of(p, 100.0)
+    assert Lookahead.of(p, 100.0) is shared and Lookahead.of(p, 50.0) is not shared
+    b = PlanBuilder(p, insertion=True)
+    rng = np.random.default_rng(0)
+    scale = p.lower_bound()
+    while not b.done:
+        task = min(b.ready)
+        other = b.copy()
+        for plan in (b, other, b):
+            eft = plan.earliest_finish(task)
+            got = shared(plan, task, eft, plan.release_time(task), scale)
+            fresh = Lookahead(p, 100.0)._columns(plan, task, eft, plan.release_time(task), scale)
+            np.testing.assert_array_equal(got, fresh)
+            assert not got.flags.writeable
+        other.assign(task, int(rng.choice(np.flatnonzero(p.fits[task]))))
+        if not other.done:
+            t2 = min(other.ready)
+            eft = other.earliest_finish(t2)
+            np.testing.assert_array_equal(
+                shared(other, t2, eft, other.release_time(t2), scale),
+                Lookahead(p, 100.0)._columns(other, t2, eft, other.release_time(t2), scale),
+            )
+        b.assign(task, int(rng.choice(np.flatnonzero(p.fits[task]))))

@@ -100,6 +100,22 @@ class Lookahead:
         self._cap = problem.cluster.cores
         self._nodes = np.arange(n)
         self._child = ChildLookahead.of(problem)
+        self._last: tuple[Any, ...] | None = None  # the last state asked for, and its columns
+
+    def __getstate__(self) -> dict[str, object]:
+        """Pickled without the last state's columns (and the plan they belong to)."""
+        return {**self.__dict__, "_last": None}
+
+    @classmethod
+    def of(cls, problem: Problem, clip: float) -> Lookahead:
+        """The problem's shared instance for ``clip`` (made on first use, kept with the
+        problem's tables): the environment's observation and the teacher's features ask for
+        the same state's columns, and the second request costs nothing."""
+        key = f"lookahead/{float(clip)!r}"
+        got = problem._cache.get(key)
+        if got is None:
+            got = problem._cache[key] = cls(problem, clip)
+        return got  # type: ignore[no-any-return]
 
     def _static(self, task: int) -> tuple[Any, ...]:
         """Child edges of ``task`` and its children's other parent edges (cached)."""
@@ -148,15 +164,37 @@ class Lookahead:
         release: float,
         scale: float,
     ) -> NDArray[np.float64]:
-        """The features, shape ``(n_nodes, len(LOOKAHEAD_FEATURES))``.
+        """The features, shape ``(n_nodes, len(LOOKAHEAD_FEATURES))``, read-only.
 
         Args:
             builder: The partial plan.
             task: The task to place (ready).
-            eft: Its earliest finish time on every node (``inf`` where it does not fit) [s].
+            eft: Its earliest finish time on every node (``inf`` where it does not fit) [s]:
+                ``builder.earliest_finish(task)``.
             release: When its last parent finishes [s].
             scale: Time unit of the features [s].
         """
+        last = self._last
+        if (
+            last is not None
+            and last[0] is builder
+            and last[1:5] == (builder.n_placed, task, release, scale)
+        ):
+            return last[5]  # type: ignore[no-any-return]
+        out = self._columns(builder, task, eft, release, scale)
+        out.flags.writeable = False
+        # A plan only grows: the builder and its number of placed tasks name the state.
+        self._last = (builder, builder.n_placed, task, release, scale, out)
+        return out
+
+    def _columns(
+        self,
+        builder: PlanBuilder,
+        task: int,
+        eft: NDArray[np.float64],
+        release: float,
+        scale: float,
+    ) -> NDArray[np.float64]:
         p = self.problem
         wf = p.workflow
         n = p.n_nodes

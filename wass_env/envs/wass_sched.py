@@ -721,7 +721,7 @@ class WassSchedEnv(gym.Env[dict[str, NDArray[np.float32]], np.int64]):
         self._best_0d = np.zeros(())
         self._inv_0d = np.array(inv)
         # The optional observation parts.
-        self._lookahead = Lookahead(problem, _CLIP) if self.lookahead else None
+        self._lookahead = Lookahead.of(problem, _CLIP) if self.lookahead else None
         self._graph = GraphWindow(problem, self.graph_window, _CLIP) if self.graph_window else None
         if self.lookahead:
             speed = problem.min_exec[:, None] / np.where(

@@ -129,6 +129,9 @@ def partial_finish(builder: PlanBuilder, task: int) -> NDArray[np.float64]:
     fit on get ``inf``.
     """
     problem = builder.problem
+    ready = builder.placed_parents_ready(task)
+    if ready is not None:
+        return builder.start_times(task, ready) + problem.exec_time[task]
     wf = problem.workflow
     sl = wf.parent_edge_slice(task)
     parents = wf.edge_src[sl]

@@ -41,7 +41,6 @@ scheduler see that moving data off a busy node costs more than its bytes alone.
 
 from __future__ import annotations
 
-import copy
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from heapq import heappop, heappush
@@ -442,6 +441,10 @@ class PlanBuilder:
             _NodeProfile(int(c), self._cmax, cap)
             for c, cap in zip(cl.cores.tolist(), caps, strict=True)
         ]
+        # Copy on write: after copy() the two builders share their node profiles, and
+        # _own[n] is False in both until one of them places a task on node n and so makes
+        # its own copy of that profile (a trial placement touches a few nodes of many).
+        self._own = [True] * n_n
         # _mem_slack[n]: bytes node n keeps free at all times so far (inf: unlimited); a task
         # needing no more than that can ignore memory there.
         self._mem_slack = np.array([np.inf if cap is None else float(cap) for cap in caps])
@@ -491,7 +494,8 @@ class PlanBuilder:
     def copy(self) -> PlanBuilder:
         """An independent copy of the partial plan (to try a continuation without changing this
         one: a rollout, a counterfactual branch). Static problem data is shared."""
-        other = copy.copy(self)
+        other = object.__new__(type(self))
+        other.__dict__.update(self.__dict__)  # copy.copy's result, without its protocol
         for name in (
             "node",
             "start",
@@ -512,11 +516,12 @@ class PlanBuilder:
         other._missing = self._missing.copy()
         other.ready = set(self.ready)
         other.newly_ready = list(self.newly_ready)
-        other._profiles = [p.copy() for p in self._profiles]
+        other._profiles = list(self._profiles)  # shared until written (assign)
+        self._own = [False] * self._n_nodes
+        other._own = [False] * self._n_nodes
         if self.contention:
             other._link_free = self._link_free.copy()
-        other._query_task = -1
-        other._query_est = other._query_drt = None
+        # The last query (earliest starts of one task) holds for the copy too: same state.
         return other
 
     # ------------------------------------------------------------------ queries
@@ -639,6 +644,42 @@ class PlanBuilder:
         self._drt_floor = None
         return drt
 
+    def placed_parents_ready(self, task: int) -> FloatArray | None:
+        """When the inputs from ``task``'s placed parents (and its stage-in) would be on each
+        node, the unplaced parents left out [s]; ``None`` where the scalar form does not apply
+        (a per-pair network, or more than a few parents: then compute it from
+        :meth:`Problem.arrival_times`). The same values as that general form: on a uniform
+        network every node but the one holding the latest remote arrival's parent sees that
+        arrival."""
+        delay = self._delay_l
+        lo, hi = self._pptr[task], self._pptr[task + 1]
+        if delay is None or hi - lo > _SCALAR_PARENTS:
+            return None
+        src, fin, nod = self._psrc_l, self._finish_l, self._node_l
+        top = -_INF
+        k = -1
+        for e in range(lo, hi):
+            p = src[e]
+            if nod[p] >= 0:
+                r = fin[p] + delay[e]
+                if r > top:  # the first maximum, like argmax
+                    top, k = r, nod[p]
+        stage = self._stage[task]
+        ready = np.empty(self._n_nodes)
+        if k < 0:
+            ready.fill(stage)
+            return ready
+        best = -_INF
+        for e in range(lo, hi):
+            p = src[e]
+            if nod[p] >= 0:
+                v = fin[p] if nod[p] == k else fin[p] + delay[e]
+                if v > best:
+                    best = v
+        ready.fill(top if top > stage else stage)
+        ready[k] = best if best > stage else stage
+        return ready
+
     def start_times(self, task: int, ready: FloatArray) -> FloatArray:
         """Earliest start of ``task`` on every node, given when its inputs are there [s].
 
@@ -736,6 +777,9 @@ class PlanBuilder:
         if f > self.max_finish:
             self.max_finish = f
         prof = self._profiles[node]
+        if not self._own[node]:
+            prof = self._profiles[node] = prof.copy()
+            self._own[node] = True
         m = self._mem[task]
         prof.add(s, f, c, m)
         tails = prof.tail
