@@ -12,11 +12,14 @@ Vectors (``--vectors``):
 * ``clustered`` (default): a mixture of 1,000 Gaussian clusters on the unit sphere, like state
   embeddings of many similar decisions; queries are fresh draws from the same mixture;
 * ``random``: uniform on the unit sphere (no structure: the hardest case for approximate search);
-* ``kb``: the keys of a knowledge base (``--kb``); queries are perturbed copies of held-out keys.
+* ``kb``: the keys of a knowledge base (``--kb``); queries are perturbed copies of held-out keys,
+  or with ``--queries-kb`` the keys of another base keyed by the same model (decisions of other
+  instances: what the teacher asks during training).
 
     python scripts/bench_retrieval.py                     # 1,000,000 x 32, clustered
     python scripts/bench_retrieval.py --records 100000 --vectors random
     python scripts/bench_retrieval.py --vectors kb --kb runs/teacher/kb.wkb
+    python scripts/bench_retrieval.py --vectors kb --kb BIG.wkb --queries-kb OTHER.wkb
     python scripts/bench_retrieval.py --vectors kb --kb runs/teacher/huge/kb.wkb \
         --ef-search 16,32,64 --nprobe 8,16 --index-cache runs/retrieval   # reuse the indexes
 """
@@ -36,7 +39,13 @@ from wass_env.io import atomic_path
 
 
 def _vectors(
-    kind: str, n: int, n_q: int, dim: int, rng: np.random.Generator, kb: str | None
+    kind: str,
+    n: int,
+    n_q: int,
+    dim: int,
+    rng: np.random.Generator,
+    kb: str | None,
+    queries_kb: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     if kind == "random":
         return normalize(rng.standard_normal((n, dim))), normalize(rng.standard_normal((n_q, dim)))
@@ -52,7 +61,17 @@ def _vectors(
 
     if kb is None:
         raise ValueError("--vectors kb needs --kb PATH")
-    keys = KnowledgeBase.load(kb).keys
+    base_kb = KnowledgeBase.load(kb)
+    keys = base_kb.keys
+    if queries_kb is not None:
+        other = KnowledgeBase.load(queries_kb)
+        if other.key_model != base_kb.key_model:
+            raise ValueError(
+                f"--queries-kb {queries_kb} is keyed by {other.key_model!r}, --kb {kb} by "
+                f"{base_kb.key_model!r}: re-key one with the other's model"
+            )
+        q = other.keys[rng.permutation(len(other.keys))[:n_q]]
+        return keys[:n], q
     idx = rng.permutation(len(keys))
     base, held = keys[idx[n_q:]][:n], keys[idx[:n_q]]
     return base, normalize(held + 0.01 * rng.standard_normal(held.shape).astype(np.float32))
@@ -120,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--k", type=int, default=5)
     ap.add_argument("--vectors", choices=["clustered", "random", "kb"], default="clustered")
     ap.add_argument("--kb", help="knowledge base for --vectors kb")
+    ap.add_argument("--queries-kb", help="with --vectors kb: query with this base's keys")
     ap.add_argument("--ef-search", default="64", help="HNSW query beam width(s), e.g. 32,64")
     ap.add_argument("--hnsw-m", type=int, default=32)
     ap.add_argument("--nprobe", default="16", help="IVF cells visited per query, e.g. 8,16")
@@ -143,7 +163,9 @@ def main(argv: list[str] | None = None) -> int:
         faiss.omp_set_num_threads(args.threads)
     rng = np.random.default_rng(args.seed)
     try:
-        base, queries = _vectors(args.vectors, args.records, args.queries, args.dim, rng, args.kb)
+        base, queries = _vectors(
+            args.vectors, args.records, args.queries, args.dim, rng, args.kb, args.queries_kb
+        )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -160,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     source = args.vectors
     if args.vectors == "kb":
         st = Path(args.kb).stat()
-        source = f"kb{st.st_size}-{st.st_mtime_ns}"
+        source = f"kb{st.st_size}-{st.st_mtime_ns}{'-q' if args.queries_kb else ''}"
     for kind, params, knob, values in builds:
         t0 = time.perf_counter()
         r = _built(kind, params, base, args.index_cache, f"{source}-{args.records}-{args.seed}")

@@ -8,7 +8,14 @@ the environments alone (without the random policy's masked sampling), the mean t
 step and its retrieval part.
 
     python scripts/bench_teacher.py --kb runs/teacher/large/kb.wkb --model runs/teacher/model.wtm
+    python scripts/bench_teacher.py --kb ... --model ... --lookahead   # the main job's observation
     python scripts/bench_teacher.py --kb ... --model ... --index flat --rounds 3
+
+The teacher's action features include the environment's lookahead columns (HEFT with
+lookahead's node scores among them, one trial placement per candidate node). Both compute them
+through one shared instance per problem, so with ``--lookahead`` (the policy's observation in the
+main job, ``env.lookahead=true``) the teacher reuses the environment's columns; without it the
+teacher pays for them alone, against a bare environment that does not compute them.
 
 The base must be keyed by the model (``scripts/train_predictor.py`` writes one; ``--rekey``
 re-keys another base, e.g. the ``large`` profile's).
