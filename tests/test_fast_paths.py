@@ -368,3 +368,73 @@ def test_shared_lookahead_columns_follow_the_state() -> None:
                 Lookahead(p, 100.0)._columns(other, t2, eft, other.release_time(t2), scale),
             )
         b.assign(task, int(rng.choice(np.flatnonzero(p.fits[task]))))
+
+
+def _varied_problems(seed: int, n: int = 12) -> list[Problem]:
+    """Small problems with what the single-node start must handle: per-pair networks, memory
+    that binds, zero-length tasks, multi-core tasks on nodes they do not all fit, dispatch
+    latency and many-parent tasks."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(n):
+        n_t = int(rng.integers(10, 30))
+        n_n = int(rng.integers(2, 6))
+        edges = [
+            (i, j) for j in range(n_t) for i in range(j) if rng.random() < (0.5 if k % 4 else 0.1)
+        ]
+        work = rng.choice([0.0, 0.5, 1.0, 3.7, 10.0], n_t)
+        node_cores = rng.integers(1, 5, n_n)
+        node_cores[0] = 4
+        wf = Workflow.from_arrays(
+            work,
+            np.asarray(edges, dtype=np.int64).reshape(-1, 2),
+            rng.choice([0.0, 10.0, 300.0], len(edges)) * rng.uniform(0.9, 1.1, len(edges)),
+            cores=rng.integers(1, 5, n_t),
+            memory=rng.choice([0.0, 0.0, 3.0, 7.0], n_t) if k % 2 else np.zeros(n_t),
+            input_bytes=rng.choice([0.0, 0.0, 40.0], n_t),
+        )
+        if k % 3 == 0:  # per-pair network
+            bw = rng.uniform(5.0, 100.0, (n_n, n_n))  # inexact values: rounding shows
+            lat = rng.uniform(0.0, 0.3, (n_n, n_n))
+        else:
+            bw, lat = float(rng.choice([10.0, 100.0])), float(rng.choice([0.0, 0.25]))
+        mem = rng.choice([np.inf, 8.0, 10.0], n_n) if k % 2 else None
+        out.append(
+            Problem(
+                wf,
+                Cluster(
+                    rng.choice([0.5, 1.0, 2.0], n_n),
+                    node_cores,
+                    mem,
+                    bandwidth=bw,
+                    latency=lat,
+                    dispatch_latency=2.0 if k % 5 == 4 else 0.0,
+                ),
+            )
+        )
+    return out
+
+
+@pytest.mark.parametrize("insertion", [True, False])
+def test_start_on_one_node_equals_the_earliest_start_there(insertion: bool) -> None:
+    """A replay (``assign`` without a query first) computes the start on its node alone
+    (``_start_on``); it must equal :meth:`PlanBuilder.earliest_start` there bit for bit, and
+    two replays of one plan, with and without the queries, must agree."""
+    checked = 0
+    for p in _varied_problems(7) + _problems(8, n=4):
+        b = PlanBuilder(p, insertion=insertion)
+        twin = PlanBuilder(p, insertion=insertion)  # places without asking first
+        rng = np.random.default_rng(p.n_tasks)
+        while not b.done:
+            for t in sorted(b.ready):
+                est = b.earliest_start(t)
+                for n in np.flatnonzero(p.fits[t]).tolist():
+                    assert b._start_on(t, n) == est[n]
+                    checked += 1
+            ready = sorted(b.ready)
+            task = ready[int(rng.integers(len(ready)))]
+            node = int(rng.choice(np.flatnonzero(p.fits[task])))
+            b.earliest_start(task)
+            assert b.assign(task, node) == twin.assign(task, node)
+        np.testing.assert_array_equal(b.plan().start, twin.plan().start)
+    assert checked > 2000

@@ -728,6 +728,71 @@ class PlanBuilder:
             est[self._no_fit[task]] = np.inf
         return est
 
+    def _ready_on(self, task: int, n: int) -> float:
+        """``data_ready(task)[n]`` for one node, by the same operations [s] (no contention)."""
+        stage = self._stage[task]
+        lo, hi = self._pptr[task], self._pptr[task + 1]
+        if lo == hi:
+            return stage  # type: ignore[no-any-return]
+        src, fin, nod = self._psrc_l, self._finish_l, self._node_l
+        delay = self._delay_l
+        best = -_INF
+        last = -_INF  # the last parent's finish
+        if delay is not None:
+            for e in range(lo, hi):
+                p = src[e]
+                f = fin[p]
+                v = f if nod[p] == n else f + delay[e]
+                if v > best:
+                    best = v
+                if f > last:
+                    last = f
+        else:  # per-pair network: Problem.arrival_times' expression, one column
+            cl = self.problem.cluster
+            lat, bw = cl.latency_matrix, cl.bandwidth_matrix
+            nbytes = self.problem.workflow.edge_bytes
+            for e in range(lo, hi):
+                p = src[e]
+                f = fin[p]
+                k = nod[p]
+                v = f if k == n else f + (lat.item(k, n) + nbytes.item(e) / bw.item(k, n))
+                if v > best:
+                    best = v
+                if f > last:
+                    last = f
+        if stage > best:
+            best = stage
+        if self._dispatch > 0:
+            ready = last + self._dispatch
+            if ready > best:
+                best = ready
+        return best  # type: ignore[no-any-return]
+
+    def _start_on(self, task: int, n: int) -> float:
+        """``earliest_start(task)[n]`` for one node the task fits on, by the same operations as
+        :meth:`_start_times` on that node (a replay places each task on a known node, so the
+        other nodes' starts, and their gap searches, are not needed) [s]."""
+        ready = self._ready_on(task, n)
+        c = self._cores[task]
+        d = self.problem.exec_time.item(task, n)
+        if d > 0 or not self._zero_len[task]:
+            tail = self._tail.item(n, c)
+        else:
+            tail = 0.0  # a zero-length task takes no cores
+        m = self._mem[task]
+        tight = m > 0 and m > self._mem_slack.item(n) and d > 0
+        if tight:
+            mt = self._profiles[n].mem_tail(m)
+            if mt > tail:
+                tail = mt
+        est = ready if ready > tail else tail  # np.maximum's value
+        if self.insertion:
+            if ready < tail and self._window_ok.item(n) >= d:
+                est = self._profiles[n].earliest_fit(ready, d, c, m if tight else 0)
+        elif self._last_start.item(n) > est:
+            est = self._last_start.item(n)
+        return est  # type: ignore[no-any-return]
+
     def earliest_start(self, task: int) -> FloatArray:
         """Earliest start of ``task`` on every node (``inf`` where it does not fit) [s]."""
         if task != self._query_task or self._query_est is None:
@@ -761,7 +826,10 @@ class PlanBuilder:
                 f"task {p.workflow.ids[task]!r} cannot run on node {node}: "
                 + ("no such node" if not 0 <= node < n_n else "not enough cores or memory")
             )
-        s = self.earliest_start(task).item(node)
+        if task == self._query_task or self.contention:
+            s = self.earliest_start(task).item(node)
+        else:
+            s = self._start_on(task, node)  # one node: what earliest_start(task)[node] is
         f = s + self.problem.exec_time.item(task, node)
         if self.contention:
             self._contended_ready(task, node, commit=True)
