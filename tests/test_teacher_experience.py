@@ -141,6 +141,28 @@ def test_similarity_weights_are_the_normalised_similarities() -> None:
     np.testing.assert_allclose(w, [[1.0, 0.0]])  # no case: the zero context alone
 
 
+def test_one_query_paths_equal_the_batched_ones() -> None:
+    """The teacher's step (one query, every case found) takes a shorter path through
+    ``similarity_weights`` and ``case_contexts``; it gives the batched form's values bit for
+    bit, with positive, mixed and all-negative similarities."""
+    from teacher.features import ACTION_FEATURES
+    from teacher.predictor import case_contexts
+
+    rng = np.random.default_rng(0)
+    keys = rng.standard_normal((50, 6)).astype(np.float32)
+    log_t = rng.standard_normal(50).astype(np.float32)
+    act = rng.standard_normal((50, len(ACTION_FEATURES))).astype(np.float32)
+    for sims in ([0.9, 0.5, 0.1], [0.3, -0.2, 0.7, 0.7, 0.0], [-0.1, -0.4, -0.2]):
+        s = np.asarray(sims, dtype=np.float32)
+        ids = rng.choice(50, s.size, replace=False)
+        w1 = similarity_weights(s, ids)
+        assert w1.dtype == np.float32
+        np.testing.assert_array_equal(w1, similarity_weights(s[None], ids[None])[0])
+        c1 = case_contexts(s, ids, keys, log_t, act)
+        np.testing.assert_array_equal(c1, case_contexts(s[None], ids[None], keys, log_t, act)[0])
+        np.testing.assert_array_equal(c1[:, :6], keys[ids])
+
+
 def test_steps_to_parity_by_hand() -> None:
     curve = [
         {"timestep": 10 * (i + 1), "ratio_to_heft": r}
