@@ -588,24 +588,7 @@ class PlanBuilder:
             # Same latency and bandwidth everywhere: every node but one sees the latest remote
             # arrival; only the node holding that parent sees something earlier. Few parents:
             # a scalar loop beats a dozen small array operations.
-            src, fin, nod = self._psrc_l, self._finish_l, self._node_l
-            top = -_INF
-            k = -1
-            for e in range(lo, hi):
-                p = src[e]
-                r = fin[p] + delay[e]
-                if r > top:  # the first maximum, like argmax
-                    top, k = r, nod[p]
-            best = -_INF
-            last = -_INF  # the last parent's finish
-            for e in range(lo, hi):
-                p = src[e]
-                f = fin[p]
-                v = f if nod[p] == k else f + delay[e]
-                if v > best:
-                    best = v
-                if f > last:
-                    last = f
+            top, k, best, last = self._arrivals(lo, hi, delay)
             if stage > top:
                 top = stage
             if stage > best:
@@ -644,6 +627,34 @@ class PlanBuilder:
         self._drt_floor = None
         return drt
 
+    def _arrivals(self, lo: int, hi: int, delay: list[float]) -> tuple[float, int, float, float]:
+        """Inputs over parent edges ``lo:hi`` from placed parents on a uniform network (delay
+        per edge between distinct nodes): ``(top, k, best, last)``. ``top`` is the latest
+        remote arrival and ``k`` the node of its parent (the first such edge; -1 when no parent
+        is placed): every node but ``k`` has all these inputs at ``top``, node ``k`` at
+        ``best``. ``last`` is the latest parent finish."""
+        src, fin, nod = self._psrc_l, self._finish_l, self._node_l
+        top = -_INF
+        k = -1
+        for e in range(lo, hi):
+            p = src[e]
+            if nod[p] >= 0:
+                r = fin[p] + delay[e]
+                if r > top:  # the first maximum, like argmax
+                    top, k = r, nod[p]
+        best = -_INF
+        last = -_INF
+        for e in range(lo, hi):
+            p = src[e]
+            if nod[p] >= 0:
+                f = fin[p]
+                v = f if nod[p] == k else f + delay[e]
+                if v > best:
+                    best = v
+                if f > last:
+                    last = f
+        return top, k, best, last
+
     def placed_parents_ready(self, task: int) -> FloatArray | None:
         """When the inputs from ``task``'s placed parents (and its stage-in) would be on each
         node, the unplaced parents left out [s]; ``None`` where the scalar form does not apply
@@ -655,27 +666,12 @@ class PlanBuilder:
         lo, hi = self._pptr[task], self._pptr[task + 1]
         if delay is None or hi - lo > _SCALAR_PARENTS:
             return None
-        src, fin, nod = self._psrc_l, self._finish_l, self._node_l
-        top = -_INF
-        k = -1
-        for e in range(lo, hi):
-            p = src[e]
-            if nod[p] >= 0:
-                r = fin[p] + delay[e]
-                if r > top:  # the first maximum, like argmax
-                    top, k = r, nod[p]
+        top, k, best, _ = self._arrivals(lo, hi, delay)
         stage = self._stage[task]
         ready = np.empty(self._n_nodes)
         if k < 0:
             ready.fill(stage)
             return ready
-        best = -_INF
-        for e in range(lo, hi):
-            p = src[e]
-            if nod[p] >= 0:
-                v = fin[p] if nod[p] == k else fin[p] + delay[e]
-                if v > best:
-                    best = v
         ready.fill(top if top > stage else stage)
         ready[k] = best if best > stage else stage
         return ready
@@ -734,28 +730,23 @@ class PlanBuilder:
         lo, hi = self._pptr[task], self._pptr[task + 1]
         if lo == hi:
             return stage  # type: ignore[no-any-return]
-        src, fin, nod = self._psrc_l, self._finish_l, self._node_l
         delay = self._delay_l
-        best = -_INF
-        last = -_INF  # the last parent's finish
-        if delay is not None:
-            for e in range(lo, hi):
-                p = src[e]
-                f = fin[p]
-                v = f if nod[p] == n else f + delay[e]
-                if v > best:
-                    best = v
-                if f > last:
-                    last = f
+        if delay is not None:  # what data_ready gives node n: best on k, top elsewhere
+            top, k, best, last = self._arrivals(lo, hi, delay)
+            if n != k:
+                best = top
         else:  # per-pair network: Problem.arrival_times' expression, one column
+            src, fin, nod = self._psrc_l, self._finish_l, self._node_l
+            best = -_INF
+            last = -_INF  # the last parent's finish
             cl = self.problem.cluster
             lat, bw = cl.latency_matrix, cl.bandwidth_matrix
             nbytes = self.problem.workflow.edge_bytes
             for e in range(lo, hi):
                 p = src[e]
                 f = fin[p]
-                k = nod[p]
-                v = f if k == n else f + (lat.item(k, n) + nbytes.item(e) / bw.item(k, n))
+                q = nod[p]
+                v = f if q == n else f + (lat.item(q, n) + nbytes.item(e) / bw.item(q, n))
                 if v > best:
                     best = v
                 if f > last:
